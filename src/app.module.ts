@@ -1,0 +1,30 @@
+import { Module } from '@nestjs/common';
+import { ConfigModule } from '@nestjs/config';
+import { appConfig } from './config/app.config';
+import { authConfig } from './config/auth.config';
+import { databaseConfig } from './config/database.config';
+import { validateEnv } from './config/env.validation';
+import { llmConfig } from './config/llm.config';
+import { metricsConfig } from './config/metrics.config';
+import { usageConfig } from './config/usage.config';
+import { DatabaseModule } from './database/database.module';
+import { AuthModule } from './modules/auth/auth.module';
+import { HealthModule } from './modules/health/health.module';
+import { UsageModule } from './modules/usage/usage.module';
+import { DatabaseUsageSink } from './plugins/sinks/database-usage.sink';
+
+@Module({
+  imports: [
+    ConfigModule.forRoot({
+      isGlobal: true,
+      cache: true,
+      validate: validateEnv,
+      load: [appConfig, databaseConfig, llmConfig, usageConfig, authConfig, metricsConfig],
+    }),
+    DatabaseModule,
+    AuthModule,
+    HealthModule,
+    UsageModule.forRoot({ sinks: [DatabaseUsageSink] }),
+  ],
+})
+export class AppModule {}

@@ -1,0 +1,106 @@
+import { plainToInstance, Transform } from 'class-transformer';
+import {
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  IsUrl,
+  Matches,
+  Max,
+  Min,
+  validateSync,
+} from 'class-validator';
+
+const toBool = ({ value }: { value: unknown }) => {
+  if (value === undefined || value === '') return undefined;
+  if (typeof value === 'boolean') return value;
+  const v = String(value).trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off'].includes(v)) return false;
+  return value; // left as a string so IsBoolean reports it
+};
+const toInt = ({ value }: { value: unknown }) =>
+  value === undefined || value === '' ? undefined : /^-?\d+$/.test(String(value).trim()) ? Number(value) : value;
+
+/**
+ * Every environment variable the service reads. Validated once at boot; a bad value stops the
+ * start with a message naming the variable. `.env.example` documents each one.
+ */
+export class EnvironmentVariables {
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(65535)
+  PORT?: number;
+
+  @IsOptional() @IsString()
+  HOST?: string;
+
+  @IsOptional() @IsIn(['development', 'production', 'test'])
+  NODE_ENV?: string;
+
+  @IsOptional() @IsIn(['pretty', 'json'])
+  LOG_FORMAT?: string;
+
+  @IsOptional()
+  @Matches(/^(sqlite:.+|postgres(ql)?:\/\/.+)$/, {
+    message: 'DATABASE_URL must be sqlite:<path> or postgres://user@host:port/db',
+  })
+  DATABASE_URL?: string;
+
+  @IsOptional() @IsString()
+  OPENAI_API_KEY?: string;
+
+  @IsOptional() @IsUrl({ require_tld: false, protocols: ['http', 'https'], require_protocol: true })
+  OPENAI_BASE_URL?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100)
+  OPENAI_TIMEOUT_MS?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(10)
+  OPENAI_MAX_RETRIES?: number;
+
+  @IsOptional() @Matches(/^[a-z0-9][a-z0-9_-]*$/, { message: 'LLM_PROVIDER must be a provider id such as openai' })
+  LLM_PROVIDER?: string;
+
+  @IsOptional() @IsString()
+  PRICING_FILE?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(100_000)
+  USAGE_BATCH_SIZE?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(10) @Max(60_000)
+  USAGE_FLUSH_INTERVAL_MS?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(10_000_000)
+  USAGE_QUEUE_CAPACITY?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0)
+  SHUTDOWN_DRAIN_TIMEOUT_MS?: number;
+
+  @IsOptional() @IsString()
+  USAGE_SINK_PLUGINS?: string;
+
+  @IsOptional() @IsString()
+  API_KEYS_FILE?: string;
+
+  @IsOptional() @Transform(toBool) @IsBoolean()
+  METRICS_REQUIRE_AUTH?: boolean;
+
+  @IsOptional() @Matches(/^(user)?$/, { message: 'METRICS_EXTRA_LABELS may only list: user' })
+  METRICS_EXTRA_LABELS?: string;
+
+  @IsOptional() @Transform(toBool) @IsBoolean()
+  ENABLE_OPENTELEMETRY?: boolean;
+}
+
+export function validateEnv(config: Record<string, unknown>): EnvironmentVariables {
+  const validated = plainToInstance(EnvironmentVariables, config, { enableImplicitConversion: false });
+  const errors = validateSync(validated, { skipMissingProperties: false, whitelist: false });
+  if (errors.length > 0) {
+    const lines = errors.map((e) => {
+      const msgs = Object.values(e.constraints ?? {}).join('; ');
+      return `  ${e.property}=${JSON.stringify(e.value)}: ${msgs}`;
+    });
+    throw new Error(`Invalid environment configuration:\n${lines.join('\n')}`);
+  }
+  return validated;
+}

@@ -1,0 +1,17 @@
+import { registerAs } from '@nestjs/config';
+import { resolve } from 'node:path';
+import { validateEnv } from './env.validation';
+
+export const llmConfig = registerAs('llm', () => {
+  const env = validateEnv(process.env);
+  return {
+    apiKey: env.OPENAI_API_KEY ?? null,
+    baseUrl: env.OPENAI_BASE_URL ?? null,
+    timeoutMs: env.OPENAI_TIMEOUT_MS ?? 120_000,
+    maxRetries: env.OPENAI_MAX_RETRIES ?? 2,
+    /** Provider id used for price look-ups when the base URL does not identify one. */
+    provider: env.LLM_PROVIDER ?? 'openai',
+    pricingFile: resolve(env.PRICING_FILE ?? 'config/pricing.json'),
+  };
+});
+export type LlmConfig = ReturnType<typeof llmConfig>;

@@ -1,0 +1,31 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { DataSourceOptions } from 'typeorm';
+import type { DatabaseConfig } from '../config/database.config';
+import { MIGRATIONS } from './migration-list';
+
+/**
+ * Builds TypeORM options for either database. Entities are registered by their modules
+ * (`autoLoadEntities`); migrations are listed explicitly so they run the same from `dist` and tests.
+ */
+export function buildTypeOrmOptions(db: DatabaseConfig): DataSourceOptions {
+  const common = {
+    migrations: MIGRATIONS,
+    migrationsRun: true,
+    synchronize: false,
+    logging: ['error', 'warn'] as ('error' | 'warn')[],
+  };
+  if (db.type === 'postgres') {
+    return { ...common, type: 'postgres', url: db.url, extra: { max: 10 } };
+  }
+  if (db.path !== ':memory:') mkdirSync(dirname(db.path), { recursive: true });
+  return {
+    ...common,
+    type: 'sqlite',
+    database: db.path,
+    // WAL lets the usage API read while the sink writes; busy_timeout rides out short locks
+    // taken by other processes (a backup, an operator's sqlite3 shell) instead of failing at once.
+    busyTimeout: 5_000,
+    enableWAL: true,
+  } as DataSourceOptions;
+}

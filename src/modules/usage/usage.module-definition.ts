@@ -1,0 +1,41 @@
+import { ConfigurableModuleBuilder, ModuleMetadata, Provider, Type } from '@nestjs/common';
+import { ConfigType } from '@nestjs/config';
+import { usageConfig } from '../../config/usage.config';
+import { USAGE_SINKS, UsageSink } from '../../plugins/sdk';
+import { loadSinkPlugins } from './sink-plugin-loader';
+
+export interface UsageModuleOptions {
+  /** Nothing to configure beyond the extras today; kept as the options token for plugins to read. */
+  readonly label?: string;
+}
+
+export interface UsageModuleExtras {
+  /** Sink classes, resolved by Nest (so they can inject what they need). */
+  sinks: Type<UsageSink>[];
+  /** Modules the sink classes depend on. */
+  imports?: ModuleMetadata['imports'];
+}
+
+export const { ConfigurableModuleClass: UsageModuleBase, MODULE_OPTIONS_TOKEN: USAGE_MODULE_OPTIONS } =
+  new ConfigurableModuleBuilder<UsageModuleOptions>()
+    .setClassMethodName('forRoot')
+    .setExtras<UsageModuleExtras>({ sinks: [], imports: [] }, (definition, extras) => ({
+      ...definition,
+      global: true,
+      imports: [...(definition.imports ?? []), ...(extras.imports ?? [])],
+      providers: [...(definition.providers ?? []), ...extras.sinks, sinksProvider(extras.sinks)],
+      exports: [...(definition.exports ?? []), USAGE_SINKS],
+    }))
+    .build();
+
+/** One array token for every sink: the built-in classes plus plugins named in USAGE_SINK_PLUGINS. */
+function sinksProvider(sinkClasses: Type<UsageSink>[]): Provider {
+  return {
+    provide: USAGE_SINKS,
+    inject: [usageConfig.KEY, ...sinkClasses],
+    useFactory: async (config: ConfigType<typeof usageConfig>, ...builtIn: UsageSink[]) => [
+      ...builtIn,
+      ...(await loadSinkPlugins(config.sinkPlugins)),
+    ],
+  };
+}

@@ -1,0 +1,16 @@
+import { Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { LlmUsage } from './entities/llm-usage.entity';
+import { UsageModuleBase } from './usage.module-definition';
+import { UsageRecorder } from './usage-recorder.service';
+
+/**
+ * Usage pipeline and usage API. `UsageModule.forRoot({ sinks: [...] })` in AppModule lists
+ * the built-in sink classes; plugins come from USAGE_SINK_PLUGINS.
+ */
+@Module({
+  imports: [TypeOrmModule.forFeature([LlmUsage])],
+  providers: [UsageRecorder],
+  exports: [UsageRecorder, TypeOrmModule],
+})
+export class UsageModule extends UsageModuleBase {}

@@ -1,0 +1,4 @@
+// The public plugin API: what a third-party sink, notifier or policy imports.
+export * from './usage-record';
+export * from './usage-sink';
+export * from './llm-admission';

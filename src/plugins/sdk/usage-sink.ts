@@ -1,0 +1,48 @@
+import type { UsageRecord } from './usage-record';
+
+/**
+ * A destination for usage records (database, metrics, a warehouse, ...).
+ *
+ * The recorder gives every sink its own bounded queue and calls `write` with batches from it,
+ * never on the LLM caller's path. A sink that throws or hangs only affects itself.
+ */
+export interface UsageSink {
+  /** Short stable name, used in logs and in the `sink` label of pipeline metrics. */
+  readonly name: string;
+  /** Persist or forward a batch. Throwing marks the whole batch failed. */
+  write(records: readonly UsageRecord[]): Promise<void>;
+  /** Delivery policy; every field has a default (see `DEFAULT_SINK_POLICY`). */
+  readonly policy?: Partial<UsageSinkPolicy>;
+  /** Called once after the final drain on shutdown. */
+  close?(): Promise<void>;
+}
+
+export interface UsageSinkPolicy {
+  /** Most records handed to one `write` call. */
+  maxBatchSize: number;
+  /** A partial batch is written at the latest this long after its first record was queued. */
+  flushIntervalMs: number;
+  /** Records held in memory for this sink; when full, callers wait for space (nothing is dropped). */
+  queueCapacity: number;
+  /** A `write` that has not settled after this long counts as failed. */
+  writeTimeoutMs: number;
+  /**
+   * `retry`: a failed batch is retried with backoff until it succeeds (use with idempotent writes);
+   * `drop`: a failed batch is logged, counted and dropped for this sink only.
+   */
+  onFailure: 'retry' | 'drop';
+  /** Upper bound of the retry backoff. */
+  maxRetryDelayMs: number;
+}
+
+export const DEFAULT_SINK_POLICY: UsageSinkPolicy = {
+  maxBatchSize: 500,
+  flushIntervalMs: 250,
+  queueCapacity: 10_000,
+  writeTimeoutMs: 10_000,
+  onFailure: 'drop',
+  maxRetryDelayMs: 5_000,
+};
+
+/** Injection token of the array of configured sinks. */
+export const USAGE_SINKS = Symbol('USAGE_SINKS');

@@ -1,0 +1,33 @@
+import type { Reporter, TestModule } from 'vitest/node';
+
+/**
+ * After Vitest's own summary, prints one plain closing line ("N passed, N failed, N skipped")
+ * and names each suite that skipped itself (for example the PostgreSQL suites when
+ * TEST_DATABASE_URL is unset), so a skipped database is never silent.
+ */
+export default class SummaryReporter implements Reporter {
+  onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
+    let passed = 0;
+    let failed = 0;
+    let skipped = 0;
+    const skippedSuites = new Set<string>();
+    for (const mod of testModules) {
+      for (const test of mod.children.allTests()) {
+        const state = test.result().state;
+        if (state === 'passed') passed++;
+        else if (state === 'failed') failed++;
+        else {
+          skipped++;
+          let parent = test.parent;
+          while (parent && parent.type === 'suite') {
+            if (parent.name.includes('[skipped:')) skippedSuites.add(parent.name);
+            parent = parent.parent;
+          }
+        }
+      }
+      if (mod.state() === 'failed' && mod.children.size === 0) failed++;
+    }
+    for (const name of skippedSuites) process.stdout.write(`SKIPPED SUITE: ${name}\n`);
+    process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
+  }
+}
