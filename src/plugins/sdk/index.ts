@@ -2,3 +2,4 @@
 export * from './usage-record';
 export * from './usage-sink';
 export * from './llm-admission';
+export * from './task-agent';
