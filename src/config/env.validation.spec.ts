@@ -1,0 +1,36 @@
+import { parseDatabaseUrl } from './database.config';
+import { validateEnv } from './env.validation';
+
+describe('validateEnv', () => {
+  it('accepts an empty environment (every variable has a default)', () => {
+    expect(() => validateEnv({})).not.toThrow();
+  });
+
+  it.each([
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['DATABASE_URL', 'mysql://x'],
+    ['OPENAI_BASE_URL', 'not a url'],
+    ['ENABLE_OPENTELEMETRY', 'maybe'],
+    ['USAGE_FLUSH_INTERVAL_MS', '-5'],
+  ])('rejects %s=%s with a message naming the variable', (name, value) => {
+    expect(() => validateEnv({ [name]: value })).toThrow(new RegExp(`\\b${name}=`));
+  });
+
+  it('parses booleans and integers', () => {
+    const env = validateEnv({ PORT: '8123', ENABLE_OPENTELEMETRY: 'true' });
+    expect(env.PORT).toBe(8123);
+    expect(env.ENABLE_OPENTELEMETRY).toBe(true);
+  });
+});
+
+describe('parseDatabaseUrl', () => {
+  it('defaults to a SQLite file under data/', () => {
+    expect(parseDatabaseUrl(undefined)).toEqual({ type: 'sqlite', path: `${process.cwd()}/data/asa.db` });
+  });
+  it('reads sqlite: forms and postgres URLs', () => {
+    expect(parseDatabaseUrl('sqlite:///tmp/x.db')).toEqual({ type: 'sqlite', path: '/tmp/x.db' });
+    expect(parseDatabaseUrl('sqlite:rel/x.db')).toEqual({ type: 'sqlite', path: `${process.cwd()}/rel/x.db` });
+    expect(parseDatabaseUrl('postgres://u@h:5432/d')).toEqual({ type: 'postgres', url: 'postgres://u@h:5432/d' });
+  });
+});
