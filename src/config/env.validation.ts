@@ -3,6 +3,7 @@ import {
   IsBoolean,
   IsIn,
   IsInt,
+  IsNumber,
   IsOptional,
   IsString,
   IsUrl,
@@ -90,6 +91,28 @@ export class EnvironmentVariables {
 
   @IsOptional() @Transform(toBool) @IsBoolean()
   ENABLE_OPENTELEMETRY?: boolean;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(64)
+  TASK_CONCURRENCY?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(50) @Max(60_000)
+  TASK_POLL_INTERVAL_MS?: number;
+
+  @IsOptional() @IsString() @Matches(/^\S+$/, { message: 'TASK_DEFAULT_MODEL must be a model name without spaces' })
+  TASK_DEFAULT_MODEL?: string;
+
+  @IsOptional() @Transform(({ value }) => (value === undefined || value === '' ? undefined : /^\d+(\.\d+)?$/.test(String(value).trim()) ? Number(value) : value))
+  @IsNumber({}, { message: 'TASK_MAX_COST_USD must be a non-negative number of USD, e.g. 1.50' }) @Min(0)
+  TASK_MAX_COST_USD?: number;
+
+  @IsOptional()
+  @Matches(/^\s*(https|http|file|local|ssh|git)(\s*,\s*(https|http|file|local|ssh|git))*\s*$/, {
+    message: 'TASK_REPO_URL_SCHEMES must be a comma-separated list of: https, http, file, local, ssh, git',
+  })
+  TASK_REPO_URL_SCHEMES?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0)
+  TASK_SHUTDOWN_GRACE_MS?: number;
 }
 
 export function validateEnv(config: Record<string, unknown>): EnvironmentVariables {
