@@ -1,0 +1,77 @@
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+
+export const PROJECT_ROOT = resolve(__dirname, '../..');
+export const BUILT_MAIN = join(PROJECT_ROOT, 'dist/main.js');
+
+/** Builds the service as `npm start` does (`nest build` into dist/). */
+export function buildService(): void {
+  execFileSync('npx', ['nest', 'build'], { cwd: PROJECT_ROOT, stdio: 'pipe', timeout: 300_000 });
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => res(port));
+    });
+  });
+}
+
+export interface ProcessExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface ServiceProcess {
+  child: ChildProcess;
+  output: () => string;
+  /** How the process ended; after SIGTERM Nest closes the app, then re-raises the signal, so `signal` is set. */
+  exited: Promise<ProcessExit>;
+  stop(signal?: NodeJS.Signals): Promise<ProcessExit>;
+}
+
+/** Runs `node dist/main.js` as a real process, with only the given environment on top of PATH/HOME. */
+export function startService(opts: { cwd: string; env: Record<string, string> }): ServiceProcess {
+  const child = spawn(process.execPath, [BUILT_MAIN], {
+    cwd: opts.cwd,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? opts.cwd, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<ProcessExit>((res) => child.once('exit', (code, signal) => res({ code, signal })));
+  return {
+    child,
+    output: () => out,
+    exited,
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null) child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      try {
+        return await exited;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+/** Polls until the URL answers (any status) or the deadline passes. */
+export async function waitForHttp(url: string, timeoutMs = 30_000, proc?: ServiceProcess): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await fetch(url);
+      return;
+    } catch {
+      if (proc && proc.child.exitCode !== null) throw new Error(`service exited early:\n${proc.output()}`);
+      if (Date.now() > deadline) throw new Error(`${url} did not answer within ${timeoutMs} ms:\n${proc?.output() ?? ''}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
