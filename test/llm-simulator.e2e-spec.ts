@@ -1,0 +1,169 @@
+import OpenAI, { APIConnectionTimeoutError, RateLimitError, InternalServerError } from 'openai';
+import { SIMULATOR_FINGERPRINT, simulatedTokenCount } from '../src/simulator/openai-compatible-server';
+import { FakeOpenAi } from './fixtures/fake-openai';
+
+// The simulator is exercised through the official openai SDK, exactly as the service talks to a provider.
+describe('OpenAI-compatible simulator', () => {
+  let fake: FakeOpenAi;
+  let client: OpenAI;
+
+  beforeAll(async () => {
+    fake = await FakeOpenAi.start();
+    client = new OpenAI({ apiKey: 'test-key', baseURL: fake.baseUrl, maxRetries: 0 });
+  });
+  afterAll(() => fake.close());
+  afterEach(() => {
+    fake.expectAllRepliesUsed();
+    fake.reset();
+  });
+
+  it('listens on 127.0.0.1 with an ephemeral port', () => {
+    expect(fake.baseUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1$/);
+    expect(fake.baseUrl).not.toMatch(/:0\/v1$/);
+  });
+
+  it('answers a chat completion with scripted content and usage details', async () => {
+    fake.enqueue({
+      content: 'Hello there',
+      model: 'gpt-4o-2024-08-06',
+      usage: { prompt_tokens: 1200, completion_tokens: 300, cached_tokens: 1024, reasoning_tokens: 100, cache_write_tokens: 50 },
+    });
+    const { data, response } = await client.chat.completions
+      .create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 50 })
+      .withResponse();
+    expect(response.headers.get('x-simulator')).toBe('asa-backend');
+    expect(data.system_fingerprint).toBe(SIMULATOR_FINGERPRINT);
+    expect(data.model).toBe('gpt-4o-2024-08-06');
+    expect(data.choices[0].message).toMatchObject({ role: 'assistant', content: 'Hello there' });
+    expect(data.choices[0].finish_reason).toBe('stop');
+    expect(data.usage).toMatchObject({
+      prompt_tokens: 1200,
+      completion_tokens: 300,
+      total_tokens: 1500,
+      prompt_tokens_details: { cached_tokens: 1024, cache_write_tokens: 50 },
+      completion_tokens_details: { reasoning_tokens: 100 },
+    });
+    const req = fake.lastRequest();
+    expect(req.path).toBe('/v1/chat/completions');
+    expect(req.body).toMatchObject({ model: 'gpt-4o', max_tokens: 50, messages: [{ role: 'user', content: 'Hi' }] });
+    expect(req.headers.authorization).toBe('Bearer test-key');
+  });
+
+  it('computes usage itself when none is scripted, and sends none when usage is null', async () => {
+    fake.enqueue({ content: 'one two three' }, { content: 'x', usage: null });
+    const a = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'alpha beta' }] });
+    // 2 prompt words + 3 per message of overhead; 3 completion words.
+    expect(a.usage).toMatchObject({ prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 });
+    expect(a.model).toBe('m');
+    const b = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'alpha' }] });
+    expect(b.usage).toBeUndefined();
+  });
+
+  it('streams chunks that reassemble the content, with a final usage chunk when include_usage is set', async () => {
+    fake.enqueue({ content: 'The quick brown fox', usage: { prompt_tokens: 40, completion_tokens: 4, cached_tokens: 10, reasoning_tokens: 1 } });
+    const stream = await client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'go' }],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let text = '';
+    const chunks = [];
+    for await (const c of stream) {
+      chunks.push(c);
+      text += c.choices[0]?.delta?.content ?? '';
+    }
+    expect(text).toBe('The quick brown fox');
+    expect(chunks.every((c) => c.system_fingerprint === SIMULATOR_FINGERPRINT)).toBe(true);
+    const last = chunks[chunks.length - 1];
+    expect(last.choices).toEqual([]);
+    expect(last.usage).toMatchObject({
+      prompt_tokens: 40,
+      completion_tokens: 4,
+      total_tokens: 44,
+      prompt_tokens_details: { cached_tokens: 10 },
+      completion_tokens_details: { reasoning_tokens: 1 },
+    });
+    expect(chunks.slice(0, -1).every((c) => c.usage === null)).toBe(true);
+    expect(chunks[chunks.length - 2].choices[0].finish_reason).toBe('stop');
+    expect(fake.lastRequest().body.stream_options).toEqual({ include_usage: true });
+  });
+
+  it('streams without a usage chunk when include_usage is not asked for, or usage is null', async () => {
+    fake.enqueue({ content: 'a b' }, { content: 'c d', usage: null });
+    for (const opts of [{}, { stream_options: { include_usage: true } }]) {
+      const stream = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'go' }], stream: true, ...opts });
+      const chunks = [];
+      for await (const c of stream) chunks.push(c);
+      expect(chunks.some((c) => c.usage)).toBe(false);
+      expect(chunks.every((c) => c.choices.length === 1)).toBe(true);
+    }
+  });
+
+  it('returns embeddings as floats or base64 (the SDK default), with usage', async () => {
+    const decoded = await client.embeddings.create({ model: 'text-embedding-3-small', input: ['hello world', 'hello world', 'other'] });
+    expect(fake.lastRequest().body.encoding_format).toBe('base64');
+    expect(decoded.data).toHaveLength(3);
+    expect(decoded.data[0].embedding).toHaveLength(8);
+    expect(decoded.data[0].embedding).toEqual(decoded.data[1].embedding);
+    expect(decoded.data[0].embedding).not.toEqual(decoded.data[2].embedding);
+    expect(decoded.usage).toEqual({ prompt_tokens: 5, total_tokens: 5 });
+    fake.enqueue({ usage: { prompt_tokens: 77, completion_tokens: 0 } });
+    const floats = await client.embeddings.create({ model: 'e', input: 'x', encoding_format: 'float', dimensions: 4 });
+    expect(floats.data[0].embedding).toHaveLength(4);
+    const norm = Math.sqrt(floats.data[0].embedding.reduce((s, v) => s + v * v, 0));
+    expect(norm).toBeCloseTo(1, 5);
+    expect(floats.usage.prompt_tokens).toBe(77);
+  });
+
+  it('lists models, including ones requested before', async () => {
+    await client.chat.completions.create({ model: 'my-local-model', messages: [{ role: 'user', content: 'x' }] });
+    const ids = [];
+    for await (const m of client.models.list()) ids.push(m.id);
+    expect(ids).toContain('gpt-4o');
+    expect(ids).toContain('my-local-model');
+  });
+
+  it('answers scripted HTTP errors in OpenAI’s error shape', async () => {
+    fake.enqueue({ error: { status: 429, message: 'slow down' } }, { error: { status: 500 } });
+    const rate = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
+    expect(rate).toBeInstanceOf(RateLimitError);
+    expect(rate.status).toBe(429);
+    expect(rate.error).toMatchObject({ message: 'slow down', type: 'rate_limit_error', code: 'rate_limit_exceeded' });
+    const server = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
+    expect(server).toBeInstanceOf(InternalServerError);
+  });
+
+  it('rejects a request without a model with a 400', async () => {
+    const res = await fetch(`${fake.baseUrl}/chat/completions`, { method: 'POST', body: '{"messages":[]}', headers: { 'content-type': 'application/json' } });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/model/);
+    const bad = await fetch(`${fake.baseUrl}/chat/completions`, { method: 'POST', body: '{nope' });
+    expect(bad.status).toBe(400);
+    const missing = await fetch(`${fake.baseUrl}/nothing`);
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get('x-simulator')).toBe('asa-backend');
+  });
+
+  it('delays answers (the SDK times out) and can break a stream midway', async () => {
+    fake.enqueue({ delayMs: 2_000 });
+    const err = await client.chat.completions
+      .create({ model: 'm', messages: [{ role: 'user', content: 'x' }] }, { timeout: 100 })
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(APIConnectionTimeoutError);
+
+    fake.enqueue({ content: 'one two three four', breakStreamAfterChunks: 2 });
+    const stream = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'x' }], stream: true });
+    let text = '';
+    const broken = await (async () => {
+      for await (const c of stream) text += c.choices[0]?.delta?.content ?? '';
+    })().catch((e) => e);
+    expect(broken).toBeInstanceOf(Error);
+    expect(text).toBe('one two');
+  });
+
+  it('counts simulated tokens by words and punctuation', () => {
+    expect(simulatedTokenCount('Hello, world!')).toBe(4);
+    expect(simulatedTokenCount('')).toBe(0);
+  });
+});
