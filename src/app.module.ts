@@ -10,6 +10,7 @@ import { usageConfig } from './config/usage.config';
 import { DatabaseModule } from './database/database.module';
 import { AuthModule } from './modules/auth/auth.module';
 import { HealthModule } from './modules/health/health.module';
+import { MetricsModule } from './modules/metrics/metrics.module';
 import { UsageModule } from './modules/usage/usage.module';
 import { DatabaseUsageSink } from './plugins/sinks/database-usage.sink';
 
@@ -24,6 +25,7 @@ import { DatabaseUsageSink } from './plugins/sinks/database-usage.sink';
     DatabaseModule,
     AuthModule,
     HealthModule,
+    MetricsModule,
     UsageModule.forRoot({ sinks: [DatabaseUsageSink] }),
   ],
 })
