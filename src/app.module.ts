@@ -13,6 +13,7 @@ import { HealthModule } from './modules/health/health.module';
 import { MetricsModule } from './modules/metrics/metrics.module';
 import { UsageModule } from './modules/usage/usage.module';
 import { DatabaseUsageSink } from './plugins/sinks/database-usage.sink';
+import { PrometheusUsageSink } from './plugins/sinks/prometheus-usage.sink';
 
 @Module({
   imports: [
@@ -26,7 +27,7 @@ import { DatabaseUsageSink } from './plugins/sinks/database-usage.sink';
     AuthModule,
     HealthModule,
     MetricsModule,
-    UsageModule.forRoot({ sinks: [DatabaseUsageSink] }),
+    UsageModule.forRoot({ sinks: [DatabaseUsageSink, PrometheusUsageSink], imports: [MetricsModule] }),
   ],
 })
 export class AppModule {}

@@ -4,6 +4,7 @@ import { MetricsController } from './metrics.controller';
 import { metricsRegistryProvider } from './metrics-registry.provider';
 import { METRICS_REGISTRY } from './metrics.constants';
 import { TaskMetricsService } from './task-metrics.service';
+import { UsagePipelineMetrics } from './usage-pipeline-metrics.service';
 
 /**
  * Prometheus metrics on a dedicated registry, served at /metrics. Global so the task runner and
@@ -16,7 +17,7 @@ import { TaskMetricsService } from './task-metrics.service';
     // metricsRegistryProvider collects them on this app's registry instead.
     PrometheusModule.register({ controller: MetricsController, path: '/metrics', defaultMetrics: { enabled: false } }),
   ],
-  providers: [metricsRegistryProvider, TaskMetricsService],
+  providers: [metricsRegistryProvider, TaskMetricsService, UsagePipelineMetrics],
   exports: [METRICS_REGISTRY, TaskMetricsService],
 })
 export class MetricsModule {}

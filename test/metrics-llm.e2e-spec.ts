@@ -1,0 +1,162 @@
+import { randomUUID } from 'node:crypto';
+import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
+import type { UsageRecord } from '../src/plugins/sdk';
+import { createTestApp, TestApp } from './support/create-app';
+
+const OPENMETRICS_ACCEPT = 'application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1';
+const TRACE_A = '0af7651916cd43dd8448eb211c80319c';
+
+function record(over: Partial<UsageRecord>): UsageRecord {
+  return {
+    id: randomUUID(),
+    createdAtMs: Date.now(),
+    taskId: 'task-1',
+    userId: 'user-1',
+    traceId: null,
+    provider: 'openai',
+    operation: 'chat',
+    requestedModel: 'gpt-4o',
+    responseModel: 'gpt-4o-2024-08-06',
+    inputTokens: 0,
+    cachedInputTokens: 0,
+    cacheWriteTokens: 0,
+    outputTokens: 0,
+    reasoningTokens: 0,
+    totalTokens: 0,
+    costNanos: 0,
+    unpriced: false,
+    priceSource: 'test',
+    latencyMs: 0,
+    timeToFirstTokenMs: null,
+    streamed: false,
+    status: 'success',
+    errorType: null,
+    estimated: false,
+    ...over,
+  };
+}
+
+function sample(body: string, series: string): number | undefined {
+  const line = body.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1).split(' ')[0]);
+}
+
+async function scrape(t: TestApp, accept?: string): Promise<string> {
+  const res = await t.app.inject({ method: 'GET', url: '/metrics', headers: accept ? { accept } : {} });
+  expect(res.statusCode).toBe(200);
+  return res.body;
+}
+
+describe('LLM metrics from usage records (Prometheus usage sink)', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp();
+    const recorder = t.app.get(UsageRecorder);
+    await recorder.record(
+      record({
+        traceId: TRACE_A,
+        inputTokens: 1200,
+        cachedInputTokens: 200,
+        outputTokens: 300,
+        reasoningTokens: 100,
+        totalTokens: 1500,
+        costNanos: 5_250_000, // $0.00525
+        latencyMs: 1800,
+        timeToFirstTokenMs: 420,
+        streamed: true,
+      }),
+    );
+    await recorder.record(record({ inputTokens: 10, outputTokens: 5, totalTokens: 15, costNanos: 75_000, latencyMs: 80 }));
+    await recorder.record(
+      record({ status: 'error', errorType: 'http_429', responseModel: null, costNanos: 0, latencyMs: 40_000 }),
+    );
+    await recorder.record(
+      record({ requestedModel: 'my-local-model', costNanos: null, unpriced: true, inputTokens: 7, outputTokens: 3, totalTokens: 10, latencyMs: 300 }),
+    );
+    await recorder.flush();
+  });
+  afterAll(() => t?.close());
+
+  it('counts requests by model, provider and status, and errors by class', async () => {
+    const body = await scrape(t);
+    expect(sample(body, 'llm_requests_total{model="gpt-4o",provider="openai",status="success"}')).toBe(2);
+    expect(sample(body, 'llm_requests_total{model="gpt-4o",provider="openai",status="error"}')).toBe(1);
+    expect(sample(body, 'llm_requests_total{model="my-local-model",provider="openai",status="success"}')).toBe(1);
+    expect(sample(body, 'llm_request_errors_total{model="gpt-4o",provider="openai",error_type="http_429"}')).toBe(1);
+  });
+
+  it('counts tokens by disjoint type, so their sum is the total', async () => {
+    const body = await scrape(t);
+    expect(sample(body, 'llm_tokens_total{model="gpt-4o",type="input"}')).toBe(1000 + 10);
+    expect(sample(body, 'llm_tokens_total{model="gpt-4o",type="cached_input"}')).toBe(200);
+    expect(sample(body, 'llm_tokens_total{model="gpt-4o",type="output"}')).toBe(200 + 5);
+    expect(sample(body, 'llm_tokens_total{model="gpt-4o",type="reasoning"}')).toBe(100);
+    expect(body).not.toContain('user=');
+  });
+
+  it('adds exact costs, and counts unpriced calls instead of pricing them at 0', async () => {
+    const body = await scrape(t);
+    expect(sample(body, 'llm_cost_usd_total{model="gpt-4o"}')).toBeCloseTo(0.005325, 12);
+    expect(sample(body, 'llm_cost_usd_total{model="my-local-model"}')).toBeUndefined();
+    expect(sample(body, 'llm_unpriced_requests_total{model="my-local-model",provider="openai"}')).toBe(1);
+  });
+
+  it('observes latency (0.1 s to 2 min buckets) and time to first token', async () => {
+    const body = await scrape(t);
+    const bucket = (le: string) => sample(body, `llm_latency_seconds_bucket{le="${le}",model="gpt-4o",provider="openai"}`);
+    expect(bucket('0.1')).toBe(1);
+    expect(bucket('2')).toBe(2);
+    expect(bucket('30')).toBe(2);
+    expect(bucket('45')).toBe(3);
+    expect(bucket('120')).toBe(3);
+    expect(sample(body, 'llm_latency_seconds_sum{model="gpt-4o",provider="openai"}')).toBeCloseTo(41.88, 9);
+    expect(sample(body, 'llm_time_to_first_token_seconds_count{model="gpt-4o",provider="openai"}')).toBe(1);
+    expect(sample(body, 'llm_time_to_first_token_seconds_bucket{le="0.5",model="gpt-4o",provider="openai"}')).toBe(1);
+  });
+
+  it('links histogram buckets and the cost counter to the trace with OpenMetrics exemplars', async () => {
+    const body = await scrape(t, OPENMETRICS_ACCEPT);
+    const exemplar = new RegExp(`^llm_latency_seconds_bucket\\{le="2",model="gpt-4o",provider="openai"\\} 2 # \\{trace_id="${TRACE_A}"\\} 1\\.8 \\d+(\\.\\d+)?$`, 'm');
+    expect(body).toMatch(exemplar);
+    expect(body).toMatch(new RegExp(`^llm_cost_usd_total\\{model="gpt-4o"\\} [0-9.e-]+ # \\{trace_id="${TRACE_A}"\\} 0\\.00525 `, 'm'));
+    expect(body).toMatch(new RegExp(`^llm_time_to_first_token_seconds_bucket\\{le="0.5",model="gpt-4o",provider="openai"\\} 1 # \\{trace_id="${TRACE_A}"\\} 0\\.42 `, 'm'));
+    // A call without a trace adds no exemplar (and never an empty one).
+    expect(body).not.toContain('# {}');
+    // Exemplars exist only in OpenMetrics.
+    expect(await scrape(t)).not.toContain('trace_id');
+  });
+
+  it('reports every usage sink: written records, queue depth, errors and drops', async () => {
+    const body = await scrape(t);
+    for (const sink of ['database', 'prometheus']) {
+      expect(sample(body, `usage_sink_written_records_total{sink="${sink}"}`)).toBe(4);
+      expect(sample(body, `usage_sink_queue_depth{sink="${sink}"}`)).toBe(0);
+      expect(sample(body, `usage_sink_write_errors_total{sink="${sink}"}`)).toBe(0);
+      expect(sample(body, `usage_sink_dropped_records_total{sink="${sink}"}`)).toBe(0);
+    }
+  });
+});
+
+describe('METRICS_EXTRA_LABELS=user', () => {
+  it('adds the user label to requests, tokens and cost only', async () => {
+    const t = await createTestApp({ env: { METRICS_EXTRA_LABELS: 'user' } });
+    try {
+      const recorder = t.app.get(UsageRecorder);
+      await recorder.record(record({ userId: 'alice', inputTokens: 4, outputTokens: 2, totalTokens: 6, costNanos: 1_000, latencyMs: 500 }));
+      await recorder.record(record({ userId: null, inputTokens: 1, outputTokens: 1, totalTokens: 2, costNanos: 3_000, latencyMs: 500 }));
+      await recorder.flush();
+      const body = await scrape(t);
+      expect(sample(body, 'llm_requests_total{model="gpt-4o",provider="openai",status="success",user="alice"}')).toBe(1);
+      expect(sample(body, 'llm_requests_total{model="gpt-4o",provider="openai",status="success",user=""}')).toBe(1);
+      expect(sample(body, 'llm_tokens_total{model="gpt-4o",type="input",user="alice"}')).toBe(4);
+      expect(sample(body, 'llm_cost_usd_total{model="gpt-4o",user="alice"}')).toBeCloseTo(0.000001, 15);
+      expect(sample(body, 'llm_latency_seconds_count{model="gpt-4o",provider="openai"}')).toBe(2);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('refuses any other label at boot, naming the variable', async () => {
+    await expect(createTestApp({ env: { METRICS_EXTRA_LABELS: 'task' } })).rejects.toThrow(/METRICS_EXTRA_LABELS/);
+  });
+});
