@@ -44,7 +44,7 @@ function main(): void {
   if (values.scope !== 'admin' && values.scope !== 'user') fail('--scope must be admin or user');
   if (values.scope === 'user' && !values.user) fail('--scope user needs --user <user_id>');
   if (values.scope === 'admin' && values.user) fail('--user is only for --scope user');
-  if (values.user && !USER_ID_PATTERN.test(values.user)) fail('--user must be 1-128 characters of letters, digits and . _ : @ -');
+  if (values.user && !USER_ID_PATTERN.test(values.user)) fail('--user must be 1-100 characters of letters, digits and . _ : @ -');
 
   let existing;
   try {

@@ -21,7 +21,7 @@ export interface ApiKeyFile {
 export const API_KEY_PREFIX = 'asa_';
 
 /** Same charset and length as the `user_id` path parameter of the usage API. */
-export const USER_ID_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
+export const USER_ID_PATTERN = /^[A-Za-z0-9._:@-]{1,100}$/;
 const NAME_PATTERN = /^[A-Za-z0-9._:@-]{1,64}$/;
 const SHA256_PATTERN = /^[0-9a-f]{64}$/;
 
@@ -72,7 +72,7 @@ export function readApiKeyFile(file: string): ApiKeyFile {
     if (entry.scope !== 'admin' && entry.scope !== 'user') fail('scope must be "admin" or "user"');
     if (entry.scope === 'user') {
       if (typeof entry.user_id !== 'string' || !USER_ID_PATTERN.test(entry.user_id)) {
-        fail('user_id is required for scope "user" (1-128 characters of letters, digits and . _ : @ -)');
+        fail('user_id is required for scope "user" (1-100 characters of letters, digits and . _ : @ -)');
       }
     } else if (entry.user_id !== undefined && entry.user_id !== null) {
       fail('user_id is only allowed with scope "user"');

@@ -1,6 +1,8 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { LlmUsage } from './entities/llm-usage.entity';
+import { UsageQueryService } from './usage-query.service';
+import { UsageController } from './usage.controller';
 import { UsageModuleBase } from './usage.module-definition';
 import { UsageRecorder } from './usage-recorder.service';
 
@@ -10,7 +12,8 @@ import { UsageRecorder } from './usage-recorder.service';
  */
 @Module({
   imports: [TypeOrmModule.forFeature([LlmUsage])],
-  providers: [UsageRecorder],
-  exports: [UsageRecorder, TypeOrmModule],
+  controllers: [UsageController],
+  providers: [UsageRecorder, UsageQueryService],
+  exports: [UsageRecorder, UsageQueryService, TypeOrmModule],
 })
 export class UsageModule extends UsageModuleBase {}
