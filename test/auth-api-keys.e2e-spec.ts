@@ -1,0 +1,246 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { generateApiKey, hashApiKey } from '../src/modules/auth/api-key-file';
+import { ApiKeyService } from '../src/modules/auth/api-key.service';
+import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
+import { createTestApp, TestApp } from './support/create-app';
+import { usageRecord } from './support/usage-records';
+
+const run = promisify(execFile);
+
+describe('access control with API keys', () => {
+  let t: TestApp;
+  let dir: string;
+  const admin = generateApiKey();
+  const alice = generateApiKey();
+  const bob = generateApiKey();
+  const auth = (key: string) => ({ authorization: `Bearer ${key}` });
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'asa-keys-'));
+    const file = join(dir, 'api-keys.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        keys: [
+          { name: 'ci', scope: 'admin', sha256: hashApiKey(admin) },
+          { name: 'alice', scope: 'user', user_id: 'alice', sha256: hashApiKey(alice) },
+          { name: 'bob', scope: 'user', user_id: 'bob', sha256: hashApiKey(bob) },
+        ],
+      }),
+    );
+    t = await createTestApp({ env: { API_KEYS_FILE: file } });
+    const recorder = t.app.get(UsageRecorder);
+    await recorder.record(usageRecord({ taskId: 'task-alice', userId: 'alice', costNanos: 1_000 }));
+    await recorder.record(usageRecord({ taskId: 'task-alice', userId: 'alice', costNanos: 2_000, requestedModel: 'gpt-4o' }));
+    await recorder.record(usageRecord({ taskId: 'task-bob', userId: 'bob', costNanos: 40_000 }));
+    await recorder.flush();
+  });
+  afterAll(async () => {
+    await t?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const get = (url: string, headers: Record<string, string> = {}) => t.app.inject({ method: 'GET', url, headers });
+
+  it('knows it has keys (main.ts then binds 0.0.0.0 instead of loopback)', () => {
+    expect(t.app.get(ApiKeyService).hasKeys()).toBe(true);
+  });
+
+  it('refuses a request without a key with 401 and WWW-Authenticate: Bearer', async () => {
+    const res = await get('/api/v1/usage/overall');
+    expect(res.statusCode).toBe(401);
+    expect(res.headers['www-authenticate']).toMatch(/^Bearer/);
+    expect(res.json().message).toMatch(/Authorization: Bearer/);
+  });
+
+  it.each([
+    ['an unknown key', `Bearer ${generateApiKey()}`],
+    ['a key with one character changed', `Bearer ${admin.slice(0, -1)}${admin.endsWith('A') ? 'B' : 'A'}`],
+    ['another scheme', `Basic ${Buffer.from(`x:${admin}`).toString('base64')}`],
+    ['the bare key', admin],
+  ])('refuses %s with 401', async (_what, header) => {
+    const res = await get('/api/v1/usage/overall', { authorization: header });
+    expect(res.statusCode).toBe(401);
+    expect(res.headers['www-authenticate']).toMatch(/^Bearer/);
+  });
+
+  it('lets an admin key read everything', async () => {
+    expect((await get('/api/v1/usage/overall', auth(admin))).json().total_requests).toBe(3);
+    expect((await get('/api/v1/usage/user/bob', auth(admin))).statusCode).toBe(200);
+    expect((await get('/api/v1/usage/task/task-alice', auth(admin))).statusCode).toBe(200);
+  });
+
+  it("lets a user key read its own user and tasks, and answers 403 for another user's", async () => {
+    const own = await get('/api/v1/usage/user/alice', auth(alice));
+    expect(own.statusCode).toBe(200);
+    expect(own.json()).toMatchObject({ total_requests: 2, total_cost_usd_exact: '0.000003000' });
+    expect((await get('/api/v1/usage/task/task-alice', auth(alice))).json()).toMatchObject({ total_requests: 2 });
+
+    const other = await get('/api/v1/usage/user/bob', auth(alice));
+    expect(other.statusCode).toBe(403);
+    expect(other.json()).toMatchObject({ code: 'USAGE_ACCESS_DENIED' });
+    expect((await get('/api/v1/usage/task/task-bob', auth(alice))).statusCode).toBe(403);
+    expect((await get('/api/v1/usage/task/task-alice', auth(bob))).statusCode).toBe(403);
+  });
+
+  it('filters overall and timeseries to the user of a user key', async () => {
+    const overall = (await get('/api/v1/usage/overall', auth(alice))).json();
+    expect(overall).toMatchObject({ total_requests: 2, total_cost_usd_exact: '0.000003000' });
+    expect(Object.keys(overall.by_user)).toEqual(['alice']);
+    const series = (await get('/api/v1/usage/timeseries?group_by=user', auth(bob))).json();
+    expect(series.total_requests).toBe(1);
+    expect(series.buckets.flatMap((b: { groups: object }) => Object.keys(b.groups))).toEqual(['bob']);
+  });
+
+  it('keeps /health public', async () => {
+    expect((await get('/health')).statusCode).toBe(200);
+  });
+
+  it('keeps /metrics public unless METRICS_REQUIRE_AUTH=true', async () => {
+    expect((await get('/metrics')).statusCode).toBe(200);
+  });
+
+  it('protects the OpenAPI UI and document when keys are configured', async () => {
+    for (const url of ['/docs', '/docs-json']) {
+      const res = await get(url);
+      expect(res.statusCode, url).toBe(401);
+      expect(res.headers['www-authenticate']).toMatch(/^Bearer/);
+      expect((await get(url, auth(alice))).statusCode, url).toBe(200);
+    }
+  });
+
+  it('validates parameters only after authentication (no information to anonymous callers)', async () => {
+    expect((await get('/api/v1/usage/overall?days=-1')).statusCode).toBe(401);
+  });
+});
+
+describe('access control: /metrics with METRICS_REQUIRE_AUTH=true', () => {
+  let t: TestApp;
+  let dir: string;
+  const admin = generateApiKey();
+  const user = generateApiKey();
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'asa-keys-'));
+    const file = join(dir, 'api-keys.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        keys: [
+          { name: 'ops', scope: 'admin', sha256: hashApiKey(admin) },
+          { name: 'u', scope: 'user', user_id: 'u1', sha256: hashApiKey(user) },
+        ],
+      }),
+    );
+    t = await createTestApp({ env: { API_KEYS_FILE: file, METRICS_REQUIRE_AUTH: 'true' } });
+  });
+  afterAll(async () => {
+    await t?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('needs an admin key', async () => {
+    const anon = await t.app.inject({ method: 'GET', url: '/metrics' });
+    expect(anon.statusCode).toBe(401);
+    expect(anon.headers['www-authenticate']).toMatch(/^Bearer/);
+    const asUser = await t.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${user}` } });
+    expect(asUser.statusCode).toBe(403);
+    const asAdmin = await t.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${admin}` } });
+    expect(asAdmin.statusCode).toBe(200);
+    expect(asAdmin.body).toContain('# HELP');
+    expect((await t.app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+  });
+});
+
+describe('access control without keys (local mode)', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp();
+  });
+  afterAll(() => t?.close());
+
+  it('treats every request as admin, so the seed curl commands work on localhost', async () => {
+    expect(t.app.get(ApiKeyService).hasKeys()).toBe(false);
+    expect((await t.app.inject({ method: 'GET', url: '/api/v1/usage/overall?days=7' })).statusCode).toBe(200);
+    expect((await t.app.inject({ method: 'GET', url: '/api/v1/usage/user/user-123?days=30' })).statusCode).toBe(200);
+    expect((await t.app.inject({ method: 'GET', url: '/docs-json' })).statusCode).toBe(200);
+  });
+});
+
+describe('API keys file validation at boot', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'asa-keys-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it.each([
+    ['not JSON', '{ nope', /not valid JSON/],
+    ['no keys array', '{"entries": []}', /expected an object \{"keys": \[\.\.\.\]\}/],
+    ['user scope without user_id', JSON.stringify({ keys: [{ name: 'bad-user', scope: 'user', sha256: 'a'.repeat(64) }] }), /entry 0 \("bad-user"\): user_id is required/],
+    ['a plaintext key instead of a hash', JSON.stringify({ keys: [{ name: 'ok', scope: 'admin', sha256: 'b'.repeat(64) }, { name: 'plain', scope: 'admin', sha256: 'asa_secret' }] }), /entry 1 \("plain"\): sha256 must be/],
+    ['an unknown scope', JSON.stringify({ keys: [{ name: 'x', scope: 'root', sha256: 'c'.repeat(64) }] }), /entry 0 \("x"\): scope must be/],
+    ['a duplicate name', JSON.stringify({ keys: [{ name: 'x', scope: 'admin', sha256: 'c'.repeat(64) }, { name: 'x', scope: 'admin', sha256: 'd'.repeat(64) }] }), /entry 1 \("x"\): name "x" is used twice/],
+    ['a misspelled field', JSON.stringify({ keys: [{ name: 'x', scope: 'user', userid: 'u', user_id: 'u', sha256: 'c'.repeat(64) }] }), /unknown field\(s\) userid/],
+  ])('refuses to start with %s, naming the file and the entry', async (_what, content, problem) => {
+    const file = join(dir, `keys-${Math.random().toString(36).slice(2)}.json`);
+    writeFileSync(file, content);
+    const err = await createTestApp({ env: { API_KEYS_FILE: file } }).then(
+      (app) => app.close().then(() => null),
+      (e: unknown) => e as Error,
+    );
+    expect(err?.message).toContain(file);
+    expect(err?.message).toMatch(problem);
+  });
+});
+
+describe('npm run apikey', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'asa-keys-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const apikey = (...args: string[]) =>
+    run('npx', ['ts-node', '--transpile-only', 'scripts/apikey.ts', ...args], { cwd: join(__dirname, '..') });
+
+  it('prints a new key once, stores only its hash (file mode 600), and the service accepts it', async () => {
+    const file = join(dir, 'api-keys.json');
+    const created = await apikey('--name', 'alice', '--scope', 'user', '--user', 'user-123', '--file', file);
+    const key = created.stdout.trim();
+    expect(key).toMatch(/^asa_[A-Za-z0-9_-]{43}$/);
+    expect(created.stderr).toContain('only time the key is shown');
+    const adminKey = (await apikey('--name', 'ci', '--scope', 'admin', '--file', file)).stdout.trim();
+
+    const stored = readFileSync(file, 'utf8');
+    expect(stored).not.toContain(key);
+    expect(JSON.parse(stored).keys).toEqual([
+      expect.objectContaining({ name: 'alice', scope: 'user', user_id: 'user-123', sha256: hashApiKey(key) }),
+      expect.objectContaining({ name: 'ci', scope: 'admin', sha256: hashApiKey(adminKey) }),
+    ]);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+
+    await expect(apikey('--name', 'ci', '--scope', 'admin', '--file', file)).rejects.toMatchObject({
+      stderr: expect.stringContaining('already exists'),
+    });
+    await expect(apikey('--name', 'x', '--scope', 'user', '--file', file)).rejects.toMatchObject({
+      stderr: expect.stringContaining('--user'),
+    });
+
+    const t = await createTestApp({ env: { API_KEYS_FILE: file } });
+    try {
+      const own = await t.app.inject({ method: 'GET', url: '/api/v1/usage/user/user-123', headers: { authorization: `Bearer ${key}` } });
+      expect(own.statusCode).toBe(200);
+      const other = await t.app.inject({ method: 'GET', url: '/api/v1/usage/user/user-9', headers: { authorization: `Bearer ${key}` } });
+      expect(other.statusCode).toBe(403);
+      const all = await t.app.inject({ method: 'GET', url: '/api/v1/usage/user/user-9', headers: { authorization: `Bearer ${adminKey}` } });
+      expect(all.statusCode).toBe(200);
+    } finally {
+      await t.close();
+    }
+  });
+});
