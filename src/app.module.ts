@@ -10,6 +10,7 @@ import { usageConfig } from './config/usage.config';
 import { DatabaseModule } from './database/database.module';
 import { AuthModule } from './modules/auth/auth.module';
 import { HealthModule } from './modules/health/health.module';
+import { LlmModule } from './modules/llm/llm.module';
 import { MetricsModule } from './modules/metrics/metrics.module';
 import { UsageModule } from './modules/usage/usage.module';
 import { DatabaseUsageSink } from './plugins/sinks/database-usage.sink';
@@ -28,6 +29,7 @@ import { PrometheusUsageSink } from './plugins/sinks/prometheus-usage.sink';
     HealthModule,
     MetricsModule,
     UsageModule.forRoot({ sinks: [DatabaseUsageSink, PrometheusUsageSink], imports: [MetricsModule] }),
+    LlmModule.forRoot({ admissionPolicies: [] }),
   ],
 })
 export class AppModule {}

@@ -1,0 +1,81 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { ConfigType } from '@nestjs/config';
+import { trace } from '@opentelemetry/api';
+import OpenAI from 'openai';
+import { llmConfig } from '../../config/llm.config';
+import { LLM_ADMISSION_POLICIES, LlmAdmissionPolicy } from '../../plugins/sdk';
+import { UsageRecorder } from '../usage/usage-recorder.service';
+import { LlmClient, LlmClientDeps } from './llm-client';
+import { LLM_TRACER_NAME } from './llm-span-attributes';
+import { PricingService } from './pricing/pricing.service';
+import { TaskSpendReader } from './task-spend.reader';
+import { TokenEstimator } from './token-estimator';
+
+export const DEFAULT_OPENAI_BASE_URL = 'https://api.openai.com/v1';
+
+/**
+ * Hands out LLM clients scoped to a task and/or user. All of them share one `OpenAI` instance
+ * configured from the environment (OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_TIMEOUT_MS,
+ * OPENAI_MAX_RETRIES), so any OpenAI-compatible server works.
+ */
+@Injectable()
+export class LlmClientFactory {
+  private readonly logger = new Logger(LlmClientFactory.name);
+  private readonly deps: LlmClientDeps;
+
+  constructor(
+    @Inject(llmConfig.KEY) config: ConfigType<typeof llmConfig>,
+    pricing: PricingService,
+    estimator: TokenEstimator,
+    recorder: UsageRecorder,
+    spend: TaskSpendReader,
+    @Inject(LLM_ADMISSION_POLICIES) policies: LlmAdmissionPolicy[],
+  ) {
+    const baseURL = config.baseUrl ?? DEFAULT_OPENAI_BASE_URL;
+    // A local OpenAI-compatible server usually needs no key; the real OpenAI endpoint does.
+    const apiKey = config.apiKey ?? (config.baseUrl ? 'unused' : null);
+    if (!apiKey) this.logger.warn('OPENAI_API_KEY is not set: LLM calls will be refused until it is');
+    const openai = apiKey
+      ? new OpenAI({
+          apiKey,
+          baseURL,
+          timeout: config.timeoutMs,
+          maxRetries: config.maxRetries,
+          // explicit nulls: the SDK would otherwise read OPENAI_ORG_ID / OPENAI_PROJECT_ID behind our config's back
+          organization: null,
+          project: null,
+          webhookSecret: null,
+        })
+      : null;
+    this.deps = {
+      openai,
+      config,
+      pricing,
+      estimator,
+      recorder,
+      policies,
+      spend,
+      tracer: trace.getTracer(LLM_TRACER_NAME),
+      server: serverOf(baseURL),
+    };
+  }
+
+  /** A client for a task (the seed's `LLMClient(task_id=...)`); with `maxCostUsd`, calls that could pass the budget are refused. */
+  forTask(taskId: string, opts: { userId?: string | null; maxCostUsd?: number | null } = {}): LlmClient {
+    return new LlmClient(this.deps, taskId, opts.userId ?? null, opts.maxCostUsd ?? null);
+  }
+
+  /** A client for calls made on behalf of a user, outside any task. */
+  forUser(userId: string | null): LlmClient {
+    return new LlmClient(this.deps, null, userId);
+  }
+}
+
+function serverOf(baseURL: string): { address: string; port: number } | null {
+  try {
+    const u = new URL(baseURL);
+    return { address: u.hostname, port: u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80 };
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,557 @@
+import { Logger } from '@nestjs/common';
+import { context, isSpanContextValid, Span, SpanKind, SpanStatusCode, trace, Tracer } from '@opentelemetry/api';
+import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
+import type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatCompletionCreateParamsNonStreaming,
+  ChatCompletionCreateParamsStreaming,
+} from 'openai/resources/chat/completions';
+import type { CompletionUsage } from 'openai/resources/completions';
+import type { CreateEmbeddingResponse, EmbeddingCreateParams } from 'openai/resources/embeddings';
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { LlmConfig } from '../../config/llm.config';
+import {
+  AgentLlm,
+  LlmAdmissionPolicy,
+  LlmAdmissionReservation,
+  LlmCallIntent,
+  NANOS_PER_USD,
+  UsageOperation,
+  UsageRecord,
+} from '../../plugins/sdk';
+import type { UsageRecorder } from '../usage/usage-recorder.service';
+import { LlmBudgetExceededException, LlmInvalidArgumentException, LlmNotConfiguredException } from './llm.exceptions';
+import { ASA_ATTR, GEN_AI_ATTR } from './llm-span-attributes';
+import { nanosToUsdString, parseDecimal } from './pricing/decimal';
+import type { PricingService, TokenCounts } from './pricing/pricing.service';
+import type { TaskSpendReader } from './task-spend.reader';
+import type { TokenEstimator } from './token-estimator';
+
+/**
+ * Output allowance assumed for the worst-case cost of a chat call that sets neither `max_tokens`
+ * nor `max_completion_tokens` (budgets and admission policies see this as its maximum output).
+ */
+export const DEFAULT_MAX_OUTPUT_TOKENS = 4096;
+
+export interface LlmCallOptions {
+  /** Abort the call (the usage record then says `aborted`). */
+  signal?: AbortSignal;
+  /** Per-call timeout, overriding OPENAI_TIMEOUT_MS (the usage record then says `timeout`). */
+  timeoutMs?: number;
+}
+
+export interface UsageLimits {
+  within_limits: boolean;
+  current_cost_usd: number;
+  limit_usd: number;
+  remaining_usd: number;
+}
+
+/** Everything a client needs, shared by every client the factory hands out. */
+export interface LlmClientDeps {
+  readonly openai: OpenAI | null;
+  readonly config: LlmConfig;
+  readonly pricing: PricingService;
+  readonly estimator: TokenEstimator;
+  readonly recorder: UsageRecorder;
+  readonly policies: readonly LlmAdmissionPolicy[];
+  readonly spend: TaskSpendReader;
+  readonly tracer: Tracer;
+  readonly server: { address: string; port: number } | null;
+}
+
+/** What is known about a call when it ends. */
+interface CallOutcome {
+  status: 'success' | 'error';
+  errorType: string | null;
+  error?: unknown;
+  responseModel: string | null;
+  responseId?: string | null;
+  finishReasons?: string[];
+  tokens: TokenCounts;
+  estimated: boolean;
+}
+
+const ZERO_TOKENS: TokenCounts = { inputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens: 0, reasoningTokens: 0 };
+
+/**
+ * The budget of one task scope: the spent cost is read once from the database, then kept in
+ * memory; calls in flight reserve their worst case so concurrent calls cannot overshoot together.
+ */
+class TaskBudget {
+  private spent: bigint | null = null;
+  private loading: Promise<bigint> | null = null;
+  private reserved = 0n;
+
+  constructor(
+    readonly taskId: string,
+    readonly limitNanos: bigint,
+    private readonly spend: TaskSpendReader,
+  ) {}
+
+  async reserve(worstCaseNanos: number | null, model: string): Promise<bigint> {
+    if (this.spent === null) {
+      this.loading ??= this.spend.spentNanos(this.taskId);
+      this.spent = await this.loading;
+    }
+    // An unpriced model's cost is unknown: it reserves nothing and is only refused once the budget is already passed.
+    const worst = BigInt(worstCaseNanos ?? 0);
+    if (this.spent + this.reserved + worst > this.limitNanos) {
+      throw new LlmBudgetExceededException(
+        `LLM call refused: task "${this.taskId}" has a budget of ${nanosToUsdString(this.limitNanos)} USD, has spent ` +
+          `${nanosToUsdString(this.spent)} USD${this.reserved > 0n ? ` (plus ${nanosToUsdString(this.reserved)} USD reserved by calls in flight)` : ''}, ` +
+          `and this ${model} call could cost up to ${nanosToUsdString(worst)} USD`,
+        { taskId: this.taskId, limitNanos: this.limitNanos.toString(), spentNanos: this.spent.toString(), worstCaseNanos: worst.toString() },
+      );
+    }
+    this.reserved += worst;
+    return worst;
+  }
+
+  settle(reservedNanos: bigint, actualNanos: number | null): void {
+    this.reserved -= reservedNanos;
+    if (this.spent !== null && actualNanos !== null) this.spent += BigInt(actualNanos);
+  }
+}
+
+/**
+ * An LLM client scoped to a task and/or user: every call (chat, streamed chat, embeddings) goes
+ * through the admission seam (task budget, then each admission policy), runs in an OpenTelemetry
+ * GenAI span, and produces exactly one usage record, whether it succeeds or fails.
+ */
+export class LlmClient implements AgentLlm {
+  private readonly logger = new Logger(LlmClient.name);
+  private readonly budget: TaskBudget | null;
+
+  constructor(
+    private readonly deps: LlmClientDeps,
+    readonly taskId: string | null,
+    readonly userId: string | null,
+    maxCostUsd: number | null = null,
+  ) {
+    this.budget =
+      maxCostUsd === null || maxCostUsd === undefined
+        ? null
+        : new TaskBudget(requireTaskId(taskId), usdToNanos(maxCostUsd, 'maxCostUsd'), deps.spend);
+  }
+
+  async chat(params: ChatCompletionCreateParamsNonStreaming, options: LlmCallOptions = {}): Promise<ChatCompletion> {
+    const promptTokens = this.deps.estimator.countChatPrompt(params);
+    const call = await this.begin('chat', params.model, promptTokens, maxOutputTokens(params), false, params as unknown as Record<string, unknown>);
+    let response: ChatCompletion;
+    try {
+      const openai = this.requireOpenAi();
+      response = await context.with(trace.setSpan(context.active(), call.span), () =>
+        openai.chat.completions.create({ ...params, stream: false }, requestOptions(options)),
+      );
+    } catch (err) {
+      await call.finish(this.failure(err, options, false));
+      throw err;
+    }
+    const usage = tokensFromUsage(response.usage);
+    const completionText = (response.choices ?? []).map((c) => messageText(c.message)).join('');
+    await call.finish({
+      status: 'success',
+      errorType: null,
+      responseModel: response.model ?? null,
+      responseId: response.id ?? null,
+      finishReasons: (response.choices ?? []).map((c) => c.finish_reason).filter(Boolean),
+      tokens: usage ?? this.estimateChat(promptTokens, completionText, params.model),
+      estimated: usage === null,
+    });
+    return response;
+  }
+
+  /**
+   * Streams a chat completion. Always asks for usage in the stream (`stream_options.include_usage`);
+   * when the provider still sends none, tokens are counted locally and the record is `estimated`.
+   * A consumer that stops iterating early ends the request; its record says `abandoned`.
+   */
+  chatStream(
+    params: Omit<ChatCompletionCreateParamsStreaming, 'stream'>,
+    options: LlmCallOptions = {},
+  ): AsyncIterable<ChatCompletionChunk> {
+    return this.streamChat(params, options);
+  }
+
+  async embed(params: EmbeddingCreateParams, options: LlmCallOptions = {}): Promise<CreateEmbeddingResponse> {
+    const inputTokens = this.deps.estimator.countEmbeddingInput(params.input, params.model);
+    const call = await this.begin('embeddings', params.model, inputTokens, 0, false, params as unknown as Record<string, unknown>);
+    let response: CreateEmbeddingResponse;
+    try {
+      const openai = this.requireOpenAi();
+      response = await context.with(trace.setSpan(context.active(), call.span), () =>
+        openai.embeddings.create(params, requestOptions(options)),
+      );
+    } catch (err) {
+      await call.finish(this.failure(err, options, false));
+      throw err;
+    }
+    const reported = typeof response.usage?.prompt_tokens === 'number' ? response.usage.prompt_tokens : null;
+    await call.finish({
+      status: 'success',
+      errorType: null,
+      responseModel: response.model ?? null,
+      tokens: { ...ZERO_TOKENS, inputTokens: reported ?? inputTokens },
+      estimated: reported === null,
+    });
+    return response;
+  }
+
+  /** The seed's `check_usage_limits`: the task's recorded LLM cost against a limit in USD. */
+  async checkUsageLimits(opts: { maxCostPerTask: number }): Promise<UsageLimits> {
+    const taskId = requireTaskId(this.taskId);
+    const limit = usdToNanos(opts.maxCostPerTask, 'maxCostPerTask');
+    const spent = await this.deps.spend.spentNanos(taskId);
+    const remaining = spent >= limit ? 0n : limit - spent;
+    return {
+      within_limits: spent <= limit,
+      current_cost_usd: nanosToUsdNumber(spent),
+      limit_usd: nanosToUsdNumber(limit),
+      remaining_usd: nanosToUsdNumber(remaining),
+    };
+  }
+
+  // --- internals ------------------------------------------------------------------------------
+
+  private async *streamChat(
+    params: Omit<ChatCompletionCreateParamsStreaming, 'stream'>,
+    options: LlmCallOptions,
+  ): AsyncGenerator<ChatCompletionChunk> {
+    const promptTokens = this.deps.estimator.countChatPrompt(params);
+    const call = await this.begin('chat', params.model, promptTokens, maxOutputTokens(params), true, params as unknown as Record<string, unknown>);
+    const acc = { text: '', usage: null as CompletionUsage | null, model: null as string | null, id: null as string | null, finish: [] as string[] };
+    const partial = (): Pick<CallOutcome, 'responseModel' | 'responseId' | 'finishReasons' | 'tokens' | 'estimated'> => {
+      const reported = tokensFromUsage(acc.usage);
+      return {
+        responseModel: acc.model,
+        responseId: acc.id,
+        finishReasons: acc.finish,
+        tokens: reported ?? this.estimateChat(promptTokens, acc.text, params.model),
+        estimated: reported === null,
+      };
+    };
+
+    let stream: AsyncIterable<ChatCompletionChunk>;
+    try {
+      const openai = this.requireOpenAi();
+      stream = await context.with(trace.setSpan(context.active(), call.span), () =>
+        openai.chat.completions.create(
+          { ...params, stream: true, stream_options: { ...(params.stream_options ?? {}), include_usage: true } },
+          requestOptions(options),
+        ),
+      );
+    } catch (err) {
+      await call.finish(this.failure(err, options, false));
+      throw err;
+    }
+
+    let outcome: CallOutcome | null = null;
+    try {
+      for await (const chunk of stream) {
+        if (chunk.model) acc.model = chunk.model;
+        if (chunk.id) acc.id = chunk.id;
+        if (chunk.usage) acc.usage = chunk.usage;
+        for (const choice of chunk.choices ?? []) {
+          const piece = deltaText(choice.delta);
+          if (piece) {
+            call.markFirstToken();
+            acc.text += piece;
+          }
+          if (choice.finish_reason) acc.finish.push(choice.finish_reason);
+        }
+        yield chunk;
+      }
+      if (options.signal?.aborted) {
+        // The SDK ends an aborted stream quietly; the caller asked for the abort, so say so.
+        const err = new APIUserAbortError();
+        outcome = { status: 'error', errorType: 'aborted', error: err, ...partial() };
+        throw err;
+      }
+      outcome = { status: 'success', errorType: null, ...partial() };
+    } catch (err) {
+      outcome ??= { ...this.failure(err, options, true), ...partial() };
+      throw err;
+    } finally {
+      // No outcome here means the consumer stopped iterating (break/return): the SDK has aborted the request.
+      outcome ??= { status: 'error', errorType: 'abandoned', ...partial() };
+      await call.finish(outcome);
+    }
+  }
+
+  /** Admission (task budget, then policies), then the span and the clock. Throws before any provider call when refused. */
+  private async begin(
+    operation: UsageOperation,
+    model: string,
+    promptTokens: number,
+    maxOutput: number,
+    streamed: boolean,
+    params: Record<string, unknown>,
+  ): Promise<CallTracker> {
+    if (typeof model !== 'string' || model.trim() === '') throw new LlmInvalidArgumentException('model is required: pass the model id, e.g. "gpt-4o"');
+    this.requireOpenAi(); // not configured: refuse before anything is reserved or recorded
+    const provider = this.deps.config.provider;
+    const maxCostNanos = this.deps.pricing.maxCostNanos(model, promptTokens, maxOutput, { provider });
+    const budgetReserved = this.budget ? await this.budget.reserve(maxCostNanos, model) : 0n;
+    const reservations: { policy: string; reservation: LlmAdmissionReservation }[] = [];
+    const intent: LlmCallIntent = { taskId: this.taskId, userId: this.userId, provider, model, operation, maxCostNanos };
+    const settleAll = async (actual: number | null) => {
+      this.budget?.settle(budgetReserved, actual);
+      for (const { policy, reservation } of reservations) {
+        try {
+          await reservation.settle(actual);
+        } catch (err) {
+          this.logger.error(`admission policy "${policy}" failed to settle a reservation: ${errorMessage(err)}`);
+        }
+      }
+    };
+    try {
+      for (const policy of this.deps.policies) {
+        const reservation = await policy.admit(intent);
+        if (reservation) reservations.push({ policy: policy.name, reservation });
+      }
+    } catch (err) {
+      // Refused: nothing was spent, so every reservation taken so far is settled at 0.
+      await settleAll(0);
+      throw err;
+    }
+    return new CallTracker(this, this.deps, operation, model, streamed, params, settleAll);
+  }
+
+  private failure(err: unknown, options: LlmCallOptions, midStream: boolean): CallOutcome {
+    return {
+      status: 'error',
+      errorType: classifyError(err, options.signal, midStream),
+      error: err,
+      responseModel: null,
+      tokens: ZERO_TOKENS,
+      estimated: false,
+    };
+  }
+
+  private estimateChat(promptTokens: number, completionText: string, model: string): TokenCounts {
+    return { ...ZERO_TOKENS, inputTokens: promptTokens, outputTokens: this.deps.estimator.countText(completionText, model) };
+  }
+
+  private requireOpenAi(): OpenAI {
+    if (!this.deps.openai) {
+      throw new LlmNotConfiguredException('No LLM provider configured: set OPENAI_API_KEY (and OPENAI_BASE_URL for another OpenAI-compatible server)');
+    }
+    return this.deps.openai;
+  }
+}
+
+/** One call in flight: its span, its clock, and the one usage record it ends with. */
+class CallTracker {
+  readonly id = randomUUID();
+  readonly createdAtMs = Date.now();
+  readonly span: Span;
+  private readonly t0 = performance.now();
+  private ttftMs: number | null = null;
+  private finished = false;
+  private static readonly logger = new Logger('LlmUsageCapture');
+
+  constructor(
+    private readonly client: LlmClient,
+    private readonly deps: LlmClientDeps,
+    private readonly operation: UsageOperation,
+    private readonly model: string,
+    private readonly streamed: boolean,
+    params: Record<string, unknown>,
+    private readonly settle: (actualCostNanos: number | null) => Promise<void>,
+  ) {
+    this.span = deps.tracer.startSpan(`${operation} ${model}`, { kind: SpanKind.CLIENT, attributes: this.requestAttributes(params) });
+  }
+
+  markFirstToken(): void {
+    if (this.ttftMs === null) this.ttftMs = round3(performance.now() - this.t0);
+  }
+
+  /** Prices the call, records it, settles the admission and ends the span. Never throws. */
+  async finish(outcome: CallOutcome): Promise<UsageRecord | null> {
+    if (this.finished) return null;
+    this.finished = true;
+    const latencyMs = round3(performance.now() - this.t0);
+    let record: UsageRecord | null = null;
+    try {
+      const provider = this.deps.config.provider;
+      const quote = this.deps.pricing.price(outcome.tokens, [outcome.responseModel, this.model], { provider, at: this.createdAtMs });
+      const spanContext = this.span.spanContext();
+      const t = outcome.tokens;
+      record = {
+        id: this.id,
+        createdAtMs: this.createdAtMs,
+        taskId: this.client.taskId,
+        userId: this.client.userId,
+        traceId: isSpanContextValid(spanContext) ? spanContext.traceId : null,
+        provider,
+        operation: this.operation,
+        requestedModel: this.model,
+        responseModel: outcome.responseModel,
+        inputTokens: t.inputTokens,
+        cachedInputTokens: t.cachedInputTokens,
+        cacheWriteTokens: t.cacheWriteTokens,
+        outputTokens: t.outputTokens,
+        reasoningTokens: t.reasoningTokens,
+        totalTokens: t.inputTokens + t.outputTokens,
+        costNanos: quote.costNanos,
+        unpriced: quote.unpriced,
+        priceSource: quote.priceSource,
+        latencyMs,
+        timeToFirstTokenMs: this.streamed ? this.ttftMs : null,
+        streamed: this.streamed,
+        status: outcome.status,
+        errorType: outcome.errorType,
+        estimated: outcome.estimated,
+      };
+      this.annotateSpan(record, outcome);
+    } catch (err) {
+      CallTracker.logger.error(`could not build the usage record of a ${this.operation} ${this.model} call: ${errorMessage(err)}`);
+    }
+    try {
+      await this.settle(record?.costNanos ?? null);
+    } catch (err) {
+      CallTracker.logger.error(`could not settle the admission of a ${this.operation} ${this.model} call: ${errorMessage(err)}`);
+    }
+    try {
+      this.span.end();
+    } catch {
+      // a broken tracer must not affect the call
+    }
+    if (record) {
+      try {
+        await this.deps.recorder.record(record);
+      } catch (err) {
+        CallTracker.logger.error(`could not queue usage record ${record.id}: ${errorMessage(err)}`);
+      }
+    }
+    return record;
+  }
+
+  private requestAttributes(params: Record<string, unknown>) {
+    const attrs: Record<string, string | number | boolean> = {
+      [GEN_AI_ATTR.OPERATION_NAME]: this.operation,
+      [GEN_AI_ATTR.PROVIDER_NAME]: this.deps.config.provider,
+      [GEN_AI_ATTR.REQUEST_MODEL]: this.model,
+      [ASA_ATTR.USAGE_RECORD_ID]: this.id,
+    };
+    if (this.operation === 'chat') attrs[GEN_AI_ATTR.REQUEST_STREAM] = this.streamed;
+    const maxTokens = params.max_completion_tokens ?? params.max_tokens;
+    if (typeof maxTokens === 'number') attrs[GEN_AI_ATTR.REQUEST_MAX_TOKENS] = maxTokens;
+    if (typeof params.temperature === 'number') attrs[GEN_AI_ATTR.REQUEST_TEMPERATURE] = params.temperature;
+    if (typeof params.top_p === 'number') attrs[GEN_AI_ATTR.REQUEST_TOP_P] = params.top_p;
+    if (this.deps.server) {
+      attrs[GEN_AI_ATTR.SERVER_ADDRESS] = this.deps.server.address;
+      attrs[GEN_AI_ATTR.SERVER_PORT] = this.deps.server.port;
+    }
+    if (this.client.taskId) attrs[ASA_ATTR.TASK_ID] = this.client.taskId;
+    if (this.client.userId) attrs[ASA_ATTR.USER_ID] = this.client.userId;
+    return attrs;
+  }
+
+  private annotateSpan(r: UsageRecord, outcome: CallOutcome): void {
+    const s = this.span;
+    if (r.responseModel) s.setAttribute(GEN_AI_ATTR.RESPONSE_MODEL, r.responseModel);
+    if (outcome.responseId) s.setAttribute(GEN_AI_ATTR.RESPONSE_ID, outcome.responseId);
+    if (outcome.finishReasons && outcome.finishReasons.length > 0) s.setAttribute(GEN_AI_ATTR.RESPONSE_FINISH_REASONS, outcome.finishReasons);
+    if (r.timeToFirstTokenMs !== null) s.setAttribute(GEN_AI_ATTR.RESPONSE_TIME_TO_FIRST_CHUNK, r.timeToFirstTokenMs / 1000);
+    s.setAttributes({
+      [GEN_AI_ATTR.USAGE_INPUT_TOKENS]: r.inputTokens,
+      [GEN_AI_ATTR.USAGE_OUTPUT_TOKENS]: r.outputTokens,
+      [GEN_AI_ATTR.USAGE_CACHE_READ_INPUT_TOKENS]: r.cachedInputTokens,
+      [GEN_AI_ATTR.USAGE_CACHE_CREATION_INPUT_TOKENS]: r.cacheWriteTokens,
+      [GEN_AI_ATTR.USAGE_REASONING_OUTPUT_TOKENS]: r.reasoningTokens,
+      [ASA_ATTR.UNPRICED]: r.unpriced,
+      [ASA_ATTR.USAGE_ESTIMATED]: r.estimated,
+    });
+    if (r.costNanos !== null) {
+      s.setAttribute(ASA_ATTR.COST_NANOS, r.costNanos);
+      s.setAttribute(ASA_ATTR.COST_USD, r.costNanos / NANOS_PER_USD);
+    }
+    if (r.priceSource) s.setAttribute(ASA_ATTR.PRICE_SOURCE, r.priceSource);
+    if (r.status === 'error') {
+      s.setAttribute(GEN_AI_ATTR.ERROR_TYPE, r.errorType ?? 'error');
+      if (outcome.error instanceof Error) s.recordException(outcome.error);
+      s.setStatus({ code: SpanStatusCode.ERROR, message: outcome.error instanceof Error ? outcome.error.message : (r.errorType ?? undefined) });
+    }
+  }
+}
+
+// --- helpers ------------------------------------------------------------------------------------
+
+/** `http_<status>`, `timeout`, `aborted`, `connection`, `stream_interrupted`, `provider_error`, `invalid_response` or `unknown`. */
+export function classifyError(err: unknown, signal: AbortSignal | undefined, midStream: boolean): string {
+  if (err instanceof APIUserAbortError || (signal?.aborted && !(err instanceof APIError && typeof err.status === 'number'))) return 'aborted';
+  if (err instanceof APIConnectionTimeoutError) return 'timeout';
+  if (err instanceof APIConnectionError) return 'connection';
+  if (err instanceof APIError) return typeof err.status === 'number' ? `http_${err.status}` : 'provider_error';
+  if (err instanceof LlmNotConfiguredException) return 'not_configured';
+  if (midStream) return 'stream_interrupted';
+  if (err instanceof SyntaxError) return 'invalid_response';
+  return 'unknown';
+}
+
+function tokensFromUsage(u: CompletionUsage | null | undefined): TokenCounts | null {
+  if (!u || typeof u.prompt_tokens !== 'number') return null;
+  return {
+    inputTokens: u.prompt_tokens,
+    cachedInputTokens: u.prompt_tokens_details?.cached_tokens ?? 0,
+    cacheWriteTokens: u.prompt_tokens_details?.cache_write_tokens ?? 0,
+    outputTokens: u.completion_tokens ?? 0,
+    reasoningTokens: u.completion_tokens_details?.reasoning_tokens ?? 0,
+  };
+}
+
+function messageText(m: ChatCompletion['choices'][number]['message'] | undefined): string {
+  if (!m) return '';
+  let text = m.content ?? m.refusal ?? '';
+  for (const call of m.tool_calls ?? []) {
+    if (call.type === 'function') text += call.function.name + call.function.arguments;
+  }
+  return text;
+}
+
+function deltaText(d: ChatCompletionChunk['choices'][number]['delta'] | undefined): string {
+  if (!d) return '';
+  let text = d.content ?? d.refusal ?? '';
+  for (const call of d.tool_calls ?? []) text += (call.function?.name ?? '') + (call.function?.arguments ?? '');
+  return text;
+}
+
+function maxOutputTokens(params: { max_tokens?: number | null; max_completion_tokens?: number | null }): number {
+  return params.max_completion_tokens ?? params.max_tokens ?? DEFAULT_MAX_OUTPUT_TOKENS;
+}
+
+function requestOptions(o: LlmCallOptions): { signal?: AbortSignal; timeout?: number } {
+  return { ...(o.signal ? { signal: o.signal } : {}), ...(o.timeoutMs !== undefined ? { timeout: o.timeoutMs } : {}) };
+}
+
+function requireTaskId(taskId: string | null): string {
+  if (!taskId) throw new LlmInvalidArgumentException('a task budget needs a task: create the client with forTask(taskId, ...)');
+  return taskId;
+}
+
+/** Exact USD -> nano-dollars (rounded half-up), from the number's decimal form. */
+export function usdToNanos(usd: number, name: string): bigint {
+  const d = typeof usd === 'number' ? parseDecimal(usd) : null;
+  if (!d) throw new LlmInvalidArgumentException(`${name} must be a non-negative number of USD, got ${JSON.stringify(usd)}`);
+  const nanos = d.units * 10n ** BigInt(Math.max(0, 9 - d.scale));
+  if (d.scale <= 9) return nanos;
+  const div = 10n ** BigInt(d.scale - 9);
+  const q = d.units / div;
+  return (d.units % div) * 2n >= div ? q + 1n : q;
+}
+
+function nanosToUsdNumber(nanos: bigint): number {
+  return Number(nanosToUsdString(nanos));
+}
+
+function round3(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
