@@ -113,6 +113,33 @@ export class EnvironmentVariables {
 
   @IsOptional() @Transform(toInt) @IsInt() @Min(0)
   TASK_SHUTDOWN_GRACE_MS?: number;
+
+  // Bug-fix agent: workspace, context budget and the test command sandbox.
+  @IsOptional() @IsString()
+  TASK_WORKSPACE_DIR?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1_000)
+  TASK_CLONE_TIMEOUT_MS?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100)
+  TASK_TEST_TIMEOUT_MS?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(60_000)
+  TASK_KILL_GRACE_MS?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1_024) @Max(64 * 1024 * 1024)
+  TASK_TEST_OUTPUT_MAX_BYTES?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1_000) @Max(2_000_000)
+  TASK_CONTEXT_MAX_TOKENS?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1_024)
+  TASK_CONTEXT_MAX_FILE_BYTES?: number;
+
+  @IsOptional() @Matches(/^\s*([A-Za-z_][A-Za-z0-9_]*(\s*,\s*[A-Za-z_][A-Za-z0-9_]*)*)?\s*$/, {
+    message: 'TASK_TEST_ENV_PASSTHROUGH must be a comma-separated list of environment variable names',
+  })
+  TASK_TEST_ENV_PASSTHROUGH?: string;
 }
 
 export function validateEnv(config: Record<string, unknown>): EnvironmentVariables {

@@ -1,4 +1,7 @@
 import { registerAs } from '@nestjs/config';
+import { tmpdir } from 'node:os';
+import { resolve } from 'node:path';
+import { pickPassthroughEnv } from '../modules/tasks/agent/sandbox-env';
 import { DEFAULT_REPO_URL_SCHEMES, RepoUrlScheme } from '../modules/tasks/repo-url';
 import { validateEnv } from './env.validation';
 
@@ -19,6 +22,26 @@ export const tasksConfig = registerAs('tasks', () => {
       : [...DEFAULT_REPO_URL_SCHEMES]) as RepoUrlScheme[],
     /** On shutdown, running tasks get this long to finish before they are aborted as `interrupted`. */
     shutdownGraceMs: env.TASK_SHUTDOWN_GRACE_MS ?? 10_000,
+    // --- bug-fix agent ---
+    /** Each task gets a temporary folder here (checkout, HOME and TMPDIR of its tests), removed when it ends. */
+    workspaceDir: env.TASK_WORKSPACE_DIR ? resolve(env.TASK_WORKSPACE_DIR) : tmpdir(),
+    /** Time limit of `git clone` and of each other git command of a task. */
+    cloneTimeoutMs: env.TASK_CLONE_TIMEOUT_MS ?? 120_000,
+    /** Time limit of one run of a task's test_command; its whole process group is killed after it. */
+    testTimeoutMs: env.TASK_TEST_TIMEOUT_MS ?? 300_000,
+    /** Between SIGTERM and SIGKILL when a test command is stopped. */
+    killGraceMs: env.TASK_KILL_GRACE_MS ?? 2_000,
+    /** Output of one test run kept (head and tail). */
+    testOutputMaxBytes: env.TASK_TEST_OUTPUT_MAX_BYTES ?? 256 * 1024,
+    /** Tokens of repository context (tree, files, test output) sent to the model per attempt. */
+    contextMaxTokens: env.TASK_CONTEXT_MAX_TOKENS ?? 24_000,
+    /** Files larger than this are listed but never sent to the model. */
+    contextMaxFileBytes: env.TASK_CONTEXT_MAX_FILE_BYTES ?? 200_000,
+    /**
+     * The only variables of the service's environment a test command sees: PATH, locale and terminal
+     * settings plus TASK_TEST_ENV_PASSTHROUGH, never anything named like a secret.
+     */
+    testEnv: pickPassthroughEnv(process.env, (env.TASK_TEST_ENV_PASSTHROUGH ?? '').split(',').map((s) => s.trim()).filter(Boolean)),
   };
 });
 export type TasksConfig = ReturnType<typeof tasksConfig>;

@@ -1,0 +1,65 @@
+import { execFile } from 'node:child_process';
+
+export interface GitOptions {
+  readonly cwd?: string;
+  /** Complete environment of git (nothing else is inherited). */
+  readonly env: Record<string, string>;
+  readonly timeoutMs: number;
+  readonly signal?: AbortSignal;
+  /** Text written to git's stdin. */
+  readonly input?: string;
+}
+
+export class GitCommandError extends Error {
+  constructor(
+    readonly args: readonly string[],
+    readonly stderr: string,
+    readonly exitCode: number | null,
+    readonly timedOut: boolean,
+    readonly aborted: boolean,
+  ) {
+    const what = timedOut ? 'timed out' : aborted ? 'was stopped' : `failed (exit ${exitCode ?? 'signal'})`;
+    super(`git ${subcommandOf(args)} ${what}: ${stderr.trim() || '(no output)'}`);
+  }
+}
+
+/** The git subcommand in an argument list that may start with `-c name=value` pairs. */
+function subcommandOf(args: readonly string[]): string {
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '-c') i++;
+    else if (!args[i].startsWith('-')) return args[i];
+  }
+  return '';
+}
+
+/**
+ * Runs git with an argument array (never through a shell), a timeout and an abort signal.
+ * Resolves with stdout; rejects with GitCommandError carrying git's stderr.
+ */
+export function runGit(args: readonly string[], opts: GitOptions): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      'git',
+      args as string[],
+      {
+        cwd: opts.cwd,
+        env: opts.env,
+        timeout: opts.timeoutMs,
+        killSignal: 'SIGKILL',
+        signal: opts.signal,
+        maxBuffer: 32 * 1024 * 1024,
+        encoding: 'utf8',
+      },
+      (err, stdout, stderr) => {
+        if (!err) return resolve(stdout);
+        const e = err as NodeJS.ErrnoException & { code?: number | string; killed?: boolean; signal?: string };
+        const aborted = e.name === 'AbortError' || opts.signal?.aborted === true;
+        const timedOut = !aborted && e.killed === true && e.signal === 'SIGKILL';
+        const exitCode = typeof e.code === 'number' ? e.code : null;
+        reject(new GitCommandError(args, stderr || e.message, exitCode, timedOut, aborted));
+      },
+    );
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+    else child.stdin?.end();
+  });
+}
