@@ -92,6 +92,37 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(toBool) @IsBoolean()
   ENABLE_OPENTELEMETRY?: boolean;
 
+  // Standard OpenTelemetry variables, read by the SDK; validated here so a typo stops the start.
+  @IsOptional() @IsString()
+  OTEL_SERVICE_NAME?: string;
+
+  @IsOptional() @IsUrl({ require_tld: false, protocols: ['http', 'https'], require_protocol: true })
+  OTEL_EXPORTER_OTLP_ENDPOINT?: string;
+
+  @IsOptional() @IsUrl({ require_tld: false, protocols: ['http', 'https'], require_protocol: true })
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?: string;
+
+  @IsOptional() @IsIn(['http/protobuf', 'http/json', 'grpc'])
+  OTEL_EXPORTER_OTLP_PROTOCOL?: string;
+
+  @IsOptional() @IsIn(['http/protobuf', 'http/json', 'grpc'])
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL?: string;
+
+  @IsOptional() @Matches(/^\s*([^=,\s]+\s*=[^,]*)(,\s*[^=,\s]+\s*=[^,]*)*\s*$/, {
+    message: 'OTEL_EXPORTER_OTLP_HEADERS must be a comma-separated list of key=value pairs',
+  })
+  OTEL_EXPORTER_OTLP_HEADERS?: string;
+
+  @IsOptional() @Matches(/^(none|otlp|console|prometheus)(,(none|otlp|console|prometheus))*$/, {
+    message: 'OTEL_METRICS_EXPORTER must list exporters from: otlp, console, prometheus, none',
+  })
+  OTEL_METRICS_EXPORTER?: string;
+
+  @IsOptional() @Matches(/^(none|otlp|console)(,(none|otlp|console))*$/, {
+    message: 'OTEL_LOGS_EXPORTER must list exporters from: otlp, console, none',
+  })
+  OTEL_LOGS_EXPORTER?: string;
+
   @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(64)
   TASK_CONCURRENCY?: number;
 

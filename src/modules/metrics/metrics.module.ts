@@ -4,6 +4,7 @@ import { MetricsController } from './metrics.controller';
 import { metricsRegistryProvider } from './metrics-registry.provider';
 import { METRICS_REGISTRY } from './metrics.constants';
 import { TaskMetricsService } from './task-metrics.service';
+import { TracingLifecycle } from './tracing-lifecycle.service';
 import { UsagePipelineMetrics } from './usage-pipeline-metrics.service';
 
 /**
@@ -17,7 +18,7 @@ import { UsagePipelineMetrics } from './usage-pipeline-metrics.service';
     // metricsRegistryProvider collects them on this app's registry instead.
     PrometheusModule.register({ controller: MetricsController, path: '/metrics', defaultMetrics: { enabled: false } }),
   ],
-  providers: [metricsRegistryProvider, TaskMetricsService, UsagePipelineMetrics],
+  providers: [metricsRegistryProvider, TaskMetricsService, UsagePipelineMetrics, TracingLifecycle],
   exports: [METRICS_REGISTRY, TaskMetricsService],
 })
 export class MetricsModule {}

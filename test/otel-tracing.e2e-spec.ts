@@ -1,0 +1,189 @@
+/**
+ * Traces end to end: the real OpenTelemetry SDK started by startTracing() (as main.ts does),
+ * exporting OTLP/HTTP protobuf (the default protocol) to a local receiver, from the real AppModule
+ * listening on 127.0.0.1, with LLM calls through the real LlmClient and openai SDK against the
+ * local OpenAI-compatible simulator.
+ *
+ * Tracing is process-wide, so it is started here, in this file only (vitest runs each file in its
+ * own process), before anything instrumented (http, @nestjs/core, typeorm) is loaded: everything
+ * that loads them is imported dynamically below.
+ */
+import { trace } from '@opentelemetry/api';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { flushTracing, shutdownTracing, startTracing } from '../src/modules/metrics/tracing';
+import type { SimulatorHandle } from '../src/simulator/openai-compatible-server';
+import { ancestors, OtlpReceiver, ReceivedSpan, startOtlpReceiver } from './support/otlp-receiver';
+import type { TestApp } from './support/create-app';
+
+const MODEL = 'acme-large';
+// USD per million tokens; reasoning is priced as output.
+const PRICES = { input: '2.5', cached_input: '1.25', output: '10' };
+// 900 uncached input, 100 cached input, 200 output (50 of them reasoning).
+const EXPECTED_COST_NANOS = 900 * 2_500 + 100 * 1_250 + 200 * 10_000; // 4_375_000 = $0.004375
+
+const OPENMETRICS_ACCEPT = 'application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5';
+
+describe('OpenTelemetry traces over OTLP', () => {
+  let receiver: OtlpReceiver;
+  let simulator: SimulatorHandle;
+  let t: TestApp;
+  let base: string;
+  let dir: string;
+  const savedEnv = { ...process.env };
+
+  beforeAll(async () => {
+    receiver = await startOtlpReceiver();
+    Object.assign(process.env, {
+      ENABLE_OPENTELEMETRY: 'true',
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      OTEL_EXPORTER_OTLP_HEADERS: 'x-test-tenant=asa-e2e',
+      OTEL_BSP_SCHEDULE_DELAY: '50',
+    });
+    delete process.env.OTEL_SERVICE_NAME;
+    delete process.env.OTEL_EXPORTER_OTLP_PROTOCOL;
+    expect(startTracing()).toBe(true);
+
+    const { startOpenAiCompatibleServer } = await import('../src/simulator/openai-compatible-server');
+    const { createTestApp } = await import('./support/create-app');
+    simulator = await startOpenAiCompatibleServer({
+      respond: () => ({
+        content: 'diff --git a/x b/x',
+        model: `${MODEL}-2026-01-01`,
+        usage: { prompt_tokens: 1000, completion_tokens: 200, cached_tokens: 100, reasoning_tokens: 50 },
+      }),
+    });
+    dir = mkdtempSync(join(tmpdir(), 'asa-otel-'));
+    const pricing = join(dir, 'pricing.json');
+    writeFileSync(pricing, JSON.stringify({ models: [{ model: MODEL, ...PRICES }] }));
+    t = await createTestApp({
+      env: { OPENAI_BASE_URL: simulator.baseUrl, OPENAI_API_KEY: 'sk-test-not-real', OPENAI_MAX_RETRIES: '0', PRICING_FILE: pricing },
+    });
+    await t.app.listen(0, '127.0.0.1');
+    base = await t.app.getUrl();
+    base = base.replace('[::1]', '127.0.0.1');
+  });
+
+  afterAll(async () => {
+    await t?.close();
+    await simulator?.close();
+    await shutdownTracing();
+    await receiver?.close();
+    process.env = savedEnv;
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('exports with the service name, over http/protobuf, with the configured OTLP headers', async () => {
+    await fetch(`${base}/api/v1/usage/overall?days=7`);
+    await flushTracing();
+    const span = await receiver.waitFor('any span of the service', (spans) => spans.find((s) => s.resource['service.name'] === 'asa-backend'));
+    expect(span.resource['service.version']).toBe('0.1.0');
+    expect(receiver.exports[0].contentType).toBe('application/x-protobuf');
+    expect(receiver.exports[0].headers['x-test-tenant']).toBe('asa-e2e');
+  });
+
+  it('traces an incoming request: the HTTP server span named by its route, the Nest handler and the DB queries under it', async () => {
+    const res = await fetch(`${base}/api/v1/usage/overall?days=7`, { headers: { 'x-probe': 'usage-overall' } });
+    expect(res.status).toBe(200);
+    await flushTracing();
+    const server = await receiver.waitFor('the GET /api/v1/usage/overall server span', (spans) =>
+      spans.find((s) => s.kind === 2 && s.name === 'GET /api/v1/usage/overall'),
+    );
+    expect(server.parentSpanId).toBe('');
+    expect(server.attributes['http.route']).toBe('/api/v1/usage/overall');
+    expect(server.attributes['http.response.status_code'] ?? server.attributes['http.status_code']).toBe(200);
+    expect(server.scope).toBe('@opentelemetry/instrumentation-http');
+
+    const inTrace = receiver.spans.filter((s) => s.traceId === server.traceId);
+    const nest = inTrace.find((s) => s.scope === '@opentelemetry/instrumentation-nestjs-core' && s.attributes['nestjs.type'] === 'request_context');
+    expect(nest, 'Nest request span').toBeDefined();
+    expect(nest!.attributes['http.route']).toBe('/api/v1/usage/overall');
+    expect(ancestors(receiver.spans, nest!)).toContain(server);
+
+    const db = inTrace.filter((s) => s.scope === '@opentelemetry/instrumentation-typeorm');
+    expect(db.length).toBeGreaterThan(0);
+    for (const q of db) {
+      expect(q.attributes['db.system.name']).toBe('sqlite');
+      expect(String(q.attributes['db.query.text'])).toMatch(/llm_usage/i);
+      expect(ancestors(receiver.spans, q).map((s) => s.spanId)).toContain(server.spanId);
+    }
+  });
+
+  it('does not trace /metrics scrapes or /health probes', async () => {
+    await fetch(`${base}/metrics`);
+    await fetch(`${base}/health`);
+    await fetch(`${base}/api/v1/usage/overall?days=1`);
+    await flushTracing();
+    await receiver.waitFor('the marker request', (spans) => spans.filter((s) => s.name === 'GET /api/v1/usage/overall').length >= 3);
+    const paths = receiver.spans.filter((s) => s.kind === 2).map((s) => String(s.attributes['url.path'] ?? s.attributes['http.target'] ?? ''));
+    expect(paths.some((p) => p.startsWith('/metrics'))).toBe(false);
+    expect(paths.some((p) => p.startsWith('/health'))).toBe(false);
+  });
+
+  describe('an LLM call', () => {
+    let llm: ReceivedSpan;
+    let parent: ReceivedSpan;
+
+    beforeAll(async () => {
+      const { LlmClientFactory } = await import('../src/modules/llm/llm-client.factory');
+      const { UsageRecorder } = await import('../src/modules/usage/usage-recorder.service');
+      const client = t.app.get(LlmClientFactory).forTask('otel-task-1', { userId: 'otel-user' });
+      const tracer = trace.getTracer('otel-e2e');
+      await tracer.startActiveSpan('agent step', async (span) => {
+        try {
+          await client.chat({ model: MODEL, messages: [{ role: 'user', content: 'fix the bug' }], max_tokens: 300 });
+        } finally {
+          span.end();
+        }
+      });
+      await t.app.get(UsageRecorder).flush();
+      await flushTracing();
+      llm = await receiver.waitFor('the LLM span', (spans) => spans.find((s) => s.name === `chat ${MODEL}`));
+      parent = await receiver.waitFor('its parent', (spans) => spans.find((s) => s.spanId === llm.parentSpanId));
+    });
+
+    it('is a CLIENT span named `{operation} {model}` under the span it ran in', () => {
+      expect(llm.kind).toBe(3);
+      expect(parent.name).toBe('agent step');
+      expect(llm.traceId).toBe(parent.traceId);
+      expect(llm.scope).toBe('asa-backend.llm');
+    });
+
+    it('carries the GenAI semantic convention attributes', () => {
+      expect(llm.attributes).toMatchObject({
+        'gen_ai.operation.name': 'chat',
+        'gen_ai.provider.name': 'openai',
+        'gen_ai.request.model': MODEL,
+        'gen_ai.request.max_tokens': 300,
+        'gen_ai.response.model': `${MODEL}-2026-01-01`,
+        'gen_ai.usage.input_tokens': 1000,
+        'gen_ai.usage.output_tokens': 200,
+        'gen_ai.usage.cache_read.input_tokens': 100,
+        'gen_ai.usage.reasoning.output_tokens': 50,
+        'server.address': '127.0.0.1',
+      });
+      expect(llm.attributes['gen_ai.response.finish_reasons']).toEqual(['stop']);
+    });
+
+    it('carries the exact cost, the task and the user', async () => {
+      expect(llm.attributes['asa.cost_nanos']).toBe(EXPECTED_COST_NANOS);
+      expect(llm.attributes['asa.cost_usd']).toBe(EXPECTED_COST_NANOS / 1e9);
+      expect(llm.attributes['asa.unpriced']).toBe(false);
+      expect(llm.attributes['asa.task_id']).toBe('otel-task-1');
+      expect(llm.attributes['asa.user_id']).toBe('otel-user');
+      // The same figure the usage API reports for the task.
+      const usage = (await t.app.inject({ method: 'GET', url: '/api/v1/usage/task/otel-task-1' })).json();
+      expect(usage.total_cost_usd).toBe(EXPECTED_COST_NANOS / 1e9);
+    });
+
+    it('links metrics to the trace: the latency and cost exemplars carry its trace id', async () => {
+      const res = await fetch(`${base}/metrics`, { headers: { accept: OPENMETRICS_ACCEPT } });
+      const body = await res.text();
+      const latency = body.split('\n').find((l) => l.startsWith('llm_latency_seconds_bucket{') && l.includes(`model="${MODEL}"`) && l.includes(' # {'));
+      expect(latency).toContain(`# {trace_id="${llm.traceId}"}`);
+      const cost = body.split('\n').find((l) => l.startsWith(`llm_cost_usd_total{model="${MODEL}"}`));
+      expect(cost).toContain(`# {trace_id="${llm.traceId}"} ${EXPECTED_COST_NANOS / 1e9}`);
+    });
+  });
+});
