@@ -2,10 +2,9 @@ import { HttpStatus } from '@nestjs/common';
 import { SpanKind, trace } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { APIConnectionError, APIConnectionTimeoutError, APIUserAbortError, InternalServerError, RateLimitError } from 'openai';
-import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
@@ -18,6 +17,7 @@ import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
 import { LLM_ADMISSION_POLICIES, LlmAdmissionPolicy, LlmCallIntent } from '../src/plugins/sdk';
 import { FakeOpenAi } from './fixtures/fake-openai';
 import { createTestApp, TestApp } from './support/create-app';
+import { createScratchPostgres, describePostgres, ScratchDatabase } from './support/postgres';
 
 class TestRefusal extends DomainException {
   readonly code = 'TEST_REFUSED';
@@ -462,5 +462,39 @@ describe('LlmClient against an unreachable provider', () => {
     const rows = await t.app.get(DataSource).getRepository(LlmUsage).find({ where: { taskId: 't-conn' } });
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ status: 'error', errorType: 'connection', inputTokens: 0, costNanos: 0, traceId: null });
+  });
+});
+
+describePostgres('LlmClient task spend and budgets', () => {
+  let fake: FakeOpenAi;
+  let db: ScratchDatabase;
+  let t: TestApp;
+  beforeAll(async () => {
+    fake = await FakeOpenAi.start();
+    db = await createScratchPostgres();
+    t = await createTestApp({ env: { DATABASE_URL: db.url, OPENAI_BASE_URL: fake.baseUrl, OPENAI_API_KEY: 'test-key', OPENAI_MAX_RETRIES: '0' } });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await db?.drop();
+    await fake?.close();
+  });
+
+  it('sums the task’s cost exactly in PostgreSQL and a new budget scope starts from it', async () => {
+    const llm = t.app.get(LlmClientFactory);
+    const a = llm.forTask('pg-task', { maxCostUsd: 0.01 });
+    // gpt-4o-mini: 1234 × 0.15 + 567 × 0.6 = 525.3 USD/M = 525,300 nanos, three times = 1,575,900
+    fake.setDefault({ usage: { prompt_tokens: 1234, completion_tokens: 567 } });
+    for (let i = 0; i < 3; i++) await a.chat({ model: 'gpt-4o-mini', messages: USER_HI, max_tokens: 10 });
+    expect(await a.checkUsageLimits({ maxCostPerTask: 0.0015759 })).toEqual({ within_limits: true, current_cost_usd: 0.0015759, limit_usd: 0.0015759, remaining_usd: 0 });
+    expect(await a.checkUsageLimits({ maxCostPerTask: 0.0015758 })).toMatchObject({ within_limits: false, remaining_usd: 0 });
+    // a new scope with a 0.002 USD budget: 1,575,900 spent; worst 8 × 0.15 + 3000 × 0.6 = 1801.2 -> 1,801,200 -> refused
+    const b = llm.forTask('pg-task', { maxCostUsd: 0.002 });
+    await expect(b.chat({ model: 'gpt-4o-mini', messages: USER_HI, max_tokens: 3000 })).rejects.toBeInstanceOf(LlmBudgetExceededException);
+    // worst 8 × 0.15 + 700 × 0.6 = 421.2 -> 421,200: 1,575,900 + 421,200 = 1,997,100 <= 2,000,000 -> allowed
+    await b.chat({ model: 'gpt-4o-mini', messages: USER_HI, max_tokens: 700 });
+    await t.app.get(UsageRecorder).flush();
+    const rows = await t.app.get(DataSource).getRepository(LlmUsage).find({ where: { taskId: 'pg-task' } });
+    expect(rows.map((r) => r.costNanos)).toEqual([525_300, 525_300, 525_300, 525_300]);
   });
 });
