@@ -443,6 +443,19 @@ describe('LlmClient through the real openai SDK against the simulator', () => {
   });
 });
 
+describe('price overrides file at boot', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'asa-llm-bad-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a wrong entry stops the boot with a message naming the file, the entry and the field', async () => {
+    const file = join(dir, 'pricing.json');
+    writeFileSync(file, JSON.stringify({ models: [{ model: 'ok', input: 1, output: 1 }, { model: 'gpt-x', input: 'free', output: 1 }] }));
+    await expect(createTestApp({ env: { PRICING_FILE: file, DATABASE_URL: 'sqlite::memory:' } })).rejects.toThrow(
+      `Invalid price overrides file ${file}: models[1] ("gpt-x"): "input" must be a non-negative decimal`,
+    );
+  });
+});
+
 describe('LlmClient against an unreachable provider', () => {
   let t: TestApp;
   beforeAll(async () => {
