@@ -12,6 +12,8 @@ import { AuthModule } from './modules/auth/auth.module';
 import { HealthModule } from './modules/health/health.module';
 import { LlmModule } from './modules/llm/llm.module';
 import { MetricsModule } from './modules/metrics/metrics.module';
+import { BugFixAgent } from './modules/tasks/agent/bug-fix.agent';
+import { TasksModule } from './modules/tasks/tasks.module';
 import { UsageModule } from './modules/usage/usage.module';
 import { DatabaseUsageSink } from './plugins/sinks/database-usage.sink';
 import { PrometheusUsageSink } from './plugins/sinks/prometheus-usage.sink';
@@ -30,6 +32,7 @@ import { PrometheusUsageSink } from './plugins/sinks/prometheus-usage.sink';
     MetricsModule,
     UsageModule.forRoot({ sinks: [DatabaseUsageSink, PrometheusUsageSink], imports: [MetricsModule] }),
     LlmModule.forRoot({ admissionPolicies: [] }),
+    TasksModule.forRoot({ agents: [BugFixAgent] }),
   ],
 })
 export class AppModule {}

@@ -21,7 +21,7 @@ export const tasksConfig = registerAs('tasks', () => {
       ? env.TASK_REPO_URL_SCHEMES.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean)
       : [...DEFAULT_REPO_URL_SCHEMES]) as RepoUrlScheme[],
     /** On shutdown, running tasks get this long to finish before they are aborted as `interrupted`. */
-    shutdownGraceMs: env.TASK_SHUTDOWN_GRACE_MS ?? 10_000,
+    shutdownGraceMs: env.TASK_SHUTDOWN_GRACE_MS ?? 5_000,
     // --- bug-fix agent ---
     /** Each task gets a temporary folder here (checkout, HOME and TMPDIR of its tests), removed when it ends. */
     workspaceDir: env.TASK_WORKSPACE_DIR ? resolve(env.TASK_WORKSPACE_DIR) : tmpdir(),

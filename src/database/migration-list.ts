@@ -1,4 +1,5 @@
 import { CreateLlmUsage1764198000000 } from './migrations/1764198000000-CreateLlmUsage';
+import { CreateTasks1764199000000 } from './migrations/1764199000000-CreateTasks';
 
 /** Every migration, oldest first. Add new ones at the end. */
-export const MIGRATIONS = [CreateLlmUsage1764198000000];
+export const MIGRATIONS = [CreateLlmUsage1764198000000, CreateTasks1764199000000];

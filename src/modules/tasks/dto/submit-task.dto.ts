@@ -1,0 +1,55 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsInt, IsNotEmpty, IsNumber, IsOptional, IsPositive, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+import { USER_ID_PATTERN } from '../../auth/api-key-file';
+
+// The same user id rule as API keys and the usage API.
+export const USER_ID_MESSAGE = 'user_id must be 1-100 characters of letters, digits and . _ : @ -';
+
+export class SubmitTaskDto {
+  @ApiProperty({
+    description:
+      'Repository to fix: an https://, http:// or file:// URL or an absolute local path (kinds allowed by TASK_REPO_URL_SCHEMES). ' +
+      'Values starting with "-", git remote-helper transports (ext::...), whitespace and embedded credentials are rejected.',
+    example: 'https://github.com/example/repo',
+    maxLength: 2048,
+  })
+  @IsString() @IsNotEmpty() @MaxLength(2048)
+  repo_url: string;
+
+  @ApiProperty({ description: 'What is wrong, in words; given to the model.', example: 'Fix the authentication bug', maxLength: 20_000 })
+  @IsString() @IsNotEmpty() @MaxLength(20_000)
+  bug_description: string;
+
+  @ApiProperty({
+    description: 'Shell command that runs the tests in the repository; exit code 0 means fixed.',
+    example: 'pytest tests/',
+    maxLength: 2_000,
+  })
+  @IsString() @IsNotEmpty() @MaxLength(2_000)
+  test_command: string;
+
+  @ApiPropertyOptional({ description: 'User the task (and its LLM usage) belongs to. Forced to the key\'s user for user-scoped API keys.', example: 'user-123' })
+  @IsOptional() @IsString() @Matches(USER_ID_PATTERN, { message: USER_ID_MESSAGE })
+  user_id?: string;
+
+  @ApiPropertyOptional({ description: 'Model to use (default TASK_DEFAULT_MODEL).', example: 'gpt-4o-mini' })
+  @IsOptional() @IsString() @Matches(/^[A-Za-z0-9._:/@-]{1,128}$/, { message: 'model must be a model name of 1-128 characters without spaces' })
+  model?: string;
+
+  @ApiPropertyOptional({ description: 'Budget of the task in USD (default TASK_MAX_COST_USD). The agent stops with budget_exceeded before a call that would pass it.', example: 0.5 })
+  @IsOptional() @IsNumber({ allowNaN: false, allowInfinity: false, maxDecimalPlaces: 9 }, { message: 'max_cost_usd must be a number of USD with at most 9 decimals' })
+  @IsPositive({ message: 'max_cost_usd must be greater than 0' }) @Max(1_000_000)
+  max_cost_usd?: number;
+
+  @ApiPropertyOptional({ description: 'Fix attempts (model call + apply + test) before giving up.', default: 3, minimum: 1, maximum: 10 })
+  @IsOptional() @IsInt() @Min(1) @Max(10)
+  max_attempts?: number;
+}
+
+export class SubmitTaskResponseDto {
+  @ApiProperty({ example: '0b8f5c2e-4f7a-4d55-9a55-2f1e7c9b1a10' })
+  task_id: string;
+
+  @ApiProperty({ example: 'queued', enum: ['queued'] })
+  status: 'queued';
+}

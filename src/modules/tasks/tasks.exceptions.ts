@@ -1,0 +1,34 @@
+import { HttpStatus } from '@nestjs/common';
+import { DomainException } from '../../common/domain.exception';
+
+export class TaskNotFoundException extends DomainException {
+  readonly code = 'TASK_NOT_FOUND';
+  readonly status = HttpStatus.NOT_FOUND;
+  constructor(taskId: string) {
+    super(`No task with id "${taskId}"`);
+  }
+}
+
+export class TaskAlreadyFinishedException extends DomainException {
+  readonly code = 'TASK_ALREADY_FINISHED';
+  readonly status = HttpStatus.CONFLICT;
+  constructor(taskId: string, status: string) {
+    super(`Task "${taskId}" has already finished (status ${status}); only queued or running tasks can be cancelled`);
+  }
+}
+
+export class TaskUserForbiddenException extends DomainException {
+  readonly code = 'TASK_USER_FORBIDDEN';
+  readonly status = HttpStatus.FORBIDDEN;
+  constructor(message: string) {
+    super(message);
+  }
+}
+
+export class TaskBadRequestException extends DomainException {
+  readonly code = 'TASK_BAD_REQUEST';
+  readonly status = HttpStatus.BAD_REQUEST;
+  constructor(message: string) {
+    super(message);
+  }
+}

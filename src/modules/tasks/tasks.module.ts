@@ -1,0 +1,24 @@
+import { Module } from '@nestjs/common';
+import { ConfigModule } from '@nestjs/config';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { tasksConfig } from '../../config/tasks.config';
+import { Task } from './entities/task.entity';
+import { TaskRunner } from './task-runner.service';
+import { TaskStatsService } from './task-stats.service';
+import { TaskStore } from './task-store.service';
+import { TaskUsageController } from './task-usage.controller';
+import { TasksController } from './tasks.controller';
+import { TasksModuleBase } from './tasks.module-definition';
+import { TasksService } from './tasks.service';
+
+/**
+ * Task API, persistent queue and workers. `TasksModule.forRoot({ agents: [...] })` in AppModule
+ * lists the agent classes; the first one runs new tasks.
+ */
+@Module({
+  imports: [TypeOrmModule.forFeature([Task]), ConfigModule.forFeature(tasksConfig)],
+  controllers: [TasksController, TaskUsageController],
+  providers: [TaskStore, TaskRunner, TasksService, TaskStatsService],
+  exports: [TaskStatsService, TaskStore],
+})
+export class TasksModule extends TasksModuleBase {}
