@@ -86,7 +86,7 @@ export class UsageQueryService {
     return {
       ...windowFields(w),
       ...t,
-      success_rate_percent: successRate(t),
+      success_rate_percent: (await this.taskSuccessRate(w, principal)) ?? successRate(t),
       by_model: byKey(byModel),
       by_user: byKey(byUser),
     };
@@ -138,7 +138,34 @@ export class UsageQueryService {
       .where('u.task_id = :taskId', { taskId })
       .groupBy('u.user_id')
       .getRawMany<{ user_id: string | null }>();
-    return rows.length === 0 ? null : rows.map((r) => r.user_id);
+    if (rows.length > 0) return rows.map((r) => r.user_id);
+    // A task of the task runner that made no LLM call yet exists too (200 with zeros).
+    const task = await this.usage.manager
+      .createQueryBuilder()
+      .select('t.user_id', 'user_id')
+      .from('tasks', 't')
+      .where('t.id = :taskId', { taskId })
+      .getRawOne<{ user_id: string | null }>();
+    return task ? [task.user_id] : null;
+  }
+
+  /**
+   * The seed's success rate is about tasks: succeeded / (succeeded + failed) over the tasks created
+   * in the window (same rule as /usage/metrics/tasks). Null when none finished, so the caller
+   * falls back to the LLM call success rate.
+   */
+  private async taskSuccessRate(w: Window, principal: Principal): Promise<number | null> {
+    const qb = this.usage.manager
+      .createQueryBuilder()
+      .from('tasks', 't')
+      .select("SUM(CASE WHEN t.status = 'succeeded' THEN 1 ELSE 0 END)", 'ok')
+      .addSelect("SUM(CASE WHEN t.status = 'failed' THEN 1 ELSE 0 END)", 'failed')
+      .where('t.created_at_ms >= :since', { since: w.sinceMs });
+    if (principal.scope !== 'admin') qb.andWhere('t.user_id = :scopeUserId', { scopeUserId: principal.userId });
+    const r = await qb.getRawOne<{ ok: unknown; failed: unknown }>();
+    const ok = Number(r?.ok ?? 0);
+    const failed = Number(r?.failed ?? 0);
+    return ok + failed === 0 ? null : Math.round((ok / (ok + failed)) * 10_000) / 100;
   }
 
   private scoped(qb: SelectQueryBuilder<LlmUsage>, principal: Principal): SelectQueryBuilder<LlmUsage> {

@@ -67,7 +67,12 @@ export class TaskUsageDto extends UsageTotalsDto {
 }
 
 export class OverallUsageDto extends WindowDto {
-  @ApiProperty({ description: 'Share of LLM calls that succeeded, percent (0 without calls)', example: 98.5 })
+  @ApiProperty({
+    description:
+      'Task success rate, percent: succeeded / (succeeded + failed) tasks created in the window (cancelled ones left out). ' +
+      'Without finished tasks in the window: the share of LLM calls that succeeded (0 without calls).',
+    example: 98.5,
+  })
   success_rate_percent: number;
   @groupMap('Per requested model')
   by_model: Record<string, UsageBreakdownDto>;
