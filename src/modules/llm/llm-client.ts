@@ -94,7 +94,12 @@ class TaskBudget {
   async reserve(worstCaseNanos: number | null, model: string): Promise<bigint> {
     if (this.spent === null) {
       this.loading ??= this.spend.spentNanos(this.taskId);
-      this.spent = await this.loading;
+      try {
+        this.spent ??= await this.loading;
+      } catch (err) {
+        this.loading = null; // a failed read (database down) is retried by the next call, not cached
+        throw err;
+      }
     }
     // An unpriced model's cost is unknown: it reserves nothing and is only refused once the budget is already passed.
     const worst = BigInt(worstCaseNanos ?? 0);
