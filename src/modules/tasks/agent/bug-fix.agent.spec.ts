@@ -126,10 +126,10 @@ describe('BugFixAgent (real git, real processes, openai SDK against the simulato
       for (const s of byName(name)) expect(s.parentSpanContext?.spanId, name).toBe(parentId);
     }
     const tests = byName('task.test');
-    expect(tests.map((s) => s.attributes['task.attempt'])).toEqual([0, 1]);
-    expect(tests.map((s) => s.attributes['task.test.exit_code'])).toEqual([1, 0]);
-    expect(tests[0].attributes['task.test.timed_out']).toBe(false);
-    expect(byName('task.apply')[0].attributes['task.patch.applied']).toBe(true);
+    expect(tests.map((s) => s.attributes['asa.task.attempt'])).toEqual([0, 1]);
+    expect(tests.map((s) => s.attributes['asa.task.test.exit_code'])).toEqual([1, 0]);
+    expect(tests[0].attributes['asa.task.test.timed_out']).toBe(false);
+    expect(byName('task.apply')[0].attributes['asa.task.patch.applied']).toBe(true);
   });
 
   it('retries after a wrong patch: the second prompt carries the previous patch and the failing output', async () => {

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { tasksConfig, TasksConfig } from '../../../config/tasks.config';
 import { AgentProgress, TaskAgent, TaskAgentContext, TaskAgentResult } from '../../../plugins/sdk';
+import { LlmBudgetExceededException } from '../../llm/llm.exceptions';
 import { InvalidRepoUrlException, parseRepoUrl } from '../repo-url';
 import { inSpan } from './agent-tracing';
 import { tailOf } from './capped-output';
@@ -34,8 +35,6 @@ export const TEST_OUTPUT_TAIL_CHARS = 4_000;
 const TEST_OUTPUT_SHARE = 0.2;
 /** Tokens of the fixed prompt text (instructions, headings) kept out of the file budget. */
 const PROMPT_OVERHEAD_TOKENS = 600;
-
-const LLM_BUDGET_EXCEEDED = 'LLM_BUDGET_EXCEEDED';
 
 /** Stops the run from any depth: the task was cancelled or the service is shutting down. */
 class Cancelled extends Error {}
@@ -99,7 +98,7 @@ export class BugFixAgent implements TaskAgent {
       });
       const workspace = ws;
       try {
-        await inSpan('task.clone', { 'task.id': task.id, 'task.repo.scheme': repo.scheme }, () => workspace.clone(repo, signal));
+        await inSpan('task.clone', { 'asa.task.repo_scheme': repo.scheme }, () => workspace.clone(repo, signal));
       } catch (err) {
         if (signal.aborted) throw new Cancelled();
         this.logger.warn(`task ${task.id}: clone failed: ${(err as Error).message}`);
@@ -130,7 +129,7 @@ export class BugFixAgent implements TaskAgent {
           1_000,
           this.config.contextMaxTokens - this.tokens.count(baselineOutput) - feedbackTokens - PROMPT_OVERHEAD_TOKENS,
         );
-        const context = await inSpan('task.context', { 'task.attempt': attempt }, async (span) => {
+        const context = await inSpan('task.context', { 'asa.task.attempt': attempt }, async (span) => {
           const c = await this.contextBuilder.build(
             workspace.repoDir,
             paths,
@@ -138,9 +137,9 @@ export class BugFixAgent implements TaskAgent {
             { maxTokens: filesBudget, maxFileBytes: this.config.contextMaxFileBytes },
           );
           span.setAttributes({
-            'task.context.files': c.files.length,
-            'task.context.files_omitted': c.omittedFiles,
-            'task.context.tokens': c.tokens,
+            'asa.task.context.files': c.files.length,
+            'asa.task.context.files_omitted': c.omittedFiles,
+            'asa.task.context.tokens': c.tokens,
           });
           return c;
         });
@@ -175,9 +174,9 @@ export class BugFixAgent implements TaskAgent {
         lastPatch = patch;
 
         await progress({ stage: 'apply', attempt, patch });
-        const applied = await inSpan('task.apply', { 'task.attempt': attempt, 'task.patch.bytes': patch.length }, async (span) => {
+        const applied = await inSpan('task.apply', { 'asa.task.attempt': attempt, 'asa.task.patch.bytes': patch.length }, async (span) => {
           const r = await this.patches.apply(workspace, patch, `attempt-${attempt}.patch`, signal);
-          span.setAttribute('task.patch.applied', r.applied);
+          span.setAttribute('asa.task.patch.applied', r.applied);
           return r;
         });
         if (!applied.applied) {
@@ -214,7 +213,7 @@ export class BugFixAgent implements TaskAgent {
   }
 
   private async runTests(ws: Workspace, command: string, attempt: number, signal: AbortSignal): Promise<SandboxedCommandResult> {
-    const run = await inSpan('task.test', { 'task.attempt': attempt }, async (span) => {
+    const run = await inSpan('task.test', { 'asa.task.attempt': attempt }, async (span) => {
       const r = await runSandboxedCommand(command, {
         cwd: ws.repoDir,
         env: buildSandboxEnv(this.config.testEnv, { home: ws.homeDir, tmp: ws.tmpDir }),
@@ -224,15 +223,15 @@ export class BugFixAgent implements TaskAgent {
         signal,
       });
       span.setAttributes({
-        'task.test.exit_code': r.exitCode ?? -1,
-        'task.test.passed': r.passed,
-        'task.test.timed_out': r.timedOut,
-        'task.test.aborted': r.aborted,
-        'task.test.duration_ms': r.durationMs,
-        'task.test.output_bytes': r.outputBytes,
-        'task.test.output_truncated': r.outputTruncated,
+        'asa.task.test.exit_code': r.exitCode ?? -1,
+        'asa.task.test.passed': r.passed,
+        'asa.task.test.timed_out': r.timedOut,
+        'asa.task.test.aborted': r.aborted,
+        'asa.task.test.duration_ms': r.durationMs,
+        'asa.task.test.output_bytes': r.outputBytes,
+        'asa.task.test.output_truncated': r.outputTruncated,
       });
-      if (r.exitSignal) span.setAttribute('task.test.signal', r.exitSignal);
+      if (r.exitSignal) span.setAttribute('asa.task.test.signal', r.exitSignal);
       return r;
     });
     if (run.aborted || signal.aborted) throw new Cancelled();
@@ -245,8 +244,10 @@ export class BugFixAgent implements TaskAgent {
   }
 }
 
-/** The task-scoped LLM refuses a call that would pass the task's budget (checked by code, not class). */
+/**
+ * The task-scoped LLM refuses a call that would pass the task's budget. Also matched by code, so a
+ * third-party AgentLlm (or a second copy of this package) can signal it the same way.
+ */
 function isBudgetExceeded(err: unknown): boolean {
-  const e = err as { code?: unknown; name?: unknown } | null;
-  return e?.code === LLM_BUDGET_EXCEEDED || e?.name === 'LlmBudgetExceededException';
+  return err instanceof LlmBudgetExceededException || (err as { code?: unknown } | null)?.code === 'LLM_BUDGET_EXCEEDED';
 }
