@@ -33,6 +33,9 @@ const SKIP_CONTENT = /(^|\/)(node_modules|vendor|dist|build|\.git)\/|(^|\/)(pack
 const TREE_SHARE = 0.15;
 /** A file is only sent cut short when at least this many tokens of it fit. */
 const MIN_PARTIAL_TOKENS = 200;
+/** Files read to rank them, at most (the rest are only listed in the tree). */
+const MAX_FILES_READ = 20_000;
+const READ_CONCURRENCY = 16;
 /** Files considered for the budget at most (ranking is cheap, counting tokens is not). */
 const MAX_FILES_CONSIDERED = 300;
 
@@ -45,7 +48,15 @@ export class ContextBuilder {
   constructor(private readonly tokens: TokenCounter = new TokenCounter()) {}
 
   async build(repoDir: string, paths: readonly string[], input: RankingInput, budget: ContextBudget): Promise<RepoContext> {
-    const candidates = await Promise.all(paths.map((p) => this.load(repoDir, p, budget.maxFileBytes)));
+    const candidates: CandidateFile[] = new Array(paths.length);
+    // A few reads at a time: a large repository must not exhaust file descriptors.
+    let next = 0;
+    const worker = async () => {
+      for (let i = next++; i < paths.length; i = next++) {
+        candidates[i] = i < MAX_FILES_READ ? await this.load(repoDir, paths[i], budget.maxFileBytes) : { path: paths[i], content: null };
+      }
+    };
+    await Promise.all(Array.from({ length: READ_CONCURRENCY }, worker));
     return this.select(candidates, input, budget);
   }
 
