@@ -5,7 +5,7 @@ import { validateEnv } from './env.validation';
 export const DEFAULT_SQLITE_PATH = 'data/asa.db';
 
 export type DatabaseConfig =
-  | { type: 'sqlite'; path: string }
+  | { type: 'sqlite'; path: string; busyTimeoutMs?: number }
   | { type: 'postgres'; url: string };
 
 /**
@@ -23,6 +23,8 @@ export function parseDatabaseUrl(url: string | undefined): DatabaseConfig {
   return { type: 'postgres', url };
 }
 
-export const databaseConfig = registerAs('database', (): DatabaseConfig =>
-  parseDatabaseUrl(validateEnv(process.env).DATABASE_URL),
-);
+export const databaseConfig = registerAs('database', (): DatabaseConfig => {
+  const env = validateEnv(process.env);
+  const db = parseDatabaseUrl(env.DATABASE_URL);
+  return db.type === 'sqlite' && env.SQLITE_BUSY_TIMEOUT_MS !== undefined ? { ...db, busyTimeoutMs: env.SQLITE_BUSY_TIMEOUT_MS } : db;
+});

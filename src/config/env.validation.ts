@@ -47,6 +47,9 @@ export class EnvironmentVariables {
   })
   DATABASE_URL?: string;
 
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(600_000)
+  SQLITE_BUSY_TIMEOUT_MS?: number;
+
   @IsOptional() @IsString()
   OPENAI_API_KEY?: string;
 

@@ -25,7 +25,7 @@ export function buildTypeOrmOptions(db: DatabaseConfig): DataSourceOptions {
     database: db.path,
     // WAL lets the usage API read while the sink writes; busy_timeout rides out short locks
     // taken by other processes (a backup, an operator's sqlite3 shell) instead of failing at once.
-    busyTimeout: 5_000,
+    busyTimeout: db.busyTimeoutMs ?? 5_000,
     enableWAL: true,
   } as DataSourceOptions;
 }
