@@ -16,12 +16,15 @@ import { flushTracing, shutdownTracing, startTracing } from '../src/modules/metr
 import type { SimulatorHandle } from '../src/simulator/openai-compatible-server';
 import { ancestors, OtlpReceiver, ReceivedSpan, startOtlpReceiver } from './support/otlp-receiver';
 import type { TestApp } from './support/create-app';
+import type { BuggyRepo } from './support/tasks';
 
 const MODEL = 'acme-large';
 // USD per million tokens; reasoning is priced as output.
 const PRICES = { input: '2.5', cached_input: '1.25', output: '10' };
 // 900 uncached input, 100 cached input, 200 output (50 of them reasoning).
 const EXPECTED_COST_NANOS = 900 * 2_500 + 100 * 1_250 + 200 * 10_000; // 4_375_000 = $0.004375
+
+const BUG = 'add(2, 3) returns -1 instead of 5';
 
 const OPENMETRICS_ACCEPT = 'application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5';
 
@@ -31,6 +34,7 @@ describe('OpenTelemetry traces over OTLP', () => {
   let t: TestApp;
   let base: string;
   let dir: string;
+  let repo: BuggyRepo;
   const savedEnv = { ...process.env };
 
   beforeAll(async () => {
@@ -47,18 +51,28 @@ describe('OpenTelemetry traces over OTLP', () => {
 
     const { startOpenAiCompatibleServer } = await import('../src/simulator/openai-compatible-server');
     const { createTestApp } = await import('./support/create-app');
+    const { createBuggyRepo } = await import('./support/tasks');
+    dir = mkdtempSync(join(tmpdir(), 'asa-otel-'));
+    repo = createBuggyRepo(dir);
     simulator = await startOpenAiCompatibleServer({
-      respond: () => ({
-        content: 'diff --git a/x b/x',
+      respond: ({ body }) => ({
+        // The bug-fix agent gets the fix; direct calls get anything.
+        content: JSON.stringify(body.messages ?? '').includes(BUG) ? `Here is the fix.\n\n\`\`\`diff\n${repo.goodDiff}\`\`\`\n` : 'ok',
         model: `${MODEL}-2026-01-01`,
         usage: { prompt_tokens: 1000, completion_tokens: 200, cached_tokens: 100, reasoning_tokens: 50 },
       }),
     });
-    dir = mkdtempSync(join(tmpdir(), 'asa-otel-'));
     const pricing = join(dir, 'pricing.json');
     writeFileSync(pricing, JSON.stringify({ models: [{ model: MODEL, ...PRICES }] }));
     t = await createTestApp({
-      env: { OPENAI_BASE_URL: simulator.baseUrl, OPENAI_API_KEY: 'sk-test-not-real', OPENAI_MAX_RETRIES: '0', PRICING_FILE: pricing },
+      env: {
+        OPENAI_BASE_URL: simulator.baseUrl,
+        OPENAI_API_KEY: 'sk-test-not-real',
+        OPENAI_MAX_RETRIES: '0',
+        PRICING_FILE: pricing,
+        TASK_POLL_INTERVAL_MS: '50',
+        TASK_WORKSPACE_DIR: join(dir, 'workspaces'),
+      },
     });
     await t.app.listen(0, '127.0.0.1');
     base = await t.app.getUrl();
@@ -103,9 +117,10 @@ describe('OpenTelemetry traces over OTLP', () => {
 
     const db = inTrace.filter((s) => s.scope === '@opentelemetry/instrumentation-typeorm');
     expect(db.length).toBeGreaterThan(0);
+    expect(db.some((q) => /llm_usage/i.test(String(q.attributes['db.query.text'])))).toBe(true);
     for (const q of db) {
       expect(q.attributes['db.system.name']).toBe('sqlite');
-      expect(String(q.attributes['db.query.text'])).toMatch(/llm_usage/i);
+      expect(String(q.attributes['db.query.text'])).toMatch(/^SELECT /i);
       expect(ancestors(receiver.spans, q).map((s) => s.spanId)).toContain(server.spanId);
     }
   });
@@ -184,6 +199,60 @@ describe('OpenTelemetry traces over OTLP', () => {
       expect(latency).toContain(`# {trace_id="${llm.traceId}"}`);
       const cost = body.split('\n').find((l) => l.startsWith(`llm_cost_usd_total{model="${MODEL}"}`));
       expect(cost).toContain(`# {trace_id="${llm.traceId}"} ${EXPECTED_COST_NANOS / 1e9}`);
+    });
+  });
+  describe('a bug-fix task', () => {
+    let taskId: string;
+    let spans: ReceivedSpan[];
+    let task: ReceivedSpan;
+
+    beforeAll(async () => {
+      const { waitForTask, isFinal } = await import('./support/tasks');
+      const res = await fetch(`${base}/api/v1/task/submit`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ repo_url: repo.path, bug_description: BUG, test_command: repo.testCommand, model: MODEL, user_id: 'dora' }),
+      });
+      expect(res.status).toBe(202);
+      taskId = ((await res.json()) as { task_id: string }).task_id;
+      expect((await waitForTask(t.app, taskId, isFinal, { timeoutMs: 60_000 })).status).toBe('succeeded');
+      await flushTracing();
+      task = await receiver.waitFor('the task span', (all) => all.find((s) => s.name === `task ${taskId}`));
+      spans = receiver.spans.filter((s) => s.traceId === task.traceId);
+    });
+
+    it('is one trace: the task span with its stages (clone, model call, apply, test) as children', () => {
+      expect(task.attributes).toMatchObject({ 'asa.task_id': taskId, 'asa.user_id': 'dora', 'asa.task.status': 'succeeded', 'asa.task.attempts': 1 });
+      const children = spans.filter((s) => s.parentSpanId === task.spanId);
+      const names = children.map((s) => s.name);
+      for (const stage of ['task.clone', `chat ${MODEL}`, 'task.apply', 'task.test']) expect(names, stage).toContain(stage);
+      // In order: clone, then the model call, then apply, then the test run that passes.
+      const start = (name: string) => children.filter((s) => s.name === name).map((s) => s.startNanos).sort()[0];
+      expect(start('task.clone') < start(`chat ${MODEL}`)).toBe(true);
+      expect(start(`chat ${MODEL}`) < start('task.apply')).toBe(true);
+      const lastTest = children.filter((s) => s.name === 'task.test').sort((a, b) => (a.startNanos < b.startNanos ? -1 : 1)).at(-1)!;
+      expect(start('task.apply') < lastTest.startNanos).toBe(true);
+      for (const child of children) expect(child.endNanos <= task.endNanos, child.name).toBe(true);
+    });
+
+    it("the task's LLM call carries the GenAI attributes, the cost and the task", () => {
+      const llm = spans.find((s) => s.name === `chat ${MODEL}` && s.parentSpanId === task.spanId)!;
+      expect(llm.attributes).toMatchObject({
+        'gen_ai.operation.name': 'chat',
+        'gen_ai.request.model': MODEL,
+        'gen_ai.usage.input_tokens': 1000,
+        'gen_ai.usage.output_tokens': 200,
+        'asa.cost_nanos': EXPECTED_COST_NANOS,
+        'asa.task_id': taskId,
+        'asa.user_id': 'dora',
+      });
+    });
+
+    it('the submit request is traced too, and the task duration exemplar points at the task trace', async () => {
+      expect(receiver.spans.some((s) => s.kind === 2 && s.name === 'POST /api/v1/task/submit')).toBe(true);
+      const body = await (await fetch(`${base}/metrics`, { headers: { accept: OPENMETRICS_ACCEPT } })).text();
+      const exemplars = body.split('\n').filter((l) => l.startsWith('task_duration_seconds_bucket{') && l.includes('status="success"') && l.includes(' # {'));
+      expect(exemplars.join('\n')).toContain(`trace_id="${task.traceId}"`);
     });
   });
 });
