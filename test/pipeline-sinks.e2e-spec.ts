@@ -68,7 +68,7 @@ describe('usage pipeline: backpressure', () => {
 
   it('a full queue makes record() wait instead of dropping; everything arrives once the sink catches up', async () => {
     const recorder = t.app.get(UsageRecorder);
-    gated.close();
+    gated.hold();
     const records = Array.from({ length: 100 }, () => usageRecord());
     let accepted = 0;
     const calls = records.map((r) => recorder.record(r).then(() => accepted++));
@@ -79,7 +79,7 @@ describe('usage pipeline: backpressure', () => {
     expect(accepted).toBe(20);
     expect(stat(t, 'gated')).toMatchObject({ queued: 20, dropped: 0 });
 
-    gated.open();
+    gated.resume();
     await Promise.all(calls);
     await recorder.flush();
     expect(accepted).toBe(100);

@@ -35,11 +35,11 @@ export class GatedSink implements UsageSink {
     this.name = name;
   }
 
-  close(): void {
+  hold(): void {
     this.gate = new Promise<void>((r) => (this.release = r));
   }
 
-  open(): void {
+  resume(): void {
     this.release();
     this.gate = Promise.resolve();
   }
