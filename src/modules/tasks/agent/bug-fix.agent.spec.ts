@@ -105,6 +105,8 @@ describe('BugFixAgent (real git, real processes, openai SDK against the simulato
     expect(prompts[0]).toContain(MATH_BUG);
     expect(prompts[0]).toContain('node test/math.test.js');
     expect(prompts[0]).toContain('AssertionError'); // the failing run before any change
+    expect(prompts[0]).toContain('(test/math.test.js:8:8)'); // stack paths relative to the repository
+    expect(prompts[0]).not.toContain(config.workspaceDir);
     expect(prompts[0]).toContain('return sum(values) / (values.length - 1);'); // src/math.js is shown
     expect(prompts[0]).toMatch(/## Repository files\n`+\n[\s\S]*src\/strings\.js/);
     expect(sim.requests[0].body.model).toBe('gpt-4o-mini');

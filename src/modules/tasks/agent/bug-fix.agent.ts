@@ -235,7 +235,9 @@ export class BugFixAgent implements TaskAgent {
       return r;
     });
     if (run.aborted || signal.aborted) throw new Cancelled();
-    return run;
+    // Paths relative to the repository, as the model sees the files (and no temp folder names).
+    const output = run.output.split(`${ws.repoDir}/`).join('').split(ws.root).join('<workspace>');
+    return { ...run, output };
   }
 
   private feedbackTokens(fb: AttemptFeedback): number {
