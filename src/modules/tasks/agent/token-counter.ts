@@ -1,4 +1,7 @@
-import { getEncoding, Tiktoken } from 'js-tiktoken';
+import { Tiktoken } from 'js-tiktoken/lite';
+// The same rank module the LLM client's estimator loads: Node shares it (the full js-tiktoken
+// entry point would load every encoding again). Typed by src/modules/llm/js-tiktoken-ranks.d.ts.
+import o200kBase from 'js-tiktoken/ranks/o200k_base';
 
 /**
  * Counts tokens with o200k_base (the GPT-4o / GPT-4.1 / o-series encoding). For other model
@@ -9,7 +12,7 @@ export class TokenCounter {
 
   private get enc(): Tiktoken {
     // Building the encoder parses a few MB of ranks: once per process, on first use.
-    TokenCounter.encoder ??= getEncoding('o200k_base');
+    TokenCounter.encoder ??= new Tiktoken(o200kBase);
     return TokenCounter.encoder;
   }
 
