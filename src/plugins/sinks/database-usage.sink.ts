@@ -1,10 +1,21 @@
-import { Injectable } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { Injectable, Logger } from '@nestjs/common';
+import { DataSource, EntityManager } from 'typeorm';
 import { LlmUsage } from '../../modules/usage/entities/llm-usage.entity';
 import type { UsageRecord, UsageSink, UsageSinkPolicy } from '../sdk';
 
 /** Rows per INSERT statement: 24 columns x 400 rows stays under SQLite's and PostgreSQL's bind-parameter limits. */
 const ROWS_PER_STATEMENT = 400;
+const INT32_MAX = 2_147_483_647;
+
+/**
+ * Errors that retrying cannot fix: the database refuses the data itself (PostgreSQL SQLSTATE
+ * classes 22 "data exception" and 23 "integrity constraint"; SQLite constraint/type errors).
+ * Lock, I/O and connection errors are not in this list: those batches are retried.
+ */
+export function isPermanentDataError(err: unknown): boolean {
+  const code = String((err as { code?: unknown })?.code ?? '');
+  return /^2[23][0-9A-Z]{3}$/.test(code) || ['SQLITE_CONSTRAINT', 'SQLITE_MISMATCH', 'SQLITE_TOOBIG', 'SQLITE_RANGE'].includes(code);
+}
 
 /**
  * Writes usage records to the service's database (SQLite or PostgreSQL), one transaction per
@@ -14,16 +25,75 @@ const ROWS_PER_STATEMENT = 400;
 export class DatabaseUsageSink implements UsageSink {
   readonly name = 'database';
   readonly policy: Partial<UsageSinkPolicy> = { onFailure: 'retry' };
+  private readonly logger = new Logger(DatabaseUsageSink.name);
+  private varcharLimits: [keyof LlmUsage, number][] | null = null;
 
   constructor(private readonly dataSource: DataSource) {}
 
   async write(records: readonly UsageRecord[]): Promise<void> {
-    await this.dataSource.transaction(async (manager) => {
-      for (let i = 0; i < records.length; i += ROWS_PER_STATEMENT) {
-        // UsageRecord and the entity share property names, so a record is a row as it is.
-        const rows = records.slice(i, i + ROWS_PER_STATEMENT).map((r) => Object.assign(new LlmUsage(), r));
-        await manager.createQueryBuilder().insert().into(LlmUsage).values(rows).orIgnore().updateEntity(false).execute();
+    const rows = records.map((r) => this.toRow(r));
+    try {
+      await this.dataSource.transaction((manager) => this.insert(manager, rows));
+    } catch (err) {
+      if (!isPermanentDataError(err)) throw err;
+      // One record the database refuses must not hold back the whole batch forever (the policy
+      // is `retry`): write the rows one by one and give up only on the refused ones. A transient
+      // error here fails the batch again; rows already written are then skipped (idempotent ids).
+      for (const row of rows) {
+        try {
+          await this.dataSource.transaction((manager) => this.insert(manager, [row]));
+        } catch (rowErr) {
+          if (!isPermanentDataError(rowErr)) throw rowErr;
+          this.reject(row, rowErr);
+        }
       }
-    });
+    }
+  }
+
+  private async insert(manager: EntityManager, rows: LlmUsage[]): Promise<void> {
+    for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
+      await manager
+        .createQueryBuilder()
+        .insert()
+        .into(LlmUsage)
+        .values(rows.slice(i, i + ROWS_PER_STATEMENT))
+        .orIgnore()
+        .updateEntity(false)
+        .execute();
+    }
+  }
+
+  /**
+   * UsageRecord and the entity share property names, so a record is a row as it is, except that
+   * text longer than its column is cut (PostgreSQL refuses it; SQLite would keep it) and token
+   * counts are kept inside the INTEGER columns: the call is still accounted, with its exact cost.
+   */
+  private toRow(r: UsageRecord): LlmUsage {
+    const row = Object.assign(new LlmUsage(), r);
+    for (const [prop, max] of this.limits()) {
+      const value = row[prop];
+      if (typeof value === 'string' && value.length > max) (row as unknown as Record<string, unknown>)[prop] = value.slice(0, max);
+    }
+    for (const prop of ['inputTokens', 'cachedInputTokens', 'cacheWriteTokens', 'outputTokens', 'reasoningTokens', 'totalTokens'] as const) {
+      row[prop] = Math.min(INT32_MAX, Math.max(0, Math.round(Number(row[prop]) || 0)));
+    }
+    return row;
+  }
+
+  private limits(): [keyof LlmUsage, number][] {
+    this.varcharLimits ??= this.dataSource
+      .getMetadata(LlmUsage)
+      // Not the id: a cut id could collide with another record's.
+      .columns.filter((c) => c.type === 'varchar' && c.length && c.propertyName !== 'id')
+      .map((c) => [c.propertyName as keyof LlmUsage, Number(c.length)]);
+    return this.varcharLimits;
+  }
+
+  private reject(row: LlmUsage, err: unknown): void {
+    this.logger.error(
+      `usage record ${row.id} refused by the database and not stored (task ${row.taskId ?? '-'}, model ${row.requestedModel}): ${
+        err instanceof Error ? err.message : String(err)
+      }`,
+    );
   }
 }
