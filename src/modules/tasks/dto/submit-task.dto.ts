@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsInt, IsNotEmpty, IsNumber, IsOptional, IsPositive, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+import { IsInt, IsNotEmpty, IsNumber, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
 import { USER_ID_PATTERN } from '../../auth/api-key-file';
 
 // The same user id rule as API keys and the usage API.
@@ -37,8 +37,9 @@ export class SubmitTaskDto {
   model?: string;
 
   @ApiPropertyOptional({ description: 'Budget of the task in USD (default TASK_MAX_COST_USD). The agent stops with budget_exceeded before a call that would pass it.', example: 0.5 })
-  @IsOptional() @IsNumber({ allowNaN: false, allowInfinity: false, maxDecimalPlaces: 9 }, { message: 'max_cost_usd must be a number of USD with at most 9 decimals' })
-  @IsPositive({ message: 'max_cost_usd must be greater than 0' }) @Max(1_000_000)
+  // No maxDecimalPlaces: class-validator throws on exponent notation (1e-12); digits below the nano-dollar are dropped instead.
+  @IsOptional() @IsNumber({ allowNaN: false, allowInfinity: false }, { message: 'max_cost_usd must be a number of USD' })
+  @Min(0.000000001, { message: 'max_cost_usd must be at least 0.000000001 (one nano-dollar)' }) @Max(1_000_000)
   max_cost_usd?: number;
 
   @ApiPropertyOptional({ description: 'Fix attempts (model call + apply + test) before giving up.', default: 3, minimum: 1, maximum: 10 })
