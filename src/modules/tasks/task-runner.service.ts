@@ -140,7 +140,8 @@ export class TaskRunner implements OnApplicationBootstrap, OnModuleDestroy {
 
   private async reap(staleBeforeMs: number): Promise<void> {
     const now = Date.now();
-    const reaped = await this.store.reapRunning(staleBeforeMs, now, this.workerId);
+    // Tasks running here are alive whatever their heartbeat says (e.g. after a long event-loop stall).
+    const reaped = await this.store.reapRunning(staleBeforeMs, now, [...this.active.keys()]);
     for (const t of reaped) {
       this.logger.warn(`task ${t.id} was left running by a stopped process (${t.workerId ?? 'unknown'}); marked failed: interrupted`);
       this.count(t, { status: 'failed', failureReason: 'interrupted' }, now);
@@ -194,7 +195,8 @@ export class TaskRunner implements OnApplicationBootstrap, OnModuleDestroy {
         span.setAttributes({ 'asa.task.status': end.status, 'asa.task.attempts': end.attempts ?? 0 });
         if (end.failureReason) span.setAttribute('asa.task.failure_reason', end.failureReason);
         if (end.status === 'failed') span.setStatus({ code: SpanStatusCode.ERROR, message: end.failureReason ?? 'failed' });
-        // Inside the span, so the duration histogram's exemplar points at this trace.
+        // Inside the span, so the duration histogram's exemplar points at this trace. If this write
+        // fails (database down), the row keeps its stopped heartbeat and is reaped as interrupted.
         if (await this.store.finish(task.id, this.workerId, end, now)) this.count(task, end, now);
       } finally {
         span.end();
@@ -225,9 +227,9 @@ export class TaskRunner implements OnApplicationBootstrap, OnModuleDestroy {
       maxAttempts: task.maxAttempts,
       maxCostUsd: task.maxCostNanos / 1e9,
     };
-    const ctx: TaskAgentContext = {
+    const ctx = (llm: TaskAgentContext['llm']): TaskAgentContext => ({
       task: agentTask,
-      llm: this.llm.forTask(task.id, { userId: task.userId, maxCostUsd: agentTask.maxCostUsd }),
+      llm,
       signal,
       progress: async (u) => {
         if (u.attempt !== undefined) seen.attempts = u.attempt;
@@ -240,9 +242,10 @@ export class TaskRunner implements OnApplicationBootstrap, OnModuleDestroy {
           ...(u.testOutputTail !== undefined ? { testOutputTail: u.testOutputTail } : {}),
         });
       },
-    };
+    });
     try {
-      const result = await agent.run(ctx);
+      const llm = this.llm.forTask(task.id, { userId: task.userId, maxCostUsd: agentTask.maxCostUsd });
+      const result = await agent.run(ctx(llm));
       const fields = {
         attempts: result.attempts ?? seen.attempts,
         patch: result.patch !== undefined ? result.patch : (seen.patch ?? null),

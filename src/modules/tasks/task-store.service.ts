@@ -154,13 +154,12 @@ export class TaskStore {
    * older than `staleBeforeMs` (or, with `staleBeforeMs` = Infinity, every running task).
    * Returns the tasks this call ended (each exactly once across replicas).
    */
-  async reapRunning(staleBeforeMs: number, now: number, exceptWorker?: string): Promise<Task[]> {
+  async reapRunning(staleBeforeMs: number, now: number, skipIds: readonly string[] = []): Promise<Task[]> {
     const qb = this.repo.createQueryBuilder('t').where('t.status = :running', { running: 'running' });
     if (Number.isFinite(staleBeforeMs)) {
       qb.andWhere(new Brackets((w) => w.where('t.heartbeat_at_ms < :stale', { stale: staleBeforeMs }).orWhere('t.heartbeat_at_ms IS NULL')));
     }
-    if (exceptWorker) qb.andWhere(new Brackets((w) => w.where('t.worker_id <> :me', { me: exceptWorker }).orWhere('t.worker_id IS NULL')));
-    const stale = await qb.getMany();
+    const stale = (await qb.getMany()).filter((t) => !skipIds.includes(t.id));
     const reaped: Task[] = [];
     for (const t of stale) {
       const res = await this.repo
