@@ -5,7 +5,7 @@ export class UsageTaskNotFoundException extends DomainException {
   readonly code = 'USAGE_TASK_NOT_FOUND';
   readonly status = HttpStatus.NOT_FOUND;
   constructor(taskId: string) {
-    super(`No LLM usage recorded for task "${taskId}": check the task id (usage appears once the task has made an LLM call)`);
+    super(`Task "${taskId}" not found: no task and no recorded LLM usage has this id`);
   }
 }
 
