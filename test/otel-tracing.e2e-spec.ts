@@ -136,6 +136,15 @@ describe('OpenTelemetry traces over OTLP', () => {
     expect(paths.some((p) => p.startsWith('/health'))).toBe(false);
   });
 
+  it('makes no orphan traces out of background queries (the task queue polls the database every 50 ms here)', async () => {
+    await new Promise((r) => setTimeout(r, 500));
+    await flushTracing();
+    const orphans = receiver.spans.filter((s) => s.parentSpanId === '' && (s.attributes['db.system.name'] !== undefined || s.attributes['db.system'] !== undefined));
+    expect(orphans.map((s) => s.name)).toEqual([]);
+    // DB spans inside a trace are still there.
+    expect(receiver.spans.some((s) => s.scope === '@opentelemetry/instrumentation-typeorm' && s.parentSpanId !== '')).toBe(true);
+  });
+
   describe('an LLM call', () => {
     let llm: ReceivedSpan;
     let parent: ReceivedSpan;

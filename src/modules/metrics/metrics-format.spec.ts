@@ -19,13 +19,15 @@ describe('negotiateFormat', () => {
 });
 
 describe('renderMetrics', () => {
+  // Exemplar labels are not series labels (the typings assume they are): pass them as a plain record.
+  const exemplarLabels: Record<string, string> = { trace_id: '0af7651916cd43dd8448eb211c80319c' };
   const registry = () => {
     const r = new Registry<OpenMetricsContentType>();
     r.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
     const c = new Counter({ name: 'jobs_total', help: 'jobs', labelNames: ['kind'], registers: [r], enableExemplars: true });
-    c.inc({ labels: { kind: 'a' }, value: 2, exemplarLabels: { trace_id: '0af7651916cd43dd8448eb211c80319c' } });
+    c.inc({ labels: { kind: 'a' }, value: 2, exemplarLabels });
     const h = new Histogram({ name: 'wait_seconds', help: 'wait', buckets: [1], registers: [r], enableExemplars: true });
-    h.observe({ value: 0.5, exemplarLabels: { trace_id: '0af7651916cd43dd8448eb211c80319c' } });
+    h.observe({ value: 0.5, exemplarLabels });
     return r;
   };
 

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
-import { context, trace } from '@opentelemetry/api';
+import { Attributes, context, Context, Link, SpanKind, trace } from '@opentelemetry/api';
+import type { Sampler, SamplingResult } from '@opentelemetry/sdk-trace-base';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
 import { readOtelConfig } from '../../config/otel.config';
 
@@ -36,12 +37,12 @@ export function startTracing(): boolean {
   const { NestInstrumentation } = require('@opentelemetry/instrumentation-nestjs-core') as typeof import('@opentelemetry/instrumentation-nestjs-core');
   const { TypeormInstrumentation } = require('@opentelemetry/instrumentation-typeorm') as typeof import('@opentelemetry/instrumentation-typeorm');
   const { PgInstrumentation } = require('@opentelemetry/instrumentation-pg') as typeof import('@opentelemetry/instrumentation-pg');
-  const { version } = require('../../../package.json') as { version: string };
   /* eslint-enable @typescript-eslint/no-require-imports */
 
   const instance = new NodeSDK({
     serviceName: config.serviceName,
-    resource: resourceFromAttributes({ 'service.version': version }),
+    sampler: dropOrphanDbSpans(envSampler()),
+    resource: resourceFromAttributes(serviceVersion() ? { 'service.version': serviceVersion()! } : {}),
     instrumentations: [
       new HttpInstrumentation({
         ignoreIncomingRequestHook: (req: IncomingMessage) => UNTRACED_PATHS.has((req.url ?? '').split('?')[0]),
@@ -62,6 +63,50 @@ export function startTracing(): boolean {
   instance.start();
   sdk = instance;
   return true;
+}
+
+/**
+ * The sampler OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG ask for (the SDK's own reading of them),
+ * or the SDK default, parent-based always-on.
+ */
+function envSampler(): Sampler {
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { ParentBasedSampler, AlwaysOnSampler } = require('@opentelemetry/sdk-trace-base') as typeof import('@opentelemetry/sdk-trace-base');
+  let fromEnv: Sampler | undefined;
+  try {
+    // Internal to sdk-node (pinned to 0.223.x); without it, OTEL_TRACES_SAMPLER would be ignored once a sampler is passed.
+    fromEnv = (require('@opentelemetry/sdk-node/build/src/create-from-env') as { createSamplerFromEnv?: () => Sampler | undefined }).createSamplerFromEnv?.();
+  } catch {
+    fromEnv = undefined;
+  }
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  return fromEnv ?? new ParentBasedSampler({ root: new AlwaysOnSampler() });
+}
+
+/**
+ * Drops database spans that have no parent: the task queue polls the database every second and
+ * the usage sinks write in the background, which would otherwise make one useless trace each.
+ * Queries made while serving a request or running a task keep their spans.
+ */
+function dropOrphanDbSpans(delegate: Sampler): Sampler {
+  return {
+    shouldSample(ctx: Context, traceId: string, name: string, kind: SpanKind, attributes: Attributes, links: Link[]): SamplingResult {
+      const isDb = attributes['db.system.name'] !== undefined || attributes['db.system'] !== undefined;
+      if (isDb && kind === SpanKind.CLIENT && !trace.getSpanContext(ctx)) return { decision: 0 /* SamplingDecision.NOT_RECORD */ };
+      return delegate.shouldSample(ctx, traceId, name, kind, attributes, links);
+    },
+    toString: () => `DropOrphanDbSpans{${delegate.toString()}}`,
+  };
+}
+
+/** The package version (same relative path from src/ and dist/); undefined if the layout is unusual. */
+function serviceVersion(): string | undefined {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (require('../../../package.json') as { version?: string }).version;
+  } catch {
+    return undefined;
+  }
 }
 
 export function isTracingStarted(): boolean {
