@@ -1,7 +1,8 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { ConfigType } from '@nestjs/config';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { SpanStatusCode, trace } from '@opentelemetry/api';
+import { context, ROOT_CONTEXT, SpanStatusCode, trace } from '@opentelemetry/api';
+import { suppressTracing } from '@opentelemetry/core';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,6 +26,12 @@ interface ActiveTask {
 const MIN_STALE_AFTER_MS = 30_000;
 /** After the shutdown grace, aborted agents get this long to return before their rows are ended for them. */
 const ABORT_WAIT_MS = 5_000;
+
+/**
+ * Polling, heartbeats and claims are housekeeping: run them untraced, or every poll would be an
+ * orphan trace of a few SELECTs. A task itself starts a fresh trace (see `start`).
+ */
+const untraced = <T>(fn: () => T): T => context.with(suppressTracing(ROOT_CONTEXT), fn);
 
 /** Label of `task_success_total` / `task_duration_seconds` for an end state. */
 export function metricStatus(end: { status: Task['status']; failureReason?: string | null }): string {
@@ -70,9 +77,9 @@ export class TaskRunner implements OnApplicationBootstrap, OnModuleDestroy {
     // A SQLite file belongs to one process, so a `running` row at boot was left by a dead one.
     // On PostgreSQL other replicas may be alive: only rows whose heartbeat went stale are reaped.
     const sqlite = this.dataSource.options.type === 'sqlite';
-    await this.reap(sqlite ? Number.POSITIVE_INFINITY : Date.now() - this.staleAfterMs);
+    await untraced(() => this.reap(sqlite ? Number.POSITIVE_INFINITY : Date.now() - this.staleAfterMs));
     this.timer = setInterval(() => {
-      if (!this.ticking) this.ticking = this.tick().finally(() => (this.ticking = null));
+      if (!this.ticking) this.ticking = untraced(() => this.tick()).finally(() => (this.ticking = null));
     }, this.config.pollIntervalMs);
     this.timer.unref();
     void this.pump();
@@ -114,6 +121,10 @@ export class TaskRunner implements OnApplicationBootstrap, OnModuleDestroy {
     for (const entry of this.active.values()) entry.controller.abort('interrupted' satisfies AbortReason);
     await this.waitForActive(ABORT_WAIT_MS);
     // Agents that ignored the signal: end their rows now, so they are not left `running`.
+    await untraced(() => this.endStuck());
+  }
+
+  private async endStuck(): Promise<void> {
     for (const id of this.active.keys()) {
       const task = await this.store.findById(id);
       const fields: TaskEndFields = { status: 'failed', failureReason: 'interrupted', failureDetail: 'the service shut down while the task ran' };
@@ -154,7 +165,7 @@ export class TaskRunner implements OnApplicationBootstrap, OnModuleDestroy {
       this.pumpAgain = true;
       return this.pumping;
     }
-    this.pumping = this.claimLoop().finally(() => (this.pumping = null));
+    this.pumping = untraced(() => this.claimLoop()).finally(() => (this.pumping = null));
     return this.pumping;
   }
 
@@ -177,7 +188,9 @@ export class TaskRunner implements OnApplicationBootstrap, OnModuleDestroy {
     const controller = new AbortController();
     const entry: ActiveTask = { controller, done: Promise.resolve() };
     this.active.set(task.id, entry);
-    entry.done = this.run(task, controller.signal)
+    // A task is its own trace (it outlives the submit request that woke the workers): root context.
+    entry.done = context
+      .with(ROOT_CONTEXT, () => this.run(task, controller.signal))
       .catch((err: unknown) => this.logger.error(`task ${task.id}: ${String(err)}`))
       .finally(() => {
         this.active.delete(task.id);
