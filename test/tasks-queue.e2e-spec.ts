@@ -187,7 +187,7 @@ describePostgres('task queue', () => {
       const seen: string[] = [];
       let cursor: string | null = null;
       do {
-        const res = await t.app.inject({ method: 'GET', url: `/api/v1/tasks?user_id=pg-pager&limit=2${cursor ? `&cursor=${cursor}` : ''}` });
+        const res: { statusCode: number; json(): { tasks: { task_id: string }[]; next_cursor: string | null } } = await t.app.inject({ method: 'GET', url: `/api/v1/tasks?user_id=pg-pager&limit=2${cursor ? `&cursor=${cursor}` : ''}` });
         expect(res.statusCode).toBe(200);
         seen.push(...res.json().tasks.map((x: { task_id: string }) => x.task_id));
         cursor = res.json().next_cursor;
