@@ -211,20 +211,30 @@ describe('Prometheus scraping the service (real prometheus binary)', () => {
   it('seed: rate(llm_requests_total[5m]) per model and status', async () => {
     const rates = await prom.query('rate(llm_requests_total[5m])', at);
     expect(rates).toHaveLength(4); // large ok, small ok, small error, unpriced ok
-    // Phase 2's calls, per second over the 5-minute window. Prometheus extrapolates the first
-    // sample at most half a scrape interval towards the window start (and not at all at the end:
-    // `at` is the last scrape), hence the narrow upper bound.
-    const expectRate = async (match: Record<string, string>, calls: number) => {
+    // Prometheus' rate is the increase between the first and last raw sample in the window,
+    // divided by 300 s, after extrapolating the first sample at most half a scrape interval towards
+    // the window start (not at the end: `at` is the last scrape). Which phase-1 calls fall after the
+    // first sample depends on scrape timing, so the expected increase is read from the raw samples,
+    // and the last sample must be the exact number of calls made.
+    const expectRate = async (match: Record<string, string>, phase2Calls: number, allCalls: number) => {
       const selector = Object.entries(match).map(([k, v]) => `${k}="${v}"`).join(',');
-      const samples = value(await prom.query(`count_over_time(llm_requests_total{${selector}}[5m])`, at));
-      const slack = 1 + 1 / (2 * (samples - 1)) + 1e-9;
+      const raw = await prom.api<{ result: { values: [number, string][] }[] }>('query', {
+        query: `llm_requests_total{${selector}}[5m]`,
+        time: String(at),
+      });
+      expect(raw.result).toHaveLength(1);
+      const values = raw.result[0].values.map(([, v]) => Number(v));
+      const [first, last] = [values[0], values[values.length - 1]];
+      expect(last).toBe(allCalls);
+      expect(last - first).toBeGreaterThanOrEqual(phase2Calls);
+      const slack = 1 + 1 / (2 * (values.length - 1)) + 1e-9;
       const r = value(rates, match);
-      expect(r).toBeGreaterThanOrEqual(calls / 300 - 1e-12);
-      expect(r).toBeLessThanOrEqual((calls / 300) * slack);
+      expect(r).toBeGreaterThanOrEqual((last - first) / 300 - 1e-12);
+      expect(r).toBeLessThanOrEqual(((last - first) / 300) * slack);
     };
-    await expectRate({ model: LARGE, provider: 'openai', status: 'success' }, PHASE[2].large);
-    await expectRate({ model: SMALL, provider: 'openai', status: 'success' }, smallCalls(2));
-    await expectRate({ model: UNPRICED, provider: 'openai', status: 'success' }, PHASE[2].unpriced);
+    await expectRate({ model: LARGE, provider: 'openai', status: 'success' }, PHASE[2].large, TOTAL_LARGE);
+    await expectRate({ model: SMALL, provider: 'openai', status: 'success' }, smallCalls(2), TOTAL_SMALL_OK);
+    await expectRate({ model: UNPRICED, provider: 'openai', status: 'success' }, PHASE[2].unpriced, sumOf('unpriced'));
     // The error series is born in phase 2: Prometheus sees it start at 1 and counts no increase yet.
     expect(value(rates, { model: SMALL, status: 'error' })).toBe(0);
     expect(value(await prom.query(`llm_requests_total{model="${SMALL}",status="error"}`, at))).toBe(sumOf('smallErrors'));
