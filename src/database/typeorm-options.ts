@@ -13,7 +13,9 @@ export function buildTypeOrmOptions(db: DatabaseConfig): DataSourceOptions {
     migrations: MIGRATIONS,
     migrationsRun: true,
     synchronize: false,
-    logging: ['error', 'warn'] as ('error' | 'warn')[],
+    // Not 'error': TypeORM would print every failed query with all its parameters (a retried
+    // 500-row usage batch is ~100 KB a line during an outage). Callers log failures themselves.
+    logging: ['warn', 'migration'] as ('warn' | 'migration')[],
   };
   if (db.type === 'postgres') {
     return { ...common, type: 'postgres', url: db.url, extra: { max: 10 } };
