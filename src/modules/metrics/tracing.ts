@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { Attributes, context, Context, Link, SpanKind, trace } from '@opentelemetry/api';
+import { Attributes, context, Context, Link, ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
 import type { Sampler, SamplingResult } from '@opentelemetry/sdk-trace-base';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
 import { readOtelConfig } from '../../config/otel.config';
@@ -111,6 +111,17 @@ function serviceVersion(): string | undefined {
 
 export function isTracingStarted(): boolean {
   return sdk !== null;
+}
+
+/**
+ * Runs housekeeping work (queue polling, heartbeats) with tracing suppressed, so it makes no orphan
+ * traces. Without the SDK there is nothing to suppress and `@opentelemetry/core` is not loaded.
+ */
+export function runUntraced<T>(fn: () => T): T {
+  if (!sdk) return fn();
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { suppressTracing } = require('@opentelemetry/core') as typeof import('@opentelemetry/core');
+  return context.with(suppressTracing(ROOT_CONTEXT), fn);
 }
 
 /** Exports every span ended so far (the batch processor otherwise waits up to OTEL_BSP_SCHEDULE_DELAY). */

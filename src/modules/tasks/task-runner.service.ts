@@ -2,7 +2,6 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } f
 import { ConfigType } from '@nestjs/config';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { context, ROOT_CONTEXT, SpanStatusCode, trace } from '@opentelemetry/api';
-import { suppressTracing } from '@opentelemetry/core';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,6 +10,7 @@ import { tasksConfig } from '../../config/tasks.config';
 import { AgentTask, TASK_AGENTS, TaskAgent, TaskAgentContext } from '../../plugins/sdk';
 import { LlmClientFactory } from '../llm/llm-client.factory';
 import { TaskMetricsService } from '../metrics/task-metrics.service';
+import { runUntraced } from '../metrics/tracing';
 import { Task } from './entities/task.entity';
 import { TaskEndFields, TaskStore } from './task-store.service';
 
@@ -27,11 +27,6 @@ const MIN_STALE_AFTER_MS = 30_000;
 /** After the shutdown grace, aborted agents get this long to return before their rows are ended for them. */
 const ABORT_WAIT_MS = 5_000;
 
-/**
- * Polling, heartbeats and claims are housekeeping: run them untraced, or every poll would be an
- * orphan trace of a few SELECTs. A task itself starts a fresh trace (see `start`).
- */
-const untraced = <T>(fn: () => T): T => context.with(suppressTracing(ROOT_CONTEXT), fn);
 
 /** Label of `task_success_total` / `task_duration_seconds` for an end state. */
 export function metricStatus(end: { status: Task['status']; failureReason?: string | null }): string {
@@ -77,9 +72,11 @@ export class TaskRunner implements OnApplicationBootstrap, OnModuleDestroy {
     // A SQLite file belongs to one process, so a `running` row at boot was left by a dead one.
     // On PostgreSQL other replicas may be alive: only rows whose heartbeat went stale are reaped.
     const sqlite = this.dataSource.options.type === 'sqlite';
-    await untraced(() => this.reap(sqlite ? Number.POSITIVE_INFINITY : Date.now() - this.staleAfterMs));
+    // Polling, heartbeats and claims are housekeeping: untraced, or every poll would be an orphan
+    // trace of a few SELECTs. A task itself starts a fresh trace (see `start`).
+    await runUntraced(() => this.reap(sqlite ? Number.POSITIVE_INFINITY : Date.now() - this.staleAfterMs));
     this.timer = setInterval(() => {
-      if (!this.ticking) this.ticking = untraced(() => this.tick()).finally(() => (this.ticking = null));
+      if (!this.ticking) this.ticking = runUntraced(() => this.tick()).finally(() => (this.ticking = null));
     }, this.config.pollIntervalMs);
     this.timer.unref();
     void this.pump();
@@ -121,7 +118,7 @@ export class TaskRunner implements OnApplicationBootstrap, OnModuleDestroy {
     for (const entry of this.active.values()) entry.controller.abort('interrupted' satisfies AbortReason);
     await this.waitForActive(ABORT_WAIT_MS);
     // Agents that ignored the signal: end their rows now, so they are not left `running`.
-    await untraced(() => this.endStuck());
+    await runUntraced(() => this.endStuck());
   }
 
   private async endStuck(): Promise<void> {
@@ -165,7 +162,7 @@ export class TaskRunner implements OnApplicationBootstrap, OnModuleDestroy {
       this.pumpAgain = true;
       return this.pumping;
     }
-    this.pumping = untraced(() => this.claimLoop()).finally(() => (this.pumping = null));
+    this.pumping = runUntraced(() => this.claimLoop()).finally(() => (this.pumping = null));
     return this.pumping;
   }
 
