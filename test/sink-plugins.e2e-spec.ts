@@ -1,0 +1,73 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
+import type { UsageRecord } from '../src/plugins/sdk';
+import { createTestApp, TestApp } from './support/create-app';
+
+const record = (i: number): UsageRecord => ({
+  id: randomUUID(),
+  createdAtMs: Date.now(),
+  taskId: 'task-plugin',
+  userId: 'user-1',
+  traceId: null,
+  provider: 'openai',
+  operation: 'chat',
+  requestedModel: 'gpt-4o-mini',
+  responseModel: 'gpt-4o-mini-2024-07-18',
+  inputTokens: 100 + i,
+  cachedInputTokens: 0,
+  cacheWriteTokens: 0,
+  outputTokens: 10,
+  reasoningTokens: 0,
+  totalTokens: 110 + i,
+  costNanos: 21_000 + i,
+  unpriced: false,
+  priceSource: 'test',
+  latencyMs: 12.5,
+  timeToFirstTokenMs: null,
+  streamed: false,
+  status: 'success',
+  errorType: null,
+  estimated: false,
+});
+
+describe('usage sink plugins named in USAGE_SINK_PLUGINS', () => {
+  let t: TestApp | undefined;
+  afterEach(async () => {
+    await t?.close();
+    t = undefined;
+  });
+
+  it('loads the example JSON Lines sink next to the built-in sinks, and it receives every record', async () => {
+    const out = join(tmpdir(), `asa-jsonl-${randomUUID()}.jsonl`);
+    t = await createTestApp({
+      env: { USAGE_SINK_PLUGINS: resolve(__dirname, '../examples/jsonl-usage-sink.js'), JSONL_USAGE_FILE: out },
+    });
+    const recorder = t.app.get(UsageRecorder);
+    expect(recorder.stats().map((s) => s.sink)).toEqual(expect.arrayContaining(['database', 'prometheus', 'jsonl-file']));
+    const sent = Array.from({ length: 25 }, (_, i) => record(i));
+    for (const r of sent) await recorder.record(r);
+    await recorder.flush();
+    const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as UsageRecord);
+    expect(lines.map((r) => r.id)).toEqual(sent.map((r) => r.id));
+    expect(lines[3]).toEqual(sent[3]);
+    // The same records reached the database sink too.
+    const res = await t.app.inject({ method: 'GET', url: '/api/v1/usage/task/task-plugin' });
+    expect(res.json().total_requests).toBe(25);
+  });
+
+  it('refuses to start when a plugin cannot be loaded, naming it', async () => {
+    await expect(createTestApp({ env: { USAGE_SINK_PLUGINS: './no/such/sink.js' } })).rejects.toThrow(
+      /Usage sink plugin "\.\/no\/such\/sink\.js" could not be loaded/,
+    );
+  });
+
+  it('refuses a module that does not export createUsageSink()', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'asa-plugin-'));
+    const bad = join(dir, 'not-a-sink.js');
+    writeFileSync(bad, 'exports.somethingElse = () => 1;\n');
+    await expect(createTestApp({ env: { USAGE_SINK_PLUGINS: bad } })).rejects.toThrow(/does not export createUsageSink\(\)/);
+  });
+});
