@@ -1,59 +1,10 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeOpenAi } from './fixtures/fake-openai';
 import { sqlite, waitFor } from './support/pipeline';
-import { freePort, PROJECT_ROOT, ProcessExit, waitForHttp } from './support/service-process';
+import { buildService, freePort, ProcessExit, startService, waitForHttp } from './support/service-process';
 import { createBuggyRepo } from './support/tasks';
-
-/**
- * The same compilation as `npm run build` (tsc with tsconfig.json), into a folder of this suite
- * so a build running in parallel cannot delete the files under the running process. It sits
- * under node_modules/.cache so the built code resolves the project's packages.
- */
-const OUT_DIR = join(PROJECT_ROOT, 'node_modules/.cache/asa-sigterm-build');
-
-function build(): void {
-  rmSync(OUT_DIR, { recursive: true, force: true });
-  try {
-    execFileSync(
-      'npx',
-      ['tsc', '-p', 'tsconfig.json', '--outDir', OUT_DIR, '--tsBuildInfoFile', join(OUT_DIR, 'tsconfig.tsbuildinfo')],
-      { cwd: PROJECT_ROOT, stdio: 'pipe', timeout: 300_000 },
-    );
-  } catch (err) {
-    // Type errors still emit JavaScript (as nest build's tsc would); only a missing entry point is fatal.
-    const out = String((err as { stdout?: Buffer }).stdout ?? '');
-    if (!existsSync(join(OUT_DIR, 'main.js'))) throw new Error(`build failed:\n${out}`);
-  }
-}
-
-function startBuilt(cwd: string, env: Record<string, string>) {
-  const child = spawn(process.execPath, [join(OUT_DIR, 'main.js')], {
-    cwd,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? cwd, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<ProcessExit>((res) => child.once('exit', (code, signal) => res({ code, signal })));
-  return {
-    child,
-    output: () => out,
-    exited,
-    stop: async (signal: NodeJS.Signals) => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-      try {
-        return await exited;
-      } finally {
-        clearTimeout(timer);
-      }
-    },
-  };
-}
 
 /**
  * The built service as a real process (`node dist/main.js`): LLM calls of a real task leave
@@ -65,7 +16,7 @@ describe('SIGTERM drains queued usage records (real process)', () => {
   let fake: FakeOpenAi;
 
   beforeAll(async () => {
-    build();
+    buildService();
     dir = mkdtempSync(join(tmpdir(), 'asa-sigterm-'));
     // The model never produces a usable patch, so each attempt is one LLM call.
     fake = await FakeOpenAi.start({ defaultReply: { content: 'no idea', usage: { prompt_tokens: 1234, completion_tokens: 56 } } });
@@ -79,7 +30,9 @@ describe('SIGTERM drains queued usage records (real process)', () => {
     const repo = createBuggyRepo(dir);
     const db = join(dir, 'asa.db');
     const port = await freePort();
-    const svc = startBuilt(dir, {
+    const svc = startService({
+      cwd: dir,
+      env: {
         PORT: String(port),
         DATABASE_URL: `sqlite:${db}`,
         OPENAI_BASE_URL: fake.baseUrl,
@@ -90,8 +43,9 @@ describe('SIGTERM drains queued usage records (real process)', () => {
         TASK_POLL_INTERVAL_MS: '100',
         TASK_DEFAULT_MODEL: 'gpt-4o-mini',
         TASK_WORKSPACE_DIR: join(dir, 'workspaces'),
+      },
     });
-    let exit;
+    let exit: ProcessExit | undefined;
     try {
       const base = `http://127.0.0.1:${port}`;
       await waitForHttp(`${base}/health`, 60_000, svc as never);

@@ -5,33 +5,10 @@ import { join, resolve } from 'node:path';
 import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
 import type { UsageRecord } from '../src/plugins/sdk';
 import { createTestApp, TestApp } from './support/create-app';
+import { usageRecord } from './support/usage-records';
 
-const record = (i: number): UsageRecord => ({
-  id: randomUUID(),
-  createdAtMs: Date.now(),
-  taskId: 'task-plugin',
-  userId: 'user-1',
-  traceId: null,
-  provider: 'openai',
-  operation: 'chat',
-  requestedModel: 'gpt-4o-mini',
-  responseModel: 'gpt-4o-mini-2024-07-18',
-  inputTokens: 100 + i,
-  cachedInputTokens: 0,
-  cacheWriteTokens: 0,
-  outputTokens: 10,
-  reasoningTokens: 0,
-  totalTokens: 110 + i,
-  costNanos: 21_000 + i,
-  unpriced: false,
-  priceSource: 'test',
-  latencyMs: 12.5,
-  timeToFirstTokenMs: null,
-  streamed: false,
-  status: 'success',
-  errorType: null,
-  estimated: false,
-});
+const record = (i: number): UsageRecord =>
+  usageRecord({ taskId: 'task-plugin', userId: 'user-1', inputTokens: 100 + i, outputTokens: 10, totalTokens: 110 + i, costNanos: 21_000 + i });
 
 describe('usage sink plugins named in USAGE_SINK_PLUGINS', () => {
   let t: TestApp | undefined;

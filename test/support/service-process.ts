@@ -1,13 +1,27 @@
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 
 export const PROJECT_ROOT = resolve(__dirname, '../..');
-export const BUILT_MAIN = join(PROJECT_ROOT, 'dist/main.js');
+/**
+ * The same compilation as `npm run build` (tsc with tsconfig.json), into a folder of the tests
+ * rather than dist/, so a build running at the same time cannot delete files under a running
+ * process. It sits under node_modules/.cache so the built code resolves the project's packages.
+ */
+const BUILD_DIR = join(PROJECT_ROOT, 'node_modules/.cache/asa-test-build');
+export const BUILT_MAIN = join(BUILD_DIR, 'main.js');
 
-/** Builds the service as `npm start` does (`nest build` into dist/). */
 export function buildService(): void {
-  execFileSync('npx', ['nest', 'build'], { cwd: PROJECT_ROOT, stdio: 'pipe', timeout: 300_000 });
+  rmSync(BUILD_DIR, { recursive: true, force: true });
+  try {
+    execFileSync('npx', ['tsc', '-p', 'tsconfig.json', '--outDir', BUILD_DIR], { cwd: PROJECT_ROOT, stdio: 'pipe', timeout: 300_000 });
+  } catch (err) {
+    // Type errors still emit JavaScript (as nest build's tsc would; `npm run typecheck` reports
+    // them); only a missing entry point is fatal here.
+    const out = String((err as { stdout?: Buffer }).stdout ?? '');
+    if (!existsSync(BUILT_MAIN)) throw new Error(`build failed:\n${out}`);
+  }
 }
 
 export async function freePort(): Promise<number> {
@@ -50,8 +64,8 @@ export function startService(opts: { cwd: string; env: Record<string, string> })
     output: () => out,
     exited,
     stop: async (signal = 'SIGTERM') => {
-      if (child.exitCode === null) child.kill(signal);
-      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
       try {
         return await exited;
       } finally {

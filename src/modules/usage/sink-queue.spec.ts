@@ -1,35 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { DEFAULT_SINK_POLICY, UsageRecord, UsageSink, UsageSinkPolicy } from '../../plugins/sdk';
+import { usageRecord } from '../../../test/support/usage-records';
 import { SinkQueue } from './sink-queue';
 
-function record(n: number): UsageRecord {
-  return {
-    id: randomUUID(),
-    createdAtMs: 1_700_000_000_000 + n,
-    taskId: 't',
-    userId: 'u',
-    traceId: null,
-    provider: 'openai',
-    operation: 'chat',
-    requestedModel: 'gpt-4o',
-    responseModel: 'gpt-4o',
-    inputTokens: n,
-    cachedInputTokens: 0,
-    cacheWriteTokens: 0,
-    outputTokens: 0,
-    reasoningTokens: 0,
-    totalTokens: n,
-    costNanos: n,
-    unpriced: false,
-    priceSource: 'test',
-    latencyMs: 1,
-    timeToFirstTokenMs: null,
-    streamed: false,
-    status: 'success',
-    errorType: null,
-    estimated: false,
-  };
-}
+const record = (n: number): UsageRecord => usageRecord({ createdAtMs: 1_700_000_000_000 + n, costNanos: n });
 
 class CollectingSink implements UsageSink {
   readonly name = 'collect';
