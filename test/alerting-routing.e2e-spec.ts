@@ -15,8 +15,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
 import { ReceivedMail, SlackMessage, SlackReceiver, SmtpReceiver, startSlackReceiver, startSmtpReceiver } from './support/alert-receivers';
-import { createTestApp, TestApp } from './support/create-app';
-import { freePort, PrometheusHandle, startPrometheus } from './support/prometheus-server';
+import { createTestApp, listenOnLoopback, TestApp } from './support/create-app';
+import { freePort, PrometheusHandle, scrapeConfig, startPrometheus } from './support/prometheus-server';
 
 const ROOT = resolve(__dirname, '..');
 const ALERTMANAGER_BIN = process.env.ALERTMANAGER_BIN || '/usr/bin/prometheus-alertmanager';
@@ -91,26 +91,13 @@ describe('alert routing: Prometheus rule -> Alertmanager -> Slack and email', ()
       }\n`,
     );
     t = await createTestApp({ env: { USAGE_SINK_PLUGINS: plugin } });
-    await t.app.listen(0, '127.0.0.1');
-    const { port } = new URL((await t.app.getUrl()).replace('[::1]', '127.0.0.1'));
-
+    const { host } = new URL(await listenOnLoopback(t.app));
     prom = await startPrometheus(
-      [
-        'global:',
-        '  scrape_interval: 1s',
-        '  evaluation_interval: 1s',
-        'rule_files:',
-        `  - ${join(ROOT, 'config/prometheus/rules/asa-llm.rules.yml')}`,
-        'alerting:',
-        '  alertmanagers:',
-        '    - static_configs:',
-        `        - targets: ['127.0.0.1:${amPort}']`,
-        'scrape_configs:',
-        '  - job_name: asa-backend',
-        '    static_configs:',
-        `      - targets: ['127.0.0.1:${port}']`,
-        '',
-      ].join('\n'),
+      scrapeConfig({
+        target: host,
+        ruleFiles: [join(ROOT, 'config/prometheus/rules/asa-llm.rules.yml')],
+        alertmanager: `127.0.0.1:${amPort}`,
+      }),
     );
   });
 

@@ -23,10 +23,10 @@ describeIfPostgres(`OpenTelemetry database spans (PostgreSQL)${process.env.TEST_
     Object.assign(process.env, { ENABLE_OPENTELEMETRY: 'true', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '50' });
     expect(startTracing()).toBe(true);
     const { createScratchPostgres } = await import('./support/postgres');
-    const { createTestApp } = await import('./support/create-app');
+    const { createTestApp, listenOnLoopback } = await import('./support/create-app');
     db = await createScratchPostgres();
     t = await createTestApp({ env: { DATABASE_URL: db.url } });
-    await t.app.listen(0, '127.0.0.1');
+    await listenOnLoopback(t.app);
   });
 
   afterAll(async () => {

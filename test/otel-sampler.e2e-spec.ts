@@ -22,10 +22,9 @@ describe('OpenTelemetry sampling: OTEL_TRACES_SAMPLER=parentbased_always_off', (
       OTEL_TRACES_SAMPLER: 'parentbased_always_off',
     });
     expect(startTracing()).toBe(true);
-    const { createTestApp } = await import('./support/create-app');
+    const { createTestApp, listenOnLoopback } = await import('./support/create-app');
     t = await createTestApp();
-    await t.app.listen(0, '127.0.0.1');
-    base = (await t.app.getUrl()).replace('[::1]', '127.0.0.1');
+    base = await listenOnLoopback(t.app);
   });
 
   afterAll(async () => {

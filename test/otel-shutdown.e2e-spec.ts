@@ -23,9 +23,9 @@ describe('OpenTelemetry on shutdown', () => {
       OTEL_BSP_SCHEDULE_DELAY: '60000',
     });
     expect(startTracing()).toBe(true);
-    const { createTestApp } = await import('./support/create-app');
+    const { createTestApp, listenOnLoopback } = await import('./support/create-app');
     t = await createTestApp();
-    await t.app.listen(0, '127.0.0.1');
+    await listenOnLoopback(t.app);
   });
 
   afterAll(async () => {

@@ -50,7 +50,7 @@ describe('OpenTelemetry traces over OTLP', () => {
     expect(startTracing()).toBe(true);
 
     const { startOpenAiCompatibleServer } = await import('../src/simulator/openai-compatible-server');
-    const { createTestApp } = await import('./support/create-app');
+    const { createTestApp, listenOnLoopback } = await import('./support/create-app');
     const { createBuggyRepo } = await import('./support/tasks');
     dir = mkdtempSync(join(tmpdir(), 'asa-otel-'));
     repo = createBuggyRepo(dir);
@@ -74,9 +74,7 @@ describe('OpenTelemetry traces over OTLP', () => {
         TASK_WORKSPACE_DIR: join(dir, 'workspaces'),
       },
     });
-    await t.app.listen(0, '127.0.0.1');
-    base = await t.app.getUrl();
-    base = base.replace('[::1]', '127.0.0.1');
+    base = await listenOnLoopback(t.app);
   });
 
   afterAll(async () => {

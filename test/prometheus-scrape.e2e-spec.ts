@@ -16,7 +16,7 @@ import { flushTracing, shutdownTracing, startTracing } from '../src/modules/metr
 import type { SimulatorHandle } from '../src/simulator/openai-compatible-server';
 import type { TestApp } from './support/create-app';
 import { OtlpReceiver, startOtlpReceiver } from './support/otlp-receiver';
-import { PrometheusHandle, PromSample, startPrometheus } from './support/prometheus-server';
+import { PrometheusHandle, PromSample, scrapeConfig, startPrometheus } from './support/prometheus-server';
 
 const ROOT = resolve(__dirname, '..');
 const RULES_FILE = join(ROOT, 'config/prometheus/rules/asa-llm.rules.yml');
@@ -72,7 +72,7 @@ describe('Prometheus scraping the service (real prometheus binary)', () => {
     expect(startTracing()).toBe(true);
 
     const { startOpenAiCompatibleServer } = await import('../src/simulator/openai-compatible-server');
-    const { createTestApp } = await import('./support/create-app');
+    const { createTestApp, listenOnLoopback } = await import('./support/create-app');
     const { ScriptedAgent } = await import('./support/tasks');
     const { TASK_AGENTS } = await import('../src/plugins/sdk');
 
@@ -109,23 +109,9 @@ describe('Prometheus scraping the service (real prometheus binary)', () => {
       },
       override: (b) => b.overrideProvider(TASK_AGENTS).useValue([new ScriptedAgent()]),
     });
-    await t.app.listen(0, '127.0.0.1');
-    const { port } = new URL((await t.app.getUrl()).replace('[::1]', '127.0.0.1'));
-
+    const { host } = new URL(await listenOnLoopback(t.app));
     prom = await startPrometheus(
-      [
-        'global:',
-        '  scrape_interval: 1s',
-        '  evaluation_interval: 1s',
-        'rule_files:',
-        `  - ${RULES_FILE}`,
-        'scrape_configs:',
-        '  - job_name: asa-backend',
-        '    metrics_path: /metrics',
-        '    static_configs:',
-        `      - targets: ['127.0.0.1:${port}']`,
-        '',
-      ].join('\n'),
+      scrapeConfig({ target: host, ruleFiles: [RULES_FILE] }),
       ['--enable-feature=exemplar-storage'],
     );
     await waitForScrapes(2);

@@ -68,5 +68,14 @@ export async function createTestApp(options: CreateAppOptions = {}): Promise<Tes
   }
 }
 
+/**
+ * Listens on an ephemeral port on 127.0.0.1, for peers that need a real socket (Prometheus, an
+ * OTLP-instrumented HTTP server span, a browser), and returns the base URL.
+ */
+export async function listenOnLoopback(app: NestFastifyApplication): Promise<string> {
+  await app.listen(0, '127.0.0.1');
+  return (await app.getUrl()).replace('[::1]', '127.0.0.1');
+}
+
 /** PostgreSQL URL for storage suites, or undefined (suites then report themselves skipped). */
 export const TEST_DATABASE_URL: string | undefined = process.env.TEST_DATABASE_URL || undefined;

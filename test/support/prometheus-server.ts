@@ -10,6 +10,17 @@ export { freePort };
 export const PROMETHEUS_BIN = process.env.PROMETHEUS_BIN || '/usr/bin/prometheus';
 
 
+/** A Prometheus config scraping the service at `target` (host:port) every second. */
+export function scrapeConfig(opts: { target: string; ruleFiles?: string[]; alertmanager?: string }): string {
+  const lines = ['global:', '  scrape_interval: 1s', '  evaluation_interval: 1s'];
+  if (opts.ruleFiles?.length) lines.push('rule_files:', ...opts.ruleFiles.map((f) => `  - ${f}`));
+  if (opts.alertmanager) {
+    lines.push('alerting:', '  alertmanagers:', '    - static_configs:', `        - targets: ['${opts.alertmanager}']`);
+  }
+  lines.push('scrape_configs:', '  - job_name: asa-backend', '    metrics_path: /metrics', '    static_configs:', `      - targets: ['${opts.target}']`, '');
+  return lines.join('\n');
+}
+
 export interface PromSample {
   metric: Record<string, string>;
   value: [number, string];
