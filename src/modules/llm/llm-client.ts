@@ -24,7 +24,7 @@ import {
 import type { UsageRecorder } from '../usage/usage-recorder.service';
 import { LlmBudgetExceededException, LlmInvalidArgumentException, LlmNotConfiguredException } from './llm.exceptions';
 import { ASA_ATTR, GEN_AI_ATTR } from './llm-span-attributes';
-import { nanosToUsdString, parseDecimal } from './pricing/decimal';
+import { nanosToUsd, nanosToUsdExact, usdToNanos as parseUsd } from '../../common/money';
 import type { PricingService, TokenCounts } from './pricing/pricing.service';
 import type { TaskSpendReader } from './task-spend.reader';
 import type { TokenEstimator } from './token-estimator';
@@ -105,9 +105,9 @@ class TaskBudget {
     const worst = BigInt(worstCaseNanos ?? 0);
     if (this.spent + this.reserved + worst > this.limitNanos) {
       throw new LlmBudgetExceededException(
-        `LLM call refused: task "${this.taskId}" has a budget of ${nanosToUsdString(this.limitNanos)} USD, has spent ` +
-          `${nanosToUsdString(this.spent)} USD${this.reserved > 0n ? ` (plus ${nanosToUsdString(this.reserved)} USD reserved by calls in flight)` : ''}, ` +
-          `and this ${model} call could cost up to ${nanosToUsdString(worst)} USD`,
+        `LLM call refused: task "${this.taskId}" has a budget of ${nanosToUsdExact(this.limitNanos)} USD, has spent ` +
+          `${nanosToUsdExact(this.spent)} USD${this.reserved > 0n ? ` (plus ${nanosToUsdExact(this.reserved)} USD reserved by calls in flight)` : ''}, ` +
+          `and this ${model} call could cost up to ${nanosToUsdExact(worst)} USD`,
         { taskId: this.taskId, limitNanos: this.limitNanos.toString(), spentNanos: this.spent.toString(), worstCaseNanos: worst.toString() },
       );
     }
@@ -213,9 +213,9 @@ export class LlmClient implements AgentLlm {
     const remaining = spent >= limit ? 0n : limit - spent;
     return {
       within_limits: spent <= limit,
-      current_cost_usd: nanosToUsdNumber(spent),
-      limit_usd: nanosToUsdNumber(limit),
-      remaining_usd: nanosToUsdNumber(remaining),
+      current_cost_usd: nanosToUsd(spent),
+      limit_usd: nanosToUsd(limit),
+      remaining_usd: nanosToUsd(remaining),
     };
   }
 
@@ -540,17 +540,9 @@ function requireTaskId(taskId: string | null): string {
 
 /** Exact USD -> nano-dollars (rounded half-up), from the number's decimal form. */
 export function usdToNanos(usd: number, name: string): bigint {
-  const d = typeof usd === 'number' ? parseDecimal(usd) : null;
-  if (!d) throw new LlmInvalidArgumentException(`${name} must be a non-negative number of USD, got ${JSON.stringify(usd)}`);
-  const nanos = d.units * 10n ** BigInt(Math.max(0, 9 - d.scale));
-  if (d.scale <= 9) return nanos;
-  const div = 10n ** BigInt(d.scale - 9);
-  const q = d.units / div;
-  return (d.units % div) * 2n >= div ? q + 1n : q;
-}
-
-function nanosToUsdNumber(nanos: bigint): number {
-  return Number(nanosToUsdString(nanos));
+  const nanos = parseUsd(usd);
+  if (nanos === null) throw new LlmInvalidArgumentException(`${name} must be a non-negative number of USD, got ${JSON.stringify(usd)}`);
+  return nanos;
 }
 
 function round3(ms: number): number {

@@ -3,7 +3,8 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { Repository, SelectQueryBuilder } from 'typeorm';
 import { TaskStatsDto } from './dto/task.dto';
 import { FINAL_TASK_STATUSES, Task, TASK_STATUSES, TaskStatus } from './entities/task.entity';
-import { divRound, nanosToUsd, nanosToUsdString, toNanos } from './money';
+import { divRoundHalfUp } from '../../common/decimal';
+import { nanosToUsd, nanosToUsdExact, parseNanos } from '../../common/money';
 
 export interface TaskStatsWindow {
   days: number;
@@ -12,6 +13,9 @@ export interface TaskStatsWindow {
 }
 
 /** Task outcome metrics over a window of days (tasks created in it), computed in SQL. */
+
+/** Money per task, rounded half-up; 0 when there is nothing to divide by. */
+const perCount = (nanos: bigint, count: bigint): bigint => (count === 0n ? 0n : divRoundHalfUp(nanos, count));
 @Injectable()
 export class TaskStatsService {
   constructor(@InjectRepository(Task) private readonly repo: Repository<Task>) {}
@@ -67,11 +71,11 @@ export class TaskStatsService {
       .createQueryBuilder()
       .from('llm_usage', 'u')
       .innerJoin('tasks', 't', 't.id = u.task_id')
-      .select('SUM(u.cost_nanos)', 'all_nanos')
-      .addSelect(`SUM(CASE WHEN t.status IN (${finishedList}) THEN u.cost_nanos ELSE 0 END)`, 'finished_nanos');
+      .select('CAST(SUM(u.cost_nanos) AS TEXT)', 'all_nanos')
+      .addSelect(`CAST(SUM(CASE WHEN t.status IN (${finishedList}) THEN u.cost_nanos ELSE 0 END) AS TEXT)`, 'finished_nanos');
     const cost = await scoped(costQb).getRawOne<{ all_nanos: unknown; finished_nanos: unknown }>();
-    const allNanos = toNanos(cost?.all_nanos);
-    const finishedNanos = toNanos(cost?.finished_nanos);
+    const allNanos = parseNanos(cost?.all_nanos);
+    const finishedNanos = parseNanos(cost?.finished_nanos);
     const finishedCount = FINAL_TASK_STATUSES.reduce((n, s) => n + byStatus[s], 0);
     const decided = byStatus.succeeded + byStatus.failed;
 
@@ -84,9 +88,9 @@ export class TaskStatsService {
       avg_duration_seconds: ranCount === 0 ? 0 : Math.round(Number(dur?.avg_ms ?? 0)) / 1000,
       p95_duration_seconds: p95Ms / 1000,
       total_cost_usd: nanosToUsd(allNanos),
-      total_cost_usd_exact: nanosToUsdString(allNanos),
-      avg_cost_per_task_usd: nanosToUsd(divRound(finishedNanos, BigInt(finishedCount))),
-      cost_per_successful_task_usd: nanosToUsd(divRound(finishedNanos, BigInt(byStatus.succeeded))),
+      total_cost_usd_exact: nanosToUsdExact(allNanos),
+      avg_cost_per_task_usd: nanosToUsd(perCount(finishedNanos, BigInt(finishedCount))),
+      cost_per_successful_task_usd: nanosToUsd(perCount(finishedNanos, BigInt(byStatus.succeeded))),
     };
   }
 

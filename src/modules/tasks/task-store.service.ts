@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Brackets, In, Repository } from 'typeorm';
 import { Task, TaskStatus } from './entities/task.entity';
-import { toNanos } from './money';
+import { parseNanos } from '../../common/money';
 import { TaskCursor } from './task-cursor';
 
 export interface TaskListFilter {
@@ -56,12 +56,12 @@ export class TaskStore {
     const rows: { task_id: string; nanos: unknown }[] = await this.repo.manager
       .createQueryBuilder()
       .select('u.task_id', 'task_id')
-      .addSelect('SUM(u.cost_nanos)', 'nanos')
+      .addSelect('CAST(SUM(u.cost_nanos) AS TEXT)', 'nanos')
       .from('llm_usage', 'u')
       .where('u.task_id IN (:...ids)', { ids })
       .groupBy('u.task_id')
       .getRawMany();
-    for (const r of rows) out.set(r.task_id, toNanos(r.nanos));
+    for (const r of rows) out.set(r.task_id, parseNanos(r.nanos));
     return out;
   }
 

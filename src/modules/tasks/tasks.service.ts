@@ -10,7 +10,7 @@ import { ListTasksQueryDto, UsageLimitsQueryDto } from './dto/list-tasks-query.d
 import { SubmitTaskDto, SubmitTaskResponseDto } from './dto/submit-task.dto';
 import { CancelTaskResponseDto, TaskDto, TaskListDto, TaskSummaryDto, UsageLimitsDto } from './dto/task.dto';
 import { FINAL_TASK_STATUSES, Task } from './entities/task.entity';
-import { nanosToUsd, nanosToUsdString, usdToNanos } from './money';
+import { nanosToUsd, nanosToUsdExact, usdToNanos } from '../../common/money';
 import { parseRepoUrl } from './repo-url';
 import { decodeTaskCursor, encodeTaskCursor } from './task-cursor';
 import { TaskRunner } from './task-runner.service';
@@ -37,6 +37,8 @@ export class TasksService {
   async submit(dto: SubmitTaskDto, principal: Principal): Promise<SubmitTaskResponseDto> {
     parseRepoUrl(dto.repo_url, this.config.repoUrlSchemes);
     const userId = this.ownerFor(principal, dto.user_id);
+    const maxCostNanos = usdToNanos(dto.max_cost_usd ?? this.config.defaultMaxCostUsd);
+    if (maxCostNanos === null) throw new TaskBadRequestException('max_cost_usd must be a non-negative number of USD');
     const task: Task = {
       id: randomUUID(),
       status: 'queued',
@@ -45,7 +47,7 @@ export class TasksService {
       bugDescription: dto.bug_description,
       testCommand: dto.test_command,
       model: dto.model ?? this.config.defaultModel,
-      maxCostNanos: Number(usdToNanos(dto.max_cost_usd ?? this.config.defaultMaxCostUsd)),
+      maxCostNanos: Number(maxCostNanos),
       maxAttempts: dto.max_attempts ?? 3,
       agent: this.agents[0].name,
       attempts: 0,
@@ -167,7 +169,7 @@ export class TasksService {
       stage: t.stage,
       failure_reason: t.failureReason,
       cost_usd: nanosToUsd(costNanos),
-      cost_usd_exact: nanosToUsdString(costNanos),
+      cost_usd_exact: nanosToUsdExact(costNanos),
       cancel_requested: t.cancelRequested,
       created_at: iso(t.createdAtMs) as string,
       started_at: iso(t.startedAtMs),

@@ -13,7 +13,7 @@ import {
 } from './dto/usage-response.dto';
 import { LlmUsage } from './entities/llm-usage.entity';
 import { UsageAccessDeniedException, UsageTaskNotFoundException } from './usage.exceptions';
-import { nanosToUsd, nanosToUsdExact, parseNanos } from './usd';
+import { nanosToUsd, nanosToUsdExact, parseNanos } from '../../common/money';
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;

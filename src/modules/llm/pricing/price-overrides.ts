@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, relative } from 'node:path';
-import { Decimal, parseDecimal } from './decimal';
+import { Decimal, parseDecimal } from '../../../common/decimal';
 
 /** A per-million-token rate: flat, or tiered by the call's input token count. */
 export type PriceRate = Decimal | TieredRate;

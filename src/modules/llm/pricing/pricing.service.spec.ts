@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decimalToString, nanosToUsdString, parseDecimal } from './decimal';
+import { decimalToString, parseDecimal } from '../../../common/decimal';
+import { nanosToUsdExact } from '../../../common/money';
 import { PriceOverridesError } from './price-overrides';
 import { CATALOG_VERSION, PricingService, TokenCounts } from './pricing.service';
 
@@ -235,8 +236,8 @@ describe('decimal helpers', () => {
   });
 
   it('formats nano-dollars as exact USD', () => {
-    expect(nanosToUsdString(3506)).toBe('0.000003506');
-    expect(nanosToUsdString(1_800_000_000)).toBe('1.800000000');
-    expect(nanosToUsdString(123_456_789_012_345_678n)).toBe('123456789.012345678');
+    expect(nanosToUsdExact(3506)).toBe('0.000003506');
+    expect(nanosToUsdExact(1_800_000_000)).toBe('1.800000000');
+    expect(nanosToUsdExact(123_456_789_012_345_678n)).toBe('123456789.012345678');
   });
 });

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { llmConfig, type LlmConfig } from '../../../config/llm.config';
-import { Decimal, divRoundHalfUp, parseDecimal } from './decimal';
+import { Decimal, divRoundHalfUp, parseDecimal } from '../../../common/decimal';
 import { findOverride, loadPriceOverrides, ModelRates, PriceOverrides, PriceRate } from './price-overrides';
 
 /** Token counts of one call, OpenAI-style: input includes cached and cache-write, output includes reasoning. */

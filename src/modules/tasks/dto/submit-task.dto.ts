@@ -37,7 +37,7 @@ export class SubmitTaskDto {
   model?: string;
 
   @ApiPropertyOptional({ description: 'Budget of the task in USD (default TASK_MAX_COST_USD). The agent stops with budget_exceeded before a call that would pass it.', example: 0.5 })
-  // No maxDecimalPlaces: class-validator throws on exponent notation (1e-12); digits below the nano-dollar are dropped instead.
+  // No maxDecimalPlaces: class-validator throws on exponent notation (1e-12); amounts are rounded to the nano-dollar instead.
   @IsOptional() @IsNumber({ allowNaN: false, allowInfinity: false }, { message: 'max_cost_usd must be a number of USD' })
   @Min(0.000000001, { message: 'max_cost_usd must be at least 0.000000001 (one nano-dollar)' }) @Max(1_000_000)
   max_cost_usd?: number;

@@ -45,13 +45,3 @@ export function divRoundHalfUp(numerator: bigint, denominator: bigint): bigint {
   const r = numerator % denominator;
   return r * 2n >= denominator ? q + 1n : q;
 }
-
-/** Exact USD string of an integer nano-dollar amount, e.g. 1234567 -> "0.001234567". */
-export function nanosToUsdString(nanos: bigint | number): string {
-  const n = BigInt(nanos);
-  const neg = n < 0n;
-  const abs = neg ? -n : n;
-  const whole = abs / 1_000_000_000n;
-  const frac = (abs % 1_000_000_000n).toString().padStart(9, '0');
-  return `${neg ? '-' : ''}${whole}.${frac}`;
-}
