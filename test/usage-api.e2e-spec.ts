@@ -155,6 +155,11 @@ function usageApiSuite(env: () => Record<string, string>) {
     ['/api/v1/usage/timeseries?interval=week', 'interval'],
     ['/api/v1/usage/timeseries?group_by=task', 'group_by'],
     ['/api/v1/usage/timeseries?interval=hour&days=365', 'days'],
+    // The timeseries query inherits the window rules of `days` (a subclass once lost them).
+    ...['abc', '-1', '0', '1.5', '4000', 'NaN', 'Infinity', '1e308', '-99999999', '7&days=8'].map(
+      (days) => [`/api/v1/usage/timeseries?days=${days}`, 'days'] as [string, string],
+    ),
+    ['/api/v1/usage/timeseries?days=abc&interval=hour', 'days must be a whole number'],
   ])('GET %s is a 400 naming %s', async (url, field) => {
     const res = await get(url);
     expect(res.statusCode).toBe(400);

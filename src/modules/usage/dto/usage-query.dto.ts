@@ -61,15 +61,18 @@ export class TimeseriesQueryDto extends UsageWindowQueryDto {
   group_by: 'model' | 'user' = 'model';
 }
 
-// Registered on TimeseriesQueryDto only (the parent's `days` rules still apply), and on `days` so the
-// 400 names the parameter to change.
+// Registered on `interval`, not on `days`: class-validator drops the inherited rules of a property
+// that a subclass registers again, which would leave `days` unchecked here. The message still
+// names `days`, the parameter to change.
 registerDecorator({
   name: 'maxDaysForHourly',
   target: TimeseriesQueryDto,
-  propertyName: 'days',
+  propertyName: 'interval',
   validator: {
-    validate: (value: unknown, args: ValidationArguments) =>
-      (args.object as TimeseriesQueryDto).interval !== 'hour' || typeof value !== 'number' || value <= MAX_DAYS_HOURLY,
+    validate: (interval: unknown, args: ValidationArguments) => {
+      const days = (args.object as TimeseriesQueryDto).days;
+      return interval !== 'hour' || typeof days !== 'number' || !(days > MAX_DAYS_HOURLY);
+    },
     defaultMessage: () => `days must be at most ${MAX_DAYS_HOURLY} with interval=hour (use interval=day for longer windows)`,
   },
 });
