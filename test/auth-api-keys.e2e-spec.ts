@@ -74,7 +74,7 @@ describe('access control with API keys', () => {
     expect((await get('/api/v1/usage/task/task-alice', auth(admin))).statusCode).toBe(200);
   });
 
-  it("lets a user key read its own user and tasks, and answers 403 for another user's", async () => {
+  it("lets a user key read its own user and tasks; another user is a 403, another user's task a 404", async () => {
     const own = await get('/api/v1/usage/user/alice', auth(alice));
     expect(own.statusCode).toBe(200);
     expect(own.json()).toMatchObject({ total_requests: 2, total_cost_usd_exact: '0.000003000' });
@@ -83,8 +83,8 @@ describe('access control with API keys', () => {
     const other = await get('/api/v1/usage/user/bob', auth(alice));
     expect(other.statusCode).toBe(403);
     expect(other.json()).toMatchObject({ code: 'USAGE_ACCESS_DENIED' });
-    expect((await get('/api/v1/usage/task/task-bob', auth(alice))).statusCode).toBe(403);
-    expect((await get('/api/v1/usage/task/task-alice', auth(bob))).statusCode).toBe(403);
+    expect((await get('/api/v1/usage/task/task-bob', auth(alice))).statusCode).toBe(404);
+    expect((await get('/api/v1/usage/task/task-alice', auth(bob))).statusCode).toBe(404);
   });
 
   it('filters overall and timeseries to the user of a user key', async () => {

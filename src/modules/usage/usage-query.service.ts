@@ -71,7 +71,8 @@ export class UsageQueryService {
   async taskUsage(taskId: string, principal: Principal): Promise<TaskUsageDto> {
     const owners = await this.taskOwners(taskId);
     if (owners === null) throw new UsageTaskNotFoundException(taskId);
-    if (!owners.every((owner) => canAccessUser(principal, owner))) throw new UsageAccessDeniedException(`task "${taskId}"`);
+    // Another user's task is "not found", as in the task API: a user key cannot tell it exists.
+    if (!owners.every((owner) => canAccessUser(principal, owner))) throw new UsageTaskNotFoundException(taskId);
     const groups = await this.groups((qb) => qb.where('u.task_id = :taskId', { taskId }), 'u.requested_model');
     return { task_id: taskId, ...totals(groups), by_model: byKey(groups) };
   }
