@@ -3,7 +3,11 @@ import { loadDotEnv } from './config/load-env';
 loadDotEnv();
 // Tracing must start before Nest and the instrumented libraries (http, fastify, pg) are loaded.
 import { startTracing } from './modules/metrics/tracing';
-startTracing();
+try {
+  startTracing(); // also the first read of the environment: a bad variable stops here
+} catch (err) {
+  exitWithError(err);
+}
 
 import { ConsoleLogger, Logger } from '@nestjs/common';
 import { ConfigType } from '@nestjs/config';
@@ -19,6 +23,8 @@ async function bootstrap(): Promise<void> {
   const config: ConfigType<typeof appConfig> = appConfig();
   const app = await NestFactory.create<NestFastifyApplication>(AppModule, new FastifyAdapter({ trustProxy: true }), {
     bufferLogs: true,
+    // Let start-up errors reach exitWithError instead of Nest aborting the process with a stack trace.
+    abortOnError: false,
     logger: new ConsoleLogger({ json: config.logFormat === 'json' }),
   });
   setupApp(app);
@@ -33,8 +39,11 @@ async function bootstrap(): Promise<void> {
   logger.log(`asa-backend listening on http://${host === '0.0.0.0' ? 'localhost' : host}:${config.port} (docs at /docs)`);
 }
 
-bootstrap().catch((err: unknown) => {
-  // Configuration errors name the bad variable; print them plainly and exit non-zero.
+// Start-up errors (a bad variable, a bad keys or pricing file, an unreachable database) carry a
+// message naming what to fix: print it plainly, without a stack trace, and exit non-zero.
+function exitWithError(err: unknown): never {
   console.error(err instanceof Error ? err.message : err);
   process.exit(1);
-});
+}
+
+bootstrap().catch(exitWithError);

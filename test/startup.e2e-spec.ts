@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildService, freePort, startService, waitForHttp } from './support/service-process';
@@ -27,8 +27,9 @@ describe('starting the built service', () => {
       expect((await fetch(`http://127.0.0.1:${port}/docs`)).status).toBe(200);
       expect(svc.output()).toMatch(/no API keys configured.*127\.0\.0\.1/);
     } finally {
-      // Graceful: Nest ran its shutdown hooks, then ended by the signal itself (not SIGKILL, not a crash).
+      // Graceful: Nest ran its shutdown hooks (the usage queues were drained), then ended by the signal.
       expect(await svc.stop('SIGTERM')).toEqual({ code: null, signal: 'SIGTERM' });
+      expect(svc.output()).toMatch(/usage queues drained: database 0 written; prometheus 0 written/);
     }
   }, 90_000);
 
@@ -37,5 +38,16 @@ describe('starting the built service', () => {
     const { code } = await svc.exited;
     expect(code).toBe(1);
     expect(svc.output()).toContain('PORT="eighty"');
+    expect(svc.output()).not.toMatch(/^\s+at /m); // a message to act on, not a stack trace
+  }, 60_000);
+
+  it('refuses to start on a malformed API keys file, ending with a plain message naming the file and entry', async () => {
+    writeFileSync(join(dir, 'keys.json'), '{ "keys": [ { "name": "x" } ] }');
+    const svc = startService({ cwd: dir, env: { PORT: String(await freePort()), API_KEYS_FILE: join(dir, 'keys.json') } });
+    const { code } = await svc.exited;
+    expect(code).toBe(1);
+    // Nest's own ExceptionHandler logs the error with its stack first; the last line is ours.
+    const lastLine = svc.output().trim().split('\n').pop();
+    expect(lastLine).toMatch(new RegExp(`^API keys file ${join(dir, 'keys.json')}: entry 0 \\("x"\\): scope must be`));
   }, 60_000);
 });

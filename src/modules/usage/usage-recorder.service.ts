@@ -59,6 +59,9 @@ export class UsageRecorder implements OnModuleInit, BeforeApplicationShutdown {
     const pending = this.queues.reduce((n, q) => n + q.stats.queued, 0);
     if (pending > 0) this.logger.log(`draining ${pending} queued usage records${signal ? ` (${signal})` : ''}`);
     await Promise.all(this.queues.map((q) => q.drain(deadline)));
+    this.logger.log(
+      `usage queues drained: ${this.queues.map(({ stats: s }) => `${s.sink} ${s.written} written${s.dropped ? `, ${s.dropped} dropped` : ''}`).join('; ')}`,
+    );
     const results = await Promise.allSettled(this.sinks.map((s) => s.close?.()));
     results.forEach((r, i) => {
       if (r.status === 'rejected') this.logger.error(`sink "${this.sinks[i].name}" failed to close: ${String(r.reason)}`);
