@@ -29,7 +29,7 @@ export function setupApp(app: NestFastifyApplication): void {
           'Costs are in USD; `*_cost_usd` numbers are rounded to the nano-dollar, `*_cost_usd_exact` strings are exact.',
       )
       .setVersion('0.1.0')
-      .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'API key (see README, "Access control")' })
+      .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'asa_ API key', description: 'API key from `npm run apikey` (see README, "Access control")' })
       .build(),
   );
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });

@@ -1,7 +1,11 @@
-import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
 import { DomainException } from './domain.exception';
+
+/** `error` is always the HTTP reason phrase ("Bad Request"); what went wrong is in `message` and `code`. */
+const reason = (status: number): string => STATUS_CODES[status] ?? 'Error';
 
 /** The one shape of every error body. */
 export interface ErrorBody {
@@ -31,7 +35,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
 
   private toBody(exception: unknown): ErrorBody {
     if (exception instanceof DomainException) {
-      return { statusCode: exception.status, error: HttpStatus[exception.status] ?? 'Error', code: exception.code, message: exception.message };
+      return { statusCode: exception.status, error: reason(exception.status), code: exception.code, message: exception.message };
     }
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
@@ -42,18 +46,18 @@ export class AllExceptionsFilter implements ExceptionFilter {
           const list = Array.isArray(r.message) ? r.message : undefined;
           return {
             statusCode: status,
-            error: r.error ?? exception.name,
+            error: reason(status),
             message: list ? list.join('; ') : String(r.message ?? exception.message),
             ...(list ? { errors: list } : {}),
           };
         }
-        return { statusCode: status, error: exception.name, message: String(res) };
+        return { statusCode: status, error: reason(status), message: String(res) };
       }
     }
     // Fastify's own client errors (malformed JSON, oversized body, wrong content type) carry a statusCode.
     const fastifyStatus = (exception as { statusCode?: number })?.statusCode;
     if (typeof fastifyStatus === 'number' && fastifyStatus >= 400 && fastifyStatus < 500) {
-      return { statusCode: fastifyStatus, error: HttpStatus[fastifyStatus] ?? 'Bad Request', message: (exception as Error).message };
+      return { statusCode: fastifyStatus, error: reason(fastifyStatus), message: (exception as Error).message };
     }
     const errorId = randomUUID();
     this.logger.error(`[${errorId}] ${exception instanceof Error ? (exception.stack ?? exception.message) : String(exception)}`);
