@@ -35,17 +35,13 @@ describe('error bodies', () => {
   });
   afterAll(() => t.close());
 
+  const submit = '/api/v1/task/submit';
   it.each([
-    ['malformed JSON', { payload: '{"repo_url":', headers: { 'content-type': 'application/json' } }, 400],
-    ['a validation error', { payload: { repo_url: 'https://example.com/r.git' } }, 400],
-    ['a domain error', { url: '/api/v1/task/00000000-0000-4000-8000-000000000000' }, 404],
-  ])('share one shape for %s, with the reason phrase as `error`', async (_name, req, status) => {
-    const res = await t.app.inject({
-      method: req.url ? 'GET' : 'POST',
-      url: req.url ?? '/api/v1/task/submit',
-      ...(req.payload !== undefined ? { payload: req.payload } : {}),
-      ...(req.headers ? { headers: req.headers } : {}),
-    } as Parameters<typeof t.app.inject>[0]);
+    ['malformed JSON', { method: 'POST', url: submit, payload: '{"repo_url":', headers: { 'content-type': 'application/json' } }, 400],
+    ['a validation error', { method: 'POST', url: submit, payload: { repo_url: 'https://example.com/r.git' } }, 400],
+    ['a domain error', { method: 'GET', url: '/api/v1/task/00000000-0000-4000-8000-000000000000' }, 404],
+  ] as const)('share one shape for %s, with the reason phrase as `error`', async (_name, req, status) => {
+    const res = await t.app.inject(req as Parameters<typeof t.app.inject>[0]);
     expect(res.statusCode).toBe(status);
     const body = res.json();
     expect(body).toMatchObject({ statusCode: status, error: status === 400 ? 'Bad Request' : 'Not Found' });

@@ -111,6 +111,7 @@ describe('bug-fix tasks end to end', () => {
       const id = await submit({ max_attempts: 2, repo_url: `file://${repo.path}` });
       const done = await waitForTask(t.app, id, isFinal, { timeoutMs: 60_000 });
       expect(done).toMatchObject({ status: 'failed', failure_reason: 'tests_failed', attempts: 2 });
+      expect(done.failure_detail).toBe('the tests still failed after 2 attempt(s); see test_output_tail');
       expect(done.test_output_tail).toContain('add(2, 3) should be 5');
       const chats = fake.chatRequests();
       expect(chats).toHaveLength(2);

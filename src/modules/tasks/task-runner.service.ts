@@ -265,7 +265,7 @@ export class TaskRunner implements OnApplicationBootstrap, OnModuleDestroy {
       const stopped = aborted();
       if (stopped) return { ...stopped, ...fields };
       const reason = (result.reason ?? 'failed').slice(0, 64);
-      return { ...fields, status: 'failed', failureReason: reason, failureDetail: null };
+      return { ...fields, status: 'failed', failureReason: reason, failureDetail: result.detail?.slice(0, 1000) ?? null };
     } catch (err) {
       const stopped = aborted();
       if (stopped) return stopped;

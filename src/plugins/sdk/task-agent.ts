@@ -42,6 +42,8 @@ export interface TaskAgentResult {
   readonly outcome: 'succeeded' | 'failed';
   /** Why it failed, e.g. `tests_failed`, `budget_exceeded`, `clone_failed`, `no_patch`, `cancelled`. */
   readonly reason?: string;
+  /** What happened, in words a user can act on (the git error, the provider's message, ...); shown as `failure_detail`. */
+  readonly detail?: string | null;
   readonly attempts: number;
   /** The final patch (unified diff), when one was produced. */
   readonly patch?: string | null;

@@ -164,6 +164,7 @@ describe('BugFixAgent (real git, real processes, openai SDK against the simulato
     const { ctx } = makeCtx({ maxAttempts: 2 });
     const result = await agent.run(ctx);
     expect(result).toMatchObject({ outcome: 'failed', reason: 'patch_failed', attempts: 2, patch: bad });
+    expect(result.detail).toMatch(/^no patch applied in 2 attempt\(s\); last git apply error: \S/);
     expect(chatPrompts()[1]).toMatch(/does not apply[\s\S]*git apply:\n`+\n.*(patch failed|does not apply|corrupt)/);
   });
 
@@ -172,6 +173,7 @@ describe('BugFixAgent (real git, real processes, openai SDK against the simulato
     const { ctx } = makeCtx({ maxAttempts: 2 });
     const result = await agent.run(ctx);
     expect(result).toMatchObject({ outcome: 'failed', reason: 'no_patch', attempts: 2, patch: null });
+    expect(result.detail).toBe('the model answered 2 time(s) without a unified diff in a ```diff block');
     expect(chatPrompts()[1]).toContain('contained no unified diff');
   });
 
@@ -222,6 +224,7 @@ describe('BugFixAgent (real git, real processes, openai SDK against the simulato
     const missing = await agent.run(makeCtx({ repoUrl: join(scratch, 'no-such-repo') }).ctx);
     expect(missing).toMatchObject({ outcome: 'failed', reason: 'clone_failed', attempts: 0 });
     expect(missing.testOutputTail).toMatch(/git clone failed/);
+    expect(missing.detail).toMatch(/git clone failed .*does not appear to be a git repository/s);
     expect(workspaceLeft()).toEqual([]);
     expect(sim.requests).toHaveLength(0);
   });
@@ -230,6 +233,7 @@ describe('BugFixAgent (real git, real processes, openai SDK against the simulato
     respond = () => ({ error: { status: 400, message: 'model not found' } });
     const result = await agent.run(makeCtx().ctx);
     expect(result).toMatchObject({ outcome: 'failed', reason: 'llm_error', attempts: 1 });
+    expect(result.detail).toMatch(/^model call failed: 400 .*model not found/);
     expect(workspaceLeft()).toEqual([]);
   });
 });

@@ -63,9 +63,10 @@ export class BugFixAgent implements TaskAgent {
     let attempts = 0;
     let lastPatch: string | null = null;
     let lastTail: string | null = null;
-    const result = (outcome: 'succeeded' | 'failed', reason?: string): TaskAgentResult => ({
+    const result = (outcome: 'succeeded' | 'failed', reason?: string, detail?: string): TaskAgentResult => ({
       outcome,
       ...(reason ? { reason } : {}),
+      ...(detail ? { detail } : {}),
       attempts,
       patch: lastPatch,
       testOutputTail: lastTail,
@@ -86,7 +87,7 @@ export class BugFixAgent implements TaskAgent {
       try {
         repo = parseRepoUrl(task.repoUrl, this.config.repoUrlSchemes);
       } catch (err) {
-        if (err instanceof InvalidRepoUrlException) return result('failed', 'invalid_repo_url');
+        if (err instanceof InvalidRepoUrlException) return result('failed', 'invalid_repo_url', err.message);
         throw err;
       }
 
@@ -103,7 +104,7 @@ export class BugFixAgent implements TaskAgent {
         if (signal.aborted) throw new Cancelled();
         this.logger.warn(`task ${task.id}: clone failed: ${(err as Error).message}`);
         lastTail = tailOf((err as Error).message, TEST_OUTPUT_TAIL_CHARS);
-        return result('failed', 'clone_failed');
+        return result('failed', 'clone_failed', (err as Error).message);
       }
       const paths = await workspace.trackedFiles(signal);
 
@@ -160,9 +161,9 @@ export class BugFixAgent implements TaskAgent {
           reply = completion.choices[0]?.message?.content ?? '';
         } catch (err) {
           if (signal.aborted) throw new Cancelled();
-          if (isBudgetExceeded(err)) return result('failed', 'budget_exceeded');
+          if (isBudgetExceeded(err)) return result('failed', 'budget_exceeded', (err as Error).message);
           this.logger.warn(`task ${task.id}: model call failed: ${(err as Error).message}`);
-          return result('failed', 'llm_error');
+          return result('failed', 'llm_error', `model call failed: ${(err as Error).message}`);
         }
 
         const patch = extractDiff(reply);
@@ -201,7 +202,12 @@ export class BugFixAgent implements TaskAgent {
         : outcomes.includes('tests_failed')
           ? 'tests_failed'
           : 'patch_failed';
-      return result('failed', reason);
+      const detail = {
+        no_patch: `the model answered ${attempts} time(s) without a unified diff in a \`\`\`diff block`,
+        tests_failed: `the tests still failed after ${attempts} attempt(s); see test_output_tail`,
+        patch_failed: `no patch applied in ${attempts} attempt(s); last git apply error: ${feedback?.kind === 'patch_rejected' ? feedback.error : 'unknown'}`,
+      }[reason];
+      return result('failed', reason, detail);
     } catch (err) {
       if (err instanceof Cancelled || signal.aborted || (err instanceof GitCommandError && err.aborted)) {
         return result('failed', 'cancelled');
