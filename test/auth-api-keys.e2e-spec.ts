@@ -196,6 +196,11 @@ describe('API keys file validation at boot', () => {
     expect(err?.message).toContain(file);
     expect(err?.message).toMatch(problem);
   });
+
+  it('refuses to start when API_KEYS_FILE names a file that does not exist (a typo must not open the API)', async () => {
+    const file = join(dir, 'typo-keys.json');
+    await expect(createTestApp({ env: { API_KEYS_FILE: file } })).rejects.toThrow(`${file}: does not exist`);
+  });
 });
 
 describe('npm run apikey', () => {

@@ -7,6 +7,8 @@ export const authConfig = registerAs('auth', () => {
   return {
     /** JSON file of hashed API keys; absent file means "no keys configured". */
     apiKeysFile: resolve(env.API_KEYS_FILE ?? 'config/api-keys.json'),
+    /** Named explicitly: then a missing file is an error (a typo must not open the API), not "no keys". */
+    apiKeysFileRequired: env.API_KEYS_FILE !== undefined,
     metricsRequireAuth: env.METRICS_REQUIRE_AUTH ?? false,
   };
 });

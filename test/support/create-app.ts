@@ -1,6 +1,6 @@
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test, TestingModuleBuilder } from '@nestjs/testing';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AppModule } from '../../src/app.module';
@@ -25,10 +25,11 @@ export async function createTestApp(options: CreateAppOptions = {}): Promise<Tes
   const dir = mkdtempSync(join(tmpdir(), 'asa-test-'));
   const env: Record<string, string | undefined> = {
     DATABASE_URL: `sqlite:${join(dir, 'asa.db')}`,
-    API_KEYS_FILE: join(dir, 'no-api-keys.json'),
+    API_KEYS_FILE: join(dir, 'no-api-keys.json'), // written empty below: no keys, and none from the checkout
     USAGE_FLUSH_INTERVAL_MS: '20',
     ...options.env,
   };
+  writeFileSync(join(dir, 'no-api-keys.json'), '{ "keys": [] }\n');
   const saved = new Map<string, string | undefined>();
   for (const [k, v] of Object.entries(env)) {
     saved.set(k, process.env[k]);

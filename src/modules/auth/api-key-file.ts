@@ -41,11 +41,15 @@ export function hashApiKey(key: string): string {
 }
 
 /**
- * Reads and validates the keys file. A missing file means "no keys"; anything malformed throws
- * an error naming the file and the entry, so a typo never silently opens or closes the API.
+ * Reads and validates the keys file. A missing file means "no keys" unless `required`; anything
+ * malformed throws an error naming the file and the entry, so a typo never silently opens or
+ * closes the API.
  */
-export function readApiKeyFile(file: string): ApiKeyFile {
-  if (!existsSync(file)) return { keys: [] };
+export function readApiKeyFile(file: string, { required = false } = {}): ApiKeyFile {
+  if (!existsSync(file)) {
+    if (required) throw new ApiKeyFileError(file, 'does not exist (API_KEYS_FILE names it; create keys with `npm run apikey`, or unset API_KEYS_FILE to run without keys)');
+    return { keys: [] };
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(file, 'utf8'));

@@ -20,7 +20,7 @@ export class ApiKeyService {
   private readonly keys: LoadedKey[];
 
   constructor(@Inject(authConfig.KEY) readonly config: ConfigType<typeof authConfig>) {
-    this.keys = readApiKeyFile(config.apiKeysFile).keys.map((e) => ({
+    this.keys = readApiKeyFile(config.apiKeysFile, { required: config.apiKeysFileRequired }).keys.map((e) => ({
       principal: Object.freeze({ keyName: e.name, scope: e.scope, userId: e.scope === 'user' ? (e.user_id ?? null) : null }),
       digest: Buffer.from(e.sha256, 'hex'),
     }));
