@@ -3,6 +3,7 @@ import { HttpAdapterHost } from '@nestjs/core';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AllExceptionsFilter } from './common/http-exception.filter';
+import { validationExceptionFactory } from './common/validation-messages';
 
 /**
  * Everything main.ts applies to the application besides listening, in one place, so the
@@ -15,9 +16,28 @@ export function setupApp(app: NestFastifyApplication): void {
       forbidNonWhitelisted: true,
       transform: true,
       stopAtFirstError: false,
+      exceptionFactory: validationExceptionFactory,
     }),
   );
   app.useGlobalFilters(new AllExceptionsFilter(app.get(HttpAdapterHost)));
+  // Every body this API takes is JSON. Without this, Fastify would parse form and text bodies and
+  // the validation errors would describe a body the caller never meant to send.
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .addHook('onRequest', (req, reply, done) => {
+      const type = req.headers['content-type'];
+      const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+      if (hasBody && type !== undefined && !/^application\/json\s*(;|$)/i.test(type)) {
+        void reply.code(415).send({
+          statusCode: 415,
+          error: 'Unsupported Media Type',
+          message: `send the request body as JSON with Content-Type: application/json (got ${type.slice(0, 100)})`,
+        });
+        return;
+      }
+      done();
+    });
   app.enableShutdownHooks();
 
   const document = SwaggerModule.createDocument(

@@ -48,4 +48,10 @@ describe('error bodies', () => {
     expect(typeof body.message).toBe('string');
     expect(body.message.length).toBeGreaterThan(0);
   });
+
+  it.each(['application/x-www-form-urlencoded', 'text/plain'])('refuses a %s body with 415, asking for JSON', async (type) => {
+    const res = await t.app.inject({ method: 'POST', url: '/api/v1/task/submit', payload: 'repo_url=x', headers: { 'content-type': type } });
+    expect(res.statusCode).toBe(415);
+    expect(res.json()).toMatchObject({ error: 'Unsupported Media Type', message: expect.stringContaining('application/json') });
+  });
 });

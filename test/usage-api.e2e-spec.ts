@@ -166,6 +166,11 @@ function usageApiSuite(env: () => Record<string, string>) {
     expect(res.json().message).toContain(field);
   });
 
+  it('names only the kind of value expected when a value is of the wrong kind', async () => {
+    expect((await get('/api/v1/usage/overall?days=abc')).json()).toMatchObject({ message: 'days must be a whole number of days', errors: ['days must be a whole number of days'] });
+    expect((await get('/api/v1/usage/overall?days=0')).json().message).toBe('days must be at least 1');
+  });
+
   it('accepts user ids up to 100 characters; longer path parameters are refused by Fastify with 414', async () => {
     expect((await get(`/api/v1/usage/user/${'u'.repeat(100)}`)).statusCode).toBe(200);
     expect((await get(`/api/v1/usage/user/${'u'.repeat(101)}`)).statusCode).toBe(414);

@@ -17,6 +17,11 @@ describe('validateEnv', () => {
     expect(() => validateEnv({ [name]: value })).toThrow(new RegExp(`\\b${name}=`));
   });
 
+  it('reports what kind of value is expected, not the range, when the kind is wrong', () => {
+    expect(() => validateEnv({ PORT: 'eighty' })).toThrow(/PORT="eighty": PORT must be an integer number$/m);
+    expect(() => validateEnv({ PORT: '70000' })).toThrow(/PORT=70000: PORT must not be greater than 65535$/m);
+  });
+
   it('parses booleans and integers', () => {
     const env = validateEnv({ PORT: '8123', ENABLE_OPENTELEMETRY: 'true' });
     expect(env.PORT).toBe(8123);

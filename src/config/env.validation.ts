@@ -1,4 +1,5 @@
 import { plainToInstance, Transform } from 'class-transformer';
+import { relevantMessages } from '../common/validation-messages';
 import {
   IsBoolean,
   IsIn,
@@ -181,7 +182,7 @@ export function validateEnv(config: Record<string, unknown>): EnvironmentVariabl
   const errors = validateSync(validated, { skipMissingProperties: false, whitelist: false });
   if (errors.length > 0) {
     const lines = errors.map((e) => {
-      const msgs = Object.values(e.constraints ?? {}).join('; ');
+      const msgs = relevantMessages(e.constraints).join('; ');
       return `  ${e.property}=${JSON.stringify(e.value)}: ${msgs}`;
     });
     throw new Error(`Invalid environment configuration:\n${lines.join('\n')}`);
