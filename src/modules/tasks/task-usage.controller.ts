@@ -1,11 +1,12 @@
 import { Controller, Get, Param, Query } from '@nestjs/common';
-import { ApiBadRequestResponse, ApiBearerAuth, ApiForbiddenResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import { ApiBadRequestResponse, ApiBearerAuth, ApiForbiddenResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { CurrentPrincipal } from '../auth/current-principal.decorator';
 import { Principal } from '../auth/principal';
+import { TaskIdParamDto } from '../usage/dto/usage-query.dto';
 import { TaskStatsQueryDto, UsageLimitsQueryDto } from './dto/list-tasks-query.dto';
 import { TaskStatsDto, UsageLimitsDto } from './dto/task.dto';
 import { TaskStatsService } from './task-stats.service';
-import { TaskBadRequestException, TaskUserForbiddenException } from './tasks.exceptions';
+import { TaskUserForbiddenException } from './tasks.exceptions';
 import { TasksService } from './tasks.service';
 
 /** Task-related routes under /api/v1/usage (the rest of /usage belongs to the usage module). */
@@ -23,14 +24,10 @@ export class TaskUsageController {
     summary: 'check_usage_limits for a task',
     description: 'LLM cost of the task so far against max_cost_usd (default: the task\'s own budget).',
   })
-  @ApiParam({ name: 'task_id' })
   @ApiOkResponse({ type: UsageLimitsDto })
   @ApiBadRequestResponse({ description: 'max_cost_usd is malformed, or missing for a task id that is not a task of this service' })
   @ApiNotFoundResponse({ description: 'No such task (or it belongs to another user)' })
-  limits(@Param('task_id') taskId: string, @Query() query: UsageLimitsQueryDto, @CurrentPrincipal() principal: Principal): Promise<UsageLimitsDto> {
-    if (!/^[A-Za-z0-9._:-]{1,64}$/.test(taskId)) {
-      throw new TaskBadRequestException('task_id must be 1-64 characters of letters, digits and . _ : -');
-    }
+  limits(@Param() { task_id: taskId }: TaskIdParamDto, @Query() query: UsageLimitsQueryDto, @CurrentPrincipal() principal: Principal): Promise<UsageLimitsDto> {
     return this.tasks.limits(taskId, query, principal);
   }
 
