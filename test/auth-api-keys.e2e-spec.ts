@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { generateApiKey, hashApiKey } from '../src/modules/auth/api-key-file';
 import { ApiKeyService } from '../src/modules/auth/api-key.service';
 import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
+import { bearer, writeApiKeysFile } from './support/api-keys';
 import { createTestApp, TestApp } from './support/create-app';
 import { usageRecord } from './support/usage-records';
 
@@ -17,21 +18,15 @@ describe('access control with API keys', () => {
   const admin = generateApiKey();
   const alice = generateApiKey();
   const bob = generateApiKey();
-  const auth = (key: string) => ({ authorization: `Bearer ${key}` });
+
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'asa-keys-'));
-    const file = join(dir, 'api-keys.json');
-    writeFileSync(
-      file,
-      JSON.stringify({
-        keys: [
-          { name: 'ci', scope: 'admin', sha256: hashApiKey(admin) },
-          { name: 'alice', scope: 'user', user_id: 'alice', sha256: hashApiKey(alice) },
-          { name: 'bob', scope: 'user', user_id: 'bob', sha256: hashApiKey(bob) },
-        ],
-      }),
-    );
+    const file = writeApiKeysFile(dir, [
+      { name: 'ci', key: admin },
+      { name: 'alice', key: alice, userId: 'alice' },
+      { name: 'bob', key: bob, userId: 'bob' },
+    ]);
     t = await createTestApp({ env: { API_KEYS_FILE: file } });
     const recorder = t.app.get(UsageRecorder);
     await recorder.record(usageRecord({ taskId: 'task-alice', userId: 'alice', costNanos: 1_000 }));
@@ -69,29 +64,29 @@ describe('access control with API keys', () => {
   });
 
   it('lets an admin key read everything', async () => {
-    expect((await get('/api/v1/usage/overall', auth(admin))).json().total_requests).toBe(3);
-    expect((await get('/api/v1/usage/user/bob', auth(admin))).statusCode).toBe(200);
-    expect((await get('/api/v1/usage/task/task-alice', auth(admin))).statusCode).toBe(200);
+    expect((await get('/api/v1/usage/overall', bearer(admin))).json().total_requests).toBe(3);
+    expect((await get('/api/v1/usage/user/bob', bearer(admin))).statusCode).toBe(200);
+    expect((await get('/api/v1/usage/task/task-alice', bearer(admin))).statusCode).toBe(200);
   });
 
   it("lets a user key read its own user and tasks; another user is a 403, another user's task a 404", async () => {
-    const own = await get('/api/v1/usage/user/alice', auth(alice));
+    const own = await get('/api/v1/usage/user/alice', bearer(alice));
     expect(own.statusCode).toBe(200);
     expect(own.json()).toMatchObject({ total_requests: 2, total_cost_usd_exact: '0.000003000' });
-    expect((await get('/api/v1/usage/task/task-alice', auth(alice))).json()).toMatchObject({ total_requests: 2 });
+    expect((await get('/api/v1/usage/task/task-alice', bearer(alice))).json()).toMatchObject({ total_requests: 2 });
 
-    const other = await get('/api/v1/usage/user/bob', auth(alice));
+    const other = await get('/api/v1/usage/user/bob', bearer(alice));
     expect(other.statusCode).toBe(403);
     expect(other.json()).toMatchObject({ code: 'USAGE_ACCESS_DENIED' });
-    expect((await get('/api/v1/usage/task/task-bob', auth(alice))).statusCode).toBe(404);
-    expect((await get('/api/v1/usage/task/task-alice', auth(bob))).statusCode).toBe(404);
+    expect((await get('/api/v1/usage/task/task-bob', bearer(alice))).statusCode).toBe(404);
+    expect((await get('/api/v1/usage/task/task-alice', bearer(bob))).statusCode).toBe(404);
   });
 
   it('filters overall and timeseries to the user of a user key', async () => {
-    const overall = (await get('/api/v1/usage/overall', auth(alice))).json();
+    const overall = (await get('/api/v1/usage/overall', bearer(alice))).json();
     expect(overall).toMatchObject({ total_requests: 2, total_cost_usd_exact: '0.000003000' });
     expect(Object.keys(overall.by_user)).toEqual(['alice']);
-    const series = (await get('/api/v1/usage/timeseries?group_by=user', auth(bob))).json();
+    const series = (await get('/api/v1/usage/timeseries?group_by=user', bearer(bob))).json();
     expect(series.total_requests).toBe(1);
     expect(series.buckets.flatMap((b: { groups: object }) => Object.keys(b.groups))).toEqual(['bob']);
   });
@@ -109,7 +104,7 @@ describe('access control with API keys', () => {
       const res = await get(url);
       expect(res.statusCode, url).toBe(401);
       expect(res.headers['www-authenticate']).toMatch(/^Bearer/);
-      expect((await get(url, auth(alice))).statusCode, url).toBe(200);
+      expect((await get(url, bearer(alice))).statusCode, url).toBe(200);
     }
   });
 
@@ -126,16 +121,10 @@ describe('access control: /metrics with METRICS_REQUIRE_AUTH=true', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'asa-keys-'));
-    const file = join(dir, 'api-keys.json');
-    writeFileSync(
-      file,
-      JSON.stringify({
-        keys: [
-          { name: 'ops', scope: 'admin', sha256: hashApiKey(admin) },
-          { name: 'u', scope: 'user', user_id: 'u1', sha256: hashApiKey(user) },
-        ],
-      }),
-    );
+    const file = writeApiKeysFile(dir, [
+      { name: 'ops', key: admin },
+      { name: 'u', key: user, userId: 'u1' },
+    ]);
     t = await createTestApp({ env: { API_KEYS_FILE: file, METRICS_REQUIRE_AUTH: 'true' } });
   });
   afterAll(async () => {

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { hashApiKey } from '../../src/modules/auth/api-key-file';
+import { bearer, writeApiKeysFile } from './api-keys';
 import type { TaskAgent, TaskAgentContext, TaskAgentResult } from '../../src/plugins/sdk';
 
 /**
@@ -110,21 +110,15 @@ export const BOB_KEY = 'asa_test-bobby-key-0000000000000000000000000';
 
 /** Writes an API keys file with an admin key and user keys for alice and bob; returns its path. */
 export function writeApiKeys(dir: string): string {
-  const file = join(dir, 'api-keys.json');
-  writeFileSync(
-    file,
-    JSON.stringify({
-      keys: [
-        { name: 'admin', scope: 'admin', sha256: hashApiKey(ADMIN_KEY) },
-        { name: 'alice', scope: 'user', user_id: 'alice', sha256: hashApiKey(ALICE_KEY) },
-        { name: 'bob', scope: 'user', user_id: 'bob', sha256: hashApiKey(BOB_KEY) },
-      ],
-    }),
-  );
-  return file;
+  return writeApiKeysFile(dir, [
+    { name: 'admin', key: ADMIN_KEY },
+    { name: 'alice', key: ALICE_KEY, userId: 'alice' },
+    { name: 'bob', key: BOB_KEY, userId: 'bob' },
+  ]);
 }
 
-export const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
+export { bearer };
+
 
 /** GET /api/v1/task/{id} until `done(task)` holds; fails with the last state after `timeoutMs`. */
 export async function waitForTask(
