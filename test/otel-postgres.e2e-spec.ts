@@ -3,9 +3,9 @@
  * inside the trace of the HTTP request that made them. Runs when TEST_DATABASE_URL is set.
  * (Tracing is process-wide: started in this file only, before pg and typeorm are loaded.)
  */
-import { flushTracing, shutdownTracing, startTracing } from '../src/modules/metrics/tracing';
+import { flushTracing } from '../src/modules/metrics/tracing';
 import type { TestApp } from './support/create-app';
-import { ancestors, OtlpReceiver, startOtlpReceiver } from './support/otlp-receiver';
+import { ancestors, OtlpReceiver, startTracingToReceiver, TracingToReceiver } from './support/otlp-receiver';
 import type { ScratchDatabase } from './support/postgres';
 
 const describeIfPostgres = process.env.TEST_DATABASE_URL
@@ -16,12 +16,11 @@ describeIfPostgres(`OpenTelemetry database spans (PostgreSQL)${process.env.TEST_
   let receiver: OtlpReceiver;
   let db: ScratchDatabase;
   let t: TestApp;
-  const savedEnv = { ...process.env };
+  let tracing: TracingToReceiver;
 
   beforeAll(async () => {
-    receiver = await startOtlpReceiver();
-    Object.assign(process.env, { ENABLE_OPENTELEMETRY: 'true', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '50' });
-    expect(startTracing()).toBe(true);
+    tracing = await startTracingToReceiver();
+    receiver = tracing.receiver;
     const { createScratchPostgres } = await import('./support/postgres');
     const { createTestApp, listenOnLoopback } = await import('./support/create-app');
     db = await createScratchPostgres();
@@ -32,9 +31,7 @@ describeIfPostgres(`OpenTelemetry database spans (PostgreSQL)${process.env.TEST_
   afterAll(async () => {
     await t?.close();
     await db?.drop();
-    await shutdownTracing();
-    await receiver?.close();
-    process.env = savedEnv;
+    await tracing?.stop();
   });
 
   it('traces TypeORM operations and the pg queries under the HTTP request', async () => {

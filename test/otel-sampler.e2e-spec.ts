@@ -3,25 +3,19 @@
  * spans), and incoming W3C traceparent headers continue the caller's trace.
  * (Tracing is process-wide: started in this file only.)
  */
-import { flushTracing, shutdownTracing, startTracing } from '../src/modules/metrics/tracing';
+import { flushTracing } from '../src/modules/metrics/tracing';
 import type { TestApp } from './support/create-app';
-import { OtlpReceiver, startOtlpReceiver } from './support/otlp-receiver';
+import { OtlpReceiver, startTracingToReceiver, TracingToReceiver } from './support/otlp-receiver';
 
 describe('OpenTelemetry sampling: OTEL_TRACES_SAMPLER=parentbased_always_off', () => {
   let receiver: OtlpReceiver;
   let t: TestApp;
   let base: string;
-  const savedEnv = { ...process.env };
+  let tracing: TracingToReceiver;
 
   beforeAll(async () => {
-    receiver = await startOtlpReceiver();
-    Object.assign(process.env, {
-      ENABLE_OPENTELEMETRY: 'true',
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
-      OTEL_BSP_SCHEDULE_DELAY: '50',
-      OTEL_TRACES_SAMPLER: 'parentbased_always_off',
-    });
-    expect(startTracing()).toBe(true);
+    tracing = await startTracingToReceiver({ OTEL_TRACES_SAMPLER: 'parentbased_always_off' });
+    receiver = tracing.receiver;
     const { createTestApp, listenOnLoopback } = await import('./support/create-app');
     t = await createTestApp();
     base = await listenOnLoopback(t.app);
@@ -29,9 +23,7 @@ describe('OpenTelemetry sampling: OTEL_TRACES_SAMPLER=parentbased_always_off', (
 
   afterAll(async () => {
     await t?.close();
-    await shutdownTracing();
-    await receiver?.close();
-    process.env = savedEnv;
+    await tracing?.stop();
   });
 
   it('records a request only when the caller sampled its trace, and continues that trace', async () => {

@@ -4,25 +4,21 @@
  * from the flush on application shutdown. (Tracing is process-wide: started in this file only.)
  */
 import { trace } from '@opentelemetry/api';
-import { shutdownTracing, startTracing } from '../src/modules/metrics/tracing';
 import type { TestApp } from './support/create-app';
-import { OtlpReceiver, startOtlpReceiver } from './support/otlp-receiver';
+import { OtlpReceiver, startTracingToReceiver, TracingToReceiver } from './support/otlp-receiver';
 
 describe('OpenTelemetry on shutdown', () => {
   let receiver: OtlpReceiver;
   let t: TestApp | undefined;
-  const savedEnv = { ...process.env };
+  let tracing: TracingToReceiver;
 
   beforeAll(async () => {
-    receiver = await startOtlpReceiver();
-    Object.assign(process.env, {
-      ENABLE_OPENTELEMETRY: 'true',
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+    tracing = await startTracingToReceiver({
       OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
       OTEL_SERVICE_NAME: 'asa-backend-canary',
       OTEL_BSP_SCHEDULE_DELAY: '60000',
     });
-    expect(startTracing()).toBe(true);
+    receiver = tracing.receiver;
     const { createTestApp, listenOnLoopback } = await import('./support/create-app');
     t = await createTestApp();
     await listenOnLoopback(t.app);
@@ -30,9 +26,7 @@ describe('OpenTelemetry on shutdown', () => {
 
   afterAll(async () => {
     await t?.close();
-    await shutdownTracing();
-    await receiver?.close();
-    process.env = savedEnv;
+    await tracing?.stop();
   });
 
   it('exports the buffered spans when the application closes', async () => {

@@ -12,9 +12,9 @@ import { trace } from '@opentelemetry/api';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { flushTracing, shutdownTracing, startTracing } from '../src/modules/metrics/tracing';
+import { flushTracing, startTracing } from '../src/modules/metrics/tracing';
 import type { SimulatorHandle } from '../src/simulator/openai-compatible-server';
-import { ancestors, OtlpReceiver, ReceivedSpan, startOtlpReceiver } from './support/otlp-receiver';
+import { ancestors, OtlpReceiver, ReceivedSpan, startTracingToReceiver, TracingToReceiver } from './support/otlp-receiver';
 import type { TestApp } from './support/create-app';
 import type { BuggyRepo } from './support/tasks';
 
@@ -35,19 +35,15 @@ describe('OpenTelemetry traces over OTLP', () => {
   let base: string;
   let dir: string;
   let repo: BuggyRepo;
-  const savedEnv = { ...process.env };
+  let tracing: TracingToReceiver;
 
   beforeAll(async () => {
-    receiver = await startOtlpReceiver();
-    Object.assign(process.env, {
-      ENABLE_OPENTELEMETRY: 'true',
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+    tracing = await startTracingToReceiver({
       OTEL_EXPORTER_OTLP_HEADERS: 'x-test-tenant=asa-e2e',
-      OTEL_BSP_SCHEDULE_DELAY: '50',
+      OTEL_SERVICE_NAME: undefined,
+      OTEL_EXPORTER_OTLP_PROTOCOL: undefined,
     });
-    delete process.env.OTEL_SERVICE_NAME;
-    delete process.env.OTEL_EXPORTER_OTLP_PROTOCOL;
-    expect(startTracing()).toBe(true);
+    receiver = tracing.receiver;
 
     const { startOpenAiCompatibleServer } = await import('../src/simulator/openai-compatible-server');
     const { createTestApp, listenOnLoopback } = await import('./support/create-app');
@@ -80,9 +76,7 @@ describe('OpenTelemetry traces over OTLP', () => {
   afterAll(async () => {
     await t?.close();
     await simulator?.close();
-    await shutdownTracing();
-    await receiver?.close();
-    process.env = savedEnv;
+    await tracing?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 

@@ -12,10 +12,10 @@ import { trace } from '@opentelemetry/api';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { flushTracing, shutdownTracing, startTracing } from '../src/modules/metrics/tracing';
+import { flushTracing } from '../src/modules/metrics/tracing';
 import type { SimulatorHandle } from '../src/simulator/openai-compatible-server';
 import type { TestApp } from './support/create-app';
-import { OtlpReceiver, startOtlpReceiver } from './support/otlp-receiver';
+import { OtlpReceiver, startTracingToReceiver, TracingToReceiver } from './support/otlp-receiver';
 import { PrometheusHandle, PromSample, scrapeConfig, startPrometheus } from './support/prometheus-server';
 
 const ROOT = resolve(__dirname, '..');
@@ -49,7 +49,7 @@ describe('Prometheus scraping the service (real prometheus binary)', () => {
   let dir: string;
   /** Time of the last scrape once everything is in: queries are evaluated there. */
   let at: number;
-  const savedEnv = { ...process.env };
+  let tracing: TracingToReceiver;
 
   const value = (samples: PromSample[], match: Record<string, string> = {}) => {
     const hits = samples.filter((s) => Object.entries(match).every(([k, v]) => s.metric[k] === v));
@@ -67,9 +67,8 @@ describe('Prometheus scraping the service (real prometheus binary)', () => {
   };
 
   beforeAll(async () => {
-    receiver = await startOtlpReceiver();
-    Object.assign(process.env, { ENABLE_OPENTELEMETRY: 'true', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '100' });
-    expect(startTracing()).toBe(true);
+    tracing = await startTracingToReceiver({ OTEL_BSP_SCHEDULE_DELAY: '100' });
+    receiver = tracing.receiver;
 
     const { startOpenAiCompatibleServer } = await import('../src/simulator/openai-compatible-server');
     const { createTestApp, listenOnLoopback } = await import('./support/create-app');
@@ -168,9 +167,7 @@ describe('Prometheus scraping the service (real prometheus binary)', () => {
     await prom?.stop();
     await t?.close();
     await simulator?.close();
-    await shutdownTracing();
-    await receiver?.close();
-    process.env = savedEnv;
+    await tracing?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 

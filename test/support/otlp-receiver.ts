@@ -209,3 +209,39 @@ export function ancestors(spans: ReceivedSpan[], span: ReceivedSpan): ReceivedSp
   }
   return out;
 }
+
+export interface TracingToReceiver {
+  receiver: OtlpReceiver;
+  /** Shuts the SDK down (flushing), closes the receiver and restores the environment. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a local OTLP receiver and the service's OpenTelemetry SDK exporting to it, with `env`
+ * (OTEL_* settings; undefined removes a variable) on top. Tracing is process-wide: call this from
+ * one test file, before the app and the instrumented modules are imported.
+ */
+export async function startTracingToReceiver(env: Record<string, string | undefined> = {}): Promise<TracingToReceiver> {
+  const { startTracing, shutdownTracing } = await import('../../src/modules/metrics/tracing');
+  const saved = { ...process.env };
+  const receiver = await startOtlpReceiver();
+  const settings: Record<string, string | undefined> = {
+    ENABLE_OPENTELEMETRY: 'true',
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+    OTEL_BSP_SCHEDULE_DELAY: '50',
+    ...env,
+  };
+  for (const [k, v] of Object.entries(settings)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  if (!startTracing()) throw new Error('tracing did not start');
+  return {
+    receiver,
+    stop: async () => {
+      await shutdownTracing();
+      await receiver.close();
+      process.env = saved;
+    },
+  };
+}
