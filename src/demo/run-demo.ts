@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { LoggerService } from '@nestjs/common';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { applyDemoEnv, demoPort } from '../config/demo-env';
@@ -104,6 +105,8 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     await copyAsRepo(SAMPLE_REPO_DIR, repoDir);
     say(`sample repository (two bugs, two failing tests): ${repoDir}`);
 
+    // An empty keys file: the demo's service is unauthenticated (on 127.0.0.1) whatever keys the checkout has.
+    writeFileSync(join(scratch, 'no-api-keys.json'), '{ "keys": [] }\n');
     restoreEnv = applyDemoEnv({
       DATABASE_URL: `sqlite:${join(scratch, 'demo.db')}`,
       OPENAI_BASE_URL: sim.baseUrl,
@@ -122,7 +125,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     const { FastifyAdapter } = await import('@nestjs/platform-fastify');
     const { AppModule } = await import('../app.module');
     const { setupApp } = await import('../setup-app');
-    app = await NestFactory.create<NestFastifyApplication>(AppModule, new FastifyAdapter(), { logger: new DemoLogger(say) });
+    app = await NestFactory.create<NestFastifyApplication>(AppModule, new FastifyAdapter(), { logger: new DemoLogger(say), abortOnError: false });
     setupApp(app);
     await app.listen(opts.port ?? demoPort(), '127.0.0.1');
     const base = (await app.getUrl()).replace('[::1]', '127.0.0.1');

@@ -1,4 +1,4 @@
-import type { Reporter, TestModule } from 'vitest/node';
+import type { Reporter, SerializedError, TestModule } from 'vitest/node';
 
 /**
  * After Vitest's own summary, prints one plain closing line ("N passed, N failed, N skipped")
@@ -6,7 +6,7 @@ import type { Reporter, TestModule } from 'vitest/node';
  * TEST_DATABASE_URL is unset), so a skipped database is never silent.
  */
 export default class SummaryReporter implements Reporter {
-  onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
+  onTestRunEnd(testModules: ReadonlyArray<TestModule>, unhandledErrors: ReadonlyArray<SerializedError> = []): void {
     let passed = 0;
     let failed = 0;
     let skipped = 0;
@@ -27,6 +27,8 @@ export default class SummaryReporter implements Reporter {
       }
       if (mod.state() === 'failed' && mod.children.size === 0) failed++;
     }
+    // A crashed test worker or an error outside any test fails the run: count each as a failure.
+    failed += unhandledErrors.length;
     for (const name of skippedSuites) process.stdout.write(`SKIPPED SUITE: ${name}\n`);
     process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
   }
