@@ -1,40 +1,25 @@
-import { randomUUID } from 'node:crypto';
 import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
 import type { UsageRecord } from '../src/plugins/sdk';
 import { createTestApp, TestApp } from './support/create-app';
+import { usageRecord } from './support/usage-records';
 
 const OPENMETRICS_ACCEPT = 'application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1';
 const TRACE_A = '0af7651916cd43dd8448eb211c80319c';
 
-function record(over: Partial<UsageRecord>): UsageRecord {
-  return {
-    id: randomUUID(),
-    createdAtMs: Date.now(),
+/** A record that counts nothing unless the test says so. */
+const record = (over: Partial<UsageRecord>): UsageRecord =>
+  usageRecord({
     taskId: 'task-1',
     userId: 'user-1',
-    traceId: null,
-    provider: 'openai',
-    operation: 'chat',
     requestedModel: 'gpt-4o',
     responseModel: 'gpt-4o-2024-08-06',
     inputTokens: 0,
-    cachedInputTokens: 0,
-    cacheWriteTokens: 0,
     outputTokens: 0,
-    reasoningTokens: 0,
     totalTokens: 0,
     costNanos: 0,
-    unpriced: false,
-    priceSource: 'test',
     latencyMs: 0,
-    timeToFirstTokenMs: null,
-    streamed: false,
-    status: 'success',
-    errorType: null,
-    estimated: false,
     ...over,
-  };
-}
+  });
 
 function sample(body: string, series: string): number | undefined {
   const line = body.split('\n').find((l) => l.startsWith(`${series} `));
