@@ -1,12 +1,11 @@
 import { getDataSourceToken } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { Task } from '../src/modules/tasks/entities/task.entity';
 import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
 import { TASK_AGENTS } from '../src/plugins/sdk';
 import { FakeOpenAi } from './fixtures/fake-openai';
 import { createTestApp, TestApp } from './support/create-app';
 import { createScratchPostgres, describePostgres, ScratchDatabase } from './support/postgres';
-import { isFinal, ScriptedAgent, until, waitForTask } from './support/tasks';
+import { insertTaskRow, isFinal, ScriptedAgent, until, waitForTask } from './support/tasks';
 
 const DAY_MS = 86_400_000;
 
@@ -56,29 +55,15 @@ function taskMetricsSuite(env: () => Record<string, string>) {
     await until(() => agent.started.includes(ids.queued), 'last task running');
     await t.app.get(UsageRecorder).flush();
     // An old task outside a 7-day window, inside a 30-day one.
-    await t.app
-      .get<DataSource>(getDataSourceToken())
-      .createQueryBuilder()
-      .insert()
-      .into(Task)
-      .values({
-        id: '44444444-4444-4444-8444-444444444444',
-        status: 'succeeded',
-        userId: 'alice',
-        repoUrl: '/tmp/none',
-        bugDescription: 'old',
-        testCommand: 'true',
-        model: 'gpt-4o-mini',
-        maxCostNanos: 1_000_000_000,
-        maxAttempts: 3,
-        agent: 'scripted',
-        attempts: 1,
-        cancelRequested: false,
-        createdAtMs: Date.now() - 10 * DAY_MS,
-        startedAtMs: Date.now() - 10 * DAY_MS,
-        finishedAtMs: Date.now() - 10 * DAY_MS + 100_000,
-      })
-      .execute();
+    await insertTaskRow(t.app.get<DataSource>(getDataSourceToken()), {
+      id: '44444444-4444-4444-8444-444444444444',
+      status: 'succeeded',
+      userId: 'alice',
+      bugDescription: 'old',
+      createdAtMs: Date.now() - 10 * DAY_MS,
+      startedAtMs: Date.now() - 10 * DAY_MS,
+      finishedAtMs: Date.now() - 10 * DAY_MS + 100_000,
+    });
   });
   afterAll(async () => {
     agent.releaseAll();

@@ -2,14 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
-import { Task } from '../src/modules/tasks/entities/task.entity';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import { TaskStore } from '../src/modules/tasks/task-store.service';
 import { TaskRunner } from '../src/modules/tasks/task-runner.service';
 import { TASK_AGENTS } from '../src/plugins/sdk';
 import { createTestApp, TestApp } from './support/create-app';
 import { createScratchPostgres, describePostgres, ScratchDatabase } from './support/postgres';
-import { expectedListOrder, isFinal, ScriptedAgent, until, waitForTask } from './support/tasks';
+import { expectedListOrder, insertTaskRow, isFinal, ScriptedAgent, until, waitForTask } from './support/tasks';
 
 const body = (bug: string, extra: Record<string, unknown> = {}) => ({
   repo_url: 'https://github.com/example/repo',
@@ -36,30 +35,7 @@ async function metricValue(t: TestApp, name: string, status: string): Promise<nu
 
 /** A row left `running` by a process that died (no heartbeat since `heartbeatAtMs`). */
 async function insertOrphan(ds: DataSource, id: string, heartbeatAtMs: number | null, workerId = 'dead-host:1:abcd'): Promise<void> {
-  const now = Date.now();
-  await ds
-    .createQueryBuilder()
-    .insert()
-    .into(Task)
-    .values({
-      id,
-      status: 'running',
-      userId: null,
-      repoUrl: '/tmp/none',
-      bugDescription: 'orphan',
-      testCommand: 'true',
-      model: 'gpt-4o-mini',
-      maxCostNanos: 1_000_000_000,
-      maxAttempts: 3,
-      agent: 'scripted',
-      attempts: 1,
-      cancelRequested: false,
-      workerId: workerId,
-      heartbeatAtMs: heartbeatAtMs,
-      createdAtMs: now - 60_000,
-      startedAtMs: now - 50_000,
-    })
-    .execute();
+  await insertTaskRow(ds, { id, status: 'running', bugDescription: 'orphan', workerId, heartbeatAtMs });
 }
 
 describe('task queue (SQLite)', () => {

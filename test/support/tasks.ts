@@ -4,6 +4,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { DataSource } from 'typeorm';
+import { Task } from '../../src/modules/tasks/entities/task.entity';
 import { bearer, writeApiKeysFile } from './api-keys';
 import type { TaskAgent, TaskAgentContext, TaskAgentResult } from '../../src/plugins/sdk';
 
@@ -202,4 +204,29 @@ export async function expectedListOrder(app: NestFastifyApplication, ids: string
   return rows
     .sort((a, b) => Date.parse(b.created_at) - Date.parse(a.created_at) || (a.task_id < b.task_id ? 1 : a.task_id > b.task_id ? -1 : 0))
     .map((r) => r.task_id);
+}
+
+/** Writes a task row directly, as another process (or an earlier day) would have left it. */
+export async function insertTaskRow(ds: DataSource, row: Partial<Task> & Pick<Task, 'id' | 'status'>): Promise<void> {
+  const now = Date.now();
+  await ds
+    .createQueryBuilder()
+    .insert()
+    .into(Task)
+    .values({
+      userId: null,
+      repoUrl: '/tmp/none',
+      bugDescription: 'written by the test',
+      testCommand: 'true',
+      model: 'gpt-4o-mini',
+      maxCostNanos: 1_000_000_000,
+      maxAttempts: 3,
+      agent: 'scripted',
+      attempts: 1,
+      cancelRequested: false,
+      createdAtMs: now - 60_000,
+      startedAtMs: now - 50_000,
+      ...row,
+    })
+    .execute();
 }
