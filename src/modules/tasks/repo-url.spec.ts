@@ -20,8 +20,8 @@ describe('repoUrlProblem', () => {
     ['https://example.com/repo\n--upload-pack=x', /whitespace/],
     ['https://example.com/re po', /whitespace/],
     ['ftp://example.com/repo', /scheme "ftp" is not supported/],
-    ['ssh://git@example.com/repo.git', /"ssh" are not allowed/],
-    ['git@github.com:example/repo.git', /"ssh" are not allowed/],
+    ['ssh://git@example.com/repo.git', /"ssh" URLs are not allowed here; allowed: https, http, file, local/],
+    ['git@github.com:example/repo.git', /"ssh" URLs are not allowed here; allowed: https, http, file, local/],
     ['relative/path', /absolute local path/],
     ['https://user:secret@example.com/repo', /credentials/],
     ['file://otherhost/repo', /local path/],
@@ -38,7 +38,7 @@ describe('repoUrlProblem', () => {
 
   it('follows the configured allowlist', () => {
     expect(repoUrlProblem('/tmp/repo', ['https'])).toMatch(/local paths are not allowed/);
-    expect(repoUrlProblem('file:///tmp/repo', ['https'])).toMatch(/"file" are not allowed/);
+    expect(repoUrlProblem('file:///tmp/repo', ['https'])).toMatch(/"file" URLs are not allowed/);
     expect(repoUrlProblem('git@github.com:example/repo.git', ['ssh'])).toBeNull();
     expect(repoUrlProblem('ssh://git@example.com/repo.git', ['ssh'])).toBeNull();
   });

@@ -70,8 +70,8 @@ export function repoUrlProblem(value: unknown, allowed: readonly string[] = DEFA
     if (!isAbsolute(value)) return 'repo_url must be a URL (https://...) or an absolute local path';
   }
   if (!allowed.includes(scheme)) {
-    const shown = scheme === 'local' ? 'local paths' : `"${scheme}"`;
-    return `repo_url: ${shown} are not allowed here; allowed: ${allowed.join(', ')} (TASK_REPO_URL_SCHEMES)`;
+    const shown = scheme === 'local' ? 'local paths are' : `"${scheme}" URLs are`;
+    return `repo_url: ${shown} not allowed here; allowed: ${allowed.join(', ')} (TASK_REPO_URL_SCHEMES)`;
   }
   return null;
 }
