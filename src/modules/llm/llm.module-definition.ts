@@ -1,4 +1,5 @@
 import { ConfigurableModuleBuilder, ModuleMetadata, Provider, Type } from '@nestjs/common';
+import { extensionPointDefinition } from '../../common/extension-point';
 import { LLM_ADMISSION_POLICIES, LlmAdmissionPolicy } from '../../plugins/sdk';
 
 export interface LlmModuleOptions {
@@ -16,16 +17,17 @@ export interface LlmModuleExtras {
 export const { ConfigurableModuleClass: LlmModuleBase, MODULE_OPTIONS_TOKEN: LLM_MODULE_OPTIONS } =
   new ConfigurableModuleBuilder<LlmModuleOptions>()
     .setClassMethodName('forRoot')
-    .setExtras<LlmModuleExtras>({ admissionPolicies: [], imports: [] }, (definition, extras) => ({
-      ...definition,
-      global: true,
-      imports: [...(definition.imports ?? []), ...(extras.imports ?? [])],
-      providers: [...(definition.providers ?? []), ...extras.admissionPolicies, policiesProvider(extras.admissionPolicies)],
-      exports: [...(definition.exports ?? []), LLM_ADMISSION_POLICIES],
-    }))
+    .setExtras<LlmModuleExtras>({ admissionPolicies: [], imports: [] }, (definition, extras) =>
+      extensionPointDefinition(definition, {
+        classes: extras.admissionPolicies,
+        collect: policiesProvider(extras.admissionPolicies),
+        imports: extras.imports,
+        global: true,
+      }),
+    )
     .build();
 
 /** One array token for every admission policy (empty when none is configured). */
-function policiesProvider(classes: Type<LlmAdmissionPolicy>[]): Provider {
+function policiesProvider(classes: Type<LlmAdmissionPolicy>[]): Provider & { provide: symbol } {
   return { provide: LLM_ADMISSION_POLICIES, inject: classes, useFactory: (...policies: LlmAdmissionPolicy[]) => policies };
 }

@@ -1,4 +1,5 @@
 import { ConfigurableModuleBuilder, ModuleMetadata, Provider, Type } from '@nestjs/common';
+import { assertUniqueNames, extensionPointDefinition } from '../../common/extension-point';
 import { TASK_AGENTS, TaskAgent } from '../../plugins/sdk';
 
 export interface TasksModuleOptions {
@@ -16,26 +17,19 @@ export interface TasksModuleExtras {
 export const { ConfigurableModuleClass: TasksModuleBase, MODULE_OPTIONS_TOKEN: TASKS_MODULE_OPTIONS } =
   new ConfigurableModuleBuilder<TasksModuleOptions>()
     .setClassMethodName('forRoot')
-    .setExtras<TasksModuleExtras>({ agents: [], imports: [] }, (definition, extras) => ({
-      ...definition,
-      imports: [...(definition.imports ?? []), ...(extras.imports ?? [])],
-      providers: [...(definition.providers ?? []), ...extras.agents, agentsProvider(extras.agents)],
-      exports: [...(definition.exports ?? []), TASK_AGENTS],
-    }))
+    .setExtras<TasksModuleExtras>({ agents: [], imports: [] }, (definition, extras) =>
+      extensionPointDefinition(definition, { classes: extras.agents, collect: agentsProvider(extras.agents), imports: extras.imports }),
+    )
     .build();
 
 /** One array token for every agent class, checked once at boot. */
-function agentsProvider(agentClasses: Type<TaskAgent>[]): Provider {
+function agentsProvider(agentClasses: Type<TaskAgent>[]): Provider & { provide: symbol } {
   return {
     provide: TASK_AGENTS,
     inject: agentClasses,
     useFactory: (...agents: TaskAgent[]) => {
       if (agents.length === 0) throw new Error('TasksModule.forRoot({ agents }) needs at least one task agent');
-      const names = new Set<string>();
-      for (const a of agents) {
-        if (names.has(a.name)) throw new Error(`Two task agents are named "${a.name}"; agent names must be unique`);
-        names.add(a.name);
-      }
+      assertUniqueNames(agents, 'task agent');
       return agents;
     },
   };

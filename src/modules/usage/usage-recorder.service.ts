@@ -1,5 +1,6 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { ConfigType } from '@nestjs/config';
+import { assertUniqueNames } from '../../common/extension-point';
 import { appConfig } from '../../config/app.config';
 import { usageConfig } from '../../config/usage.config';
 import { DEFAULT_SINK_POLICY, USAGE_SINKS, UsageRecord, UsageSink } from '../../plugins/sdk';
@@ -21,11 +22,7 @@ export class UsageRecorder implements OnModuleInit, BeforeApplicationShutdown {
   ) {}
 
   onModuleInit(): void {
-    const names = new Set<string>();
-    for (const sink of this.sinks) {
-      if (names.has(sink.name)) throw new Error(`Two usage sinks are named "${sink.name}"; sink names must be unique`);
-      names.add(sink.name);
-    }
+    assertUniqueNames(this.sinks, 'usage sink');
     this.queues = this.sinks.map(
       (sink) =>
         new SinkQueue(sink, {

@@ -1,6 +1,7 @@
 import { ConfigurableModuleBuilder, ModuleMetadata, Provider, Type } from '@nestjs/common';
 import { ConfigType } from '@nestjs/config';
 import { usageConfig } from '../../config/usage.config';
+import { extensionPointDefinition } from '../../common/extension-point';
 import { USAGE_SINKS, UsageSink } from '../../plugins/sdk';
 import { loadSinkPlugins } from './sink-plugin-loader';
 
@@ -19,17 +20,13 @@ export interface UsageModuleExtras {
 export const { ConfigurableModuleClass: UsageModuleBase, MODULE_OPTIONS_TOKEN: USAGE_MODULE_OPTIONS } =
   new ConfigurableModuleBuilder<UsageModuleOptions>()
     .setClassMethodName('forRoot')
-    .setExtras<UsageModuleExtras>({ sinks: [], imports: [] }, (definition, extras) => ({
-      ...definition,
-      global: true,
-      imports: [...(definition.imports ?? []), ...(extras.imports ?? [])],
-      providers: [...(definition.providers ?? []), ...extras.sinks, sinksProvider(extras.sinks)],
-      exports: [...(definition.exports ?? []), USAGE_SINKS],
-    }))
+    .setExtras<UsageModuleExtras>({ sinks: [], imports: [] }, (definition, extras) =>
+      extensionPointDefinition(definition, { classes: extras.sinks, collect: sinksProvider(extras.sinks), imports: extras.imports, global: true }),
+    )
     .build();
 
 /** One array token for every sink: the built-in classes plus plugins named in USAGE_SINK_PLUGINS. */
-function sinksProvider(sinkClasses: Type<UsageSink>[]): Provider {
+function sinksProvider(sinkClasses: Type<UsageSink>[]): Provider & { provide: symbol } {
   return {
     provide: USAGE_SINKS,
     inject: [usageConfig.KEY, ...sinkClasses],
