@@ -216,15 +216,22 @@ function replyContent(reply: SimulatedReply): string {
   return reply.content ?? 'This is a simulated answer.';
 }
 
-function chatResponse(body: any, reply: SimulatedReply, n: number) {
-  const content = replyContent(reply);
+/** The fields a chat completion and each of its stream chunks share. */
+function envelope(object: 'chat.completion' | 'chat.completion.chunk', body: any, reply: SimulatedReply, n: number) {
   return {
     id: `chatcmpl-sim-${n}`,
-    object: 'chat.completion',
+    object,
     created: Math.floor(Date.now() / 1000),
     model: reply.model ?? body.model,
     system_fingerprint: SIMULATOR_FINGERPRINT,
     service_tier: 'default',
+  };
+}
+
+function chatResponse(body: any, reply: SimulatedReply, n: number) {
+  const content = replyContent(reply);
+  return {
+    ...envelope('chat.completion', body, reply, n),
     choices: [
       {
         index: 0,
@@ -251,14 +258,7 @@ async function streamChat(
 ): Promise<void> {
   const content = replyContent(reply);
   const includeUsage = body?.stream_options?.include_usage === true;
-  const base = {
-    id: `chatcmpl-sim-${n}`,
-    object: 'chat.completion.chunk',
-    created: Math.floor(Date.now() / 1000),
-    model: reply.model ?? body.model,
-    system_fingerprint: SIMULATOR_FINGERPRINT,
-    service_tier: 'default',
-  };
+  const base = envelope('chat.completion.chunk', body, reply, n);
   const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) => ({
     ...base,
     choices,
