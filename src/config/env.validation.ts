@@ -175,6 +175,14 @@ export class EnvironmentVariables {
     message: 'TASK_TEST_ENV_PASSTHROUGH must be a comma-separated list of environment variable names',
   })
   TASK_TEST_ENV_PASSTHROUGH?: string;
+
+  @IsOptional() @IsIn(['bwrap', 'none'], {
+    message: 'TASK_SANDBOX must be bwrap (test commands run in a bubblewrap sandbox; the default) or none (no isolation; only admin API keys may submit tasks)',
+  })
+  TASK_SANDBOX?: string;
+
+  @IsOptional() @Transform(toBool) @IsBoolean({ message: 'TASK_SANDBOX_NETWORK must be true or false' })
+  TASK_SANDBOX_NETWORK?: boolean;
 }
 
 export function validateEnv(config: Record<string, unknown>): EnvironmentVariables {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { pickPassthroughEnv } from '../modules/tasks/agent/sandbox-env';
 import { DEFAULT_REPO_URL_SCHEMES, RepoUrlScheme } from '../modules/tasks/repo-url';
+import type { SandboxKind } from '../modules/tasks/sandbox/sandbox';
 import { validateEnv } from './env.validation';
 
 export const tasksConfig = registerAs('tasks', () => {
@@ -42,6 +43,15 @@ export const tasksConfig = registerAs('tasks', () => {
      * settings plus TASK_TEST_ENV_PASSTHROUGH, never anything named like a secret.
      */
     testEnv: pickPassthroughEnv(process.env, (env.TASK_TEST_ENV_PASSTHROUGH ?? '').split(',').map((s) => s.trim()).filter(Boolean)),
+    /**
+     * Where a task's test command and git on its checkout run: `bwrap` (a bubblewrap sandbox, the
+     * default) or `none` (no isolation: set explicitly; user-scoped API keys may then not submit tasks).
+     */
+    sandbox: (env.TASK_SANDBOX ?? 'bwrap') as SandboxKind,
+    /** Whether sandboxed test commands may use the network (off by default). */
+    sandboxNetwork: env.TASK_SANDBOX_NETWORK ?? false,
+    /** The service's PATH, where bubblewrap is looked for. */
+    executableSearchPath: process.env.PATH ?? '',
   };
 });
 export type TasksConfig = ReturnType<typeof tasksConfig>;

@@ -15,7 +15,13 @@ import { parseRepoUrl } from './repo-url';
 import { decodeTaskCursor, encodeTaskCursor } from './task-cursor';
 import { TaskRunner } from './task-runner.service';
 import { TaskStore } from './task-store.service';
-import { TaskAlreadyFinishedException, TaskBadRequestException, TaskNotFoundException, TaskUserForbiddenException } from './tasks.exceptions';
+import {
+  TaskAlreadyFinishedException,
+  TaskBadRequestException,
+  TaskNotFoundException,
+  TaskSandboxRequiredException,
+  TaskUserForbiddenException,
+} from './tasks.exceptions';
 
 /** How long a cancel of a task running in this process waits for it to stop before answering. */
 const CANCEL_WAIT_MS = 5_000;
@@ -35,6 +41,7 @@ export class TasksService {
   ) {}
 
   async submit(dto: SubmitTaskDto, principal: Principal): Promise<SubmitTaskResponseDto> {
+    if (this.config.sandbox === 'none' && principal.scope === 'user') throw new TaskSandboxRequiredException();
     parseRepoUrl(dto.repo_url, this.config.repoUrlSchemes);
     const userId = this.ownerFor(principal, dto.user_id);
     const maxCostNanos = usdToNanos(dto.max_cost_usd ?? this.config.defaultMaxCostUsd);

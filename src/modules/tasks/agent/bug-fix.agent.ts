@@ -11,6 +11,7 @@ import { GitCommandError } from './git';
 import { PatchApplier } from './patch-applier';
 import { AttemptFeedback, buildMessages } from './prompt-builder';
 import { buildSandboxEnv } from './sandbox-env';
+import { Sandbox, TASK_SANDBOX } from '../sandbox/sandbox';
 import { runSandboxedCommand, SandboxedCommandResult } from './sandboxed-command';
 import { TokenCounter } from './token-counter';
 import { Workspace } from './workspace';
@@ -55,7 +56,10 @@ export class BugFixAgent implements TaskAgent {
   private readonly contextBuilder = new ContextBuilder(this.tokens);
   private readonly patches = new PatchApplier();
 
-  constructor(@Inject(tasksConfig.KEY) private readonly config: BugFixAgentConfig) {}
+  constructor(
+    @Inject(tasksConfig.KEY) private readonly config: BugFixAgentConfig,
+    @Inject(TASK_SANDBOX) private readonly sandbox: Sandbox,
+  ) {}
 
   async run(ctx: TaskAgentContext): Promise<TaskAgentResult> {
     const { task, signal } = ctx;
@@ -96,6 +100,7 @@ export class BugFixAgent implements TaskAgent {
         parentDir: this.config.workspaceDir,
         gitEnv: this.config.testEnv,
         gitTimeoutMs: this.config.cloneTimeoutMs,
+        sandbox: this.sandbox,
       });
       const workspace = ws;
       try {
@@ -221,13 +226,16 @@ export class BugFixAgent implements TaskAgent {
   private async runTests(ws: Workspace, command: string, attempt: number, signal: AbortSignal): Promise<SandboxedCommandResult> {
     const run = await inSpan('task.test', { 'asa.task.attempt': attempt }, async (span) => {
       const r = await runSandboxedCommand(command, {
+        sandbox: this.sandbox,
+        mounts: ws.mounts,
+        onStart: (pgid) => ws.recordProcessGroup(pgid),
         cwd: ws.repoDir,
         env: buildSandboxEnv(this.config.testEnv, { home: ws.homeDir, tmp: ws.tmpDir }),
         timeoutMs: this.config.testTimeoutMs,
         killGraceMs: this.config.killGraceMs,
         maxOutputBytes: this.config.testOutputMaxBytes,
         signal,
-      });
+      }).finally(() => ws.clearProcessGroup());
       span.setAttributes({
         'asa.task.test.exit_code': r.exitCode ?? -1,
         'asa.task.test.passed': r.passed,
