@@ -13,6 +13,8 @@ describe('validateEnv', () => {
     ['OPENAI_BASE_URL', 'not a url'],
     ['ENABLE_OPENTELEMETRY', 'maybe'],
     ['USAGE_FLUSH_INTERVAL_MS', '-5'],
+    ['TASK_SANDBOX', 'docker'],
+    ['TASK_SANDBOX_NETWORK', 'maybe'],
   ])('rejects %s=%s with a message naming the variable', (name, value) => {
     expect(() => validateEnv({ [name]: value })).toThrow(new RegExp(`\\b${name}=`));
   });
