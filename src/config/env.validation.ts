@@ -69,6 +69,9 @@ export class EnvironmentVariables {
   @IsOptional() @IsString()
   PRICING_FILE?: string;
 
+  @IsOptional() @IsIn(['refuse', 'allow'], { message: 'LLM_UNPRICED_UNDER_BUDGET must be refuse or allow' })
+  LLM_UNPRICED_UNDER_BUDGET?: string;
+
   @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(100_000)
   USAGE_BATCH_SIZE?: number;
 

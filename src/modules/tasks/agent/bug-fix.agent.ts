@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { tasksConfig, TasksConfig } from '../../../config/tasks.config';
 import { AgentProgress, TaskAgent, TaskAgentContext, TaskAgentResult } from '../../../plugins/sdk';
-import { LlmBudgetExceededException } from '../../llm/llm.exceptions';
+import { llmRefusalReason } from '../../llm/llm.exceptions';
 import { InvalidRepoUrlException, parseRepoUrl } from '../repo-url';
 import { inSpan } from './agent-tracing';
 import { tailOf } from './capped-output';
@@ -161,7 +161,8 @@ export class BugFixAgent implements TaskAgent {
           reply = completion.choices[0]?.message?.content ?? '';
         } catch (err) {
           if (signal.aborted) throw new Cancelled();
-          if (isBudgetExceeded(err)) return result('failed', 'budget_exceeded', (err as Error).message);
+          const refused = llmRefusalReason(err);
+          if (refused) return result('failed', refused, (err as Error).message);
           this.logger.warn(`task ${task.id}: model call failed: ${(err as Error).message}`);
           return result('failed', 'llm_error', `model call failed: ${(err as Error).message}`);
         }
@@ -250,12 +251,4 @@ export class BugFixAgent implements TaskAgent {
     if (fb.kind === 'no_patch') return 50;
     return this.tokens.count(fb.patch) + this.tokens.count(fb.kind === 'tests_failed' ? fb.testOutput : fb.error);
   }
-}
-
-/**
- * The task-scoped LLM refuses a call that would pass the task's budget. Also matched by code, so a
- * third-party AgentLlm (or a second copy of this package) can signal it the same way.
- */
-function isBudgetExceeded(err: unknown): boolean {
-  return err instanceof LlmBudgetExceededException || (err as { code?: unknown } | null)?.code === 'LLM_BUDGET_EXCEEDED';
 }
