@@ -122,9 +122,9 @@ export function hostAllowlistEntryProblem(entry: string): string | null {
       ipaddr.parseCIDR(entry);
       return null;
     } catch {
-      return `"${entry}" is not a CIDR range (e.g. 10.0.0.0/8 or fd00::/8)`;
+      return `"${entry}" is not a host name, an IP address or a CIDR range (e.g. 10.0.0.0/8 or fd00::/8)`;
     }
   }
   if (parseAddress(entry) || HOST_NAME.test(entry)) return null;
-  return `"${entry}" is not a host name, an IP address or a CIDR range`;
+  return `"${entry}" is not a host name, an IP address or a CIDR range (e.g. git.corp.example, 10.0.0.5, 10.0.0.0/8)`;
 }
