@@ -3,7 +3,7 @@ import { tasksConfig, TasksConfig } from '../../../config/tasks.config';
 import { AgentProgress, TaskAgent, TaskAgentContext, TaskAgentResult } from '../../../plugins/sdk';
 import { llmRefusalReason } from '../../llm/llm.exceptions';
 import { servicePaths } from '../repo-source/local-path';
-import { RepoHostForbiddenException, RepoHostUnresolvedException, RepoPathForbiddenException } from '../repo-source/repo-source.exceptions';
+import { GitCannotPinException, RepoHostForbiddenException, RepoHostUnresolvedException, RepoPathForbiddenException } from '../repo-source/repo-source.exceptions';
 import { RepoSourcePolicy } from '../repo-source/repo-source.policy';
 import { InvalidRepoUrlException, ParsedRepoUrl } from '../repo-url';
 import { inSpan } from './agent-tracing';
@@ -111,7 +111,7 @@ export class BugFixAgent implements TaskAgent {
           this.logger.warn(`task ${task.id}: repo_url refused: ${err.message}`);
           return result('failed', 'invalid_repo_url', err.message);
         }
-        if (err instanceof RepoHostUnresolvedException) return result('failed', 'clone_failed', err.message);
+        if (err instanceof RepoHostUnresolvedException || err instanceof GitCannotPinException) return result('failed', 'clone_failed', err.message);
         throw err;
       }
 

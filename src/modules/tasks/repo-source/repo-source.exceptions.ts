@@ -24,3 +24,9 @@ export class RepoHostUnresolvedException extends DomainException {
   readonly code = 'TASK_REPO_HOST_UNRESOLVED';
   readonly status = HttpStatus.BAD_REQUEST;
 }
+
+/** The installed git cannot be pinned to the checked addresses (`http.curloptResolve` needs git 2.37). */
+export class GitCannotPinException extends DomainException {
+  readonly code = 'TASK_GIT_CANNOT_PIN';
+  readonly status = HttpStatus.INTERNAL_SERVER_ERROR;
+}

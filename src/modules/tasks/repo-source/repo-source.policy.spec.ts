@@ -5,7 +5,7 @@ import { LOCAL_ADMIN, Principal } from '../../auth/principal';
 import { InvalidRepoUrlException } from '../repo-url';
 import { servicePaths } from './local-path';
 import { RepoHostForbiddenException, RepoHostUnresolvedException, RepoPathForbiddenException, RepoUrlForbiddenException } from './repo-source.exceptions';
-import { HostLookup, RepoSourceConfig, RepoSourcePolicy } from './repo-source.policy';
+import { gitCanPin, HostLookup, RepoSourceConfig, RepoSourcePolicy } from './repo-source.policy';
 
 const ALICE: Principal = { keyName: 'alice', scope: 'user', userId: 'alice' };
 
@@ -205,6 +205,15 @@ describe('RepoSourcePolicy', () => {
       await expect(p.prepareClone('git@git.example.com:a/b.git')).rejects.toThrow(/resolves to 127\.0\.0\.1/);
       await expect(p.prepareClone('git://git.example.com/a/b.git')).rejects.toThrow(/resolves to 127\.0\.0\.1/);
       await expect(p.prepareClone('ssh://git@pub.example.com/a/b.git')).resolves.toMatchObject({ gitConfig: ['-c', 'http.followRedirects=false'] });
+    });
+
+    it('pins only with a git that reads http.curloptResolve (2.37 and later)', () => {
+      expect(gitCanPin('git version 2.39.5\n')).toBe(true);
+      expect(gitCanPin('git version 2.37.0')).toBe(true);
+      expect(gitCanPin('git version 3.0.1')).toBe(true);
+      expect(gitCanPin('git version 2.36.6')).toBe(false);
+      expect(gitCanPin('git version 1.9.9')).toBe(false);
+      expect(gitCanPin('')).toBe(false);
     });
 
     it('a name that does not resolve is reported as such', async () => {

@@ -1,4 +1,5 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
+import { execFile } from 'node:child_process';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { fileURLToPath } from 'node:url';
 import { TasksConfig, tasksConfig } from '../../../config/tasks.config';
@@ -6,7 +7,11 @@ import { Principal } from '../../auth/principal';
 import { InvalidRepoUrlException, parseRepoUrl, ParsedRepoUrl, REPO_URL_SCHEMES, repoUrlProblem } from '../repo-url';
 import { HostAllowlist, internalAddressKind, internalHostNameKind, parseAddress } from './host-address';
 import { localPathProblem } from './local-path';
-import { RepoHostForbiddenException, RepoHostUnresolvedException, RepoPathForbiddenException, RepoUrlForbiddenException } from './repo-source.exceptions';
+import {
+  GitCannotPinException,
+  RepoHostForbiddenException, RepoHostUnresolvedException, RepoPathForbiddenException,
+  RepoUrlForbiddenException,
+} from './repo-source.exceptions';
 
 /** Resolves a host name to every address it has (what git's own lookup could pick from). */
 export type HostLookup = (host: string) => Promise<string[]>;
@@ -19,6 +24,17 @@ export const systemHostLookup: HostLookup = async (host) => (await dnsLookup(hos
 export const USER_KEY_SCHEMES: readonly string[] = ['https'];
 
 export type RepoSourceConfig = Pick<TasksConfig, 'repoUrlSchemes' | 'allowLocalReposForUsers' | 'repoHostAllowlist' | 'servicePaths'>;
+
+/** First git release that reads `http.curloptResolve`; older ones ignore it silently. */
+const PIN_MIN_GIT: readonly [number, number] = [2, 37];
+
+/** Whether `git --version` output names a git that honours `http.curloptResolve`. */
+export function gitCanPin(versionOutput: string): boolean {
+  const m = /git version (\d+)\.(\d+)/.exec(versionOutput);
+  if (!m) return false;
+  const [major, minor] = [Number(m[1]), Number(m[2])];
+  return major > PIN_MIN_GIT[0] || (major === PIN_MIN_GIT[0] && minor >= PIN_MIN_GIT[1]);
+}
 
 const DEFAULT_PORTS: Record<string, number> = { https: 443, http: 80, git: 9418, ssh: 22 };
 
@@ -43,6 +59,7 @@ interface HostTarget {
 export class RepoSourcePolicy {
   private readonly allowlist: HostAllowlist;
   private readonly lookup: HostLookup;
+  private gitVersion?: Promise<string>;
 
   constructor(
     @Inject(tasksConfig.KEY) private readonly config: RepoSourceConfig,
@@ -115,11 +132,23 @@ export class RepoSourcePolicy {
       }
     }
     if (repo.scheme === 'http' || repo.scheme === 'https') {
+      const version = await this.installedGitVersion();
+      if (!gitCanPin(version)) {
+        // An older git would ignore the pin and look the name up again: the check above would prove nothing.
+        throw new GitCannotPinException(
+          `${version.trim() || 'git'} cannot be pinned to the checked address of "${target.host}" (http.curloptResolve needs git ${PIN_MIN_GIT.join('.')} or later); upgrade git`,
+        );
+      }
       // curl (under git) takes these instead of its own lookup: the addresses checked above are the ones it connects to.
       const pinned = addresses.map((a) => (a.includes(':') ? `[${a}]` : a)).join(',');
       for (const name of new Set([target.raw, target.host])) gitConfig.push('-c', `http.curloptResolve=${name}:${target.port}:${pinned}`);
     }
     return { repo, gitConfig };
+  }
+
+  private installedGitVersion(): Promise<string> {
+    this.gitVersion ??= new Promise((resolve) => execFile('git', ['--version'], { timeout: 10_000 }, (err, stdout) => resolve(err ? '' : stdout)));
+    return this.gitVersion;
   }
 
   /** Host literals, local names and local paths: what can be judged without a lookup. Returns the host to resolve, if any. */
