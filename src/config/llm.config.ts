@@ -12,6 +12,11 @@ export const llmConfig = registerAs('llm', () => {
     /** Provider id used for price look-ups when the base URL does not identify one. */
     provider: env.LLM_PROVIDER ?? 'openai',
     pricingFile: resolve(env.PRICING_FILE ?? 'config/pricing.json'),
+    /**
+     * `refuse` (default): a call to a model with no known price is refused when a budget applies to
+     * it, since its cost could not be held to the budget. `allow`: such calls pass (cost unknown).
+     */
+    unpricedUnderBudget: (env.LLM_UNPRICED_UNDER_BUDGET ?? 'refuse') as 'refuse' | 'allow',
   };
 });
 export type LlmConfig = ReturnType<typeof llmConfig>;

@@ -22,7 +22,7 @@ import {
   UsageRecord,
 } from '../../plugins/sdk';
 import type { UsageRecorder } from '../usage/usage-recorder.service';
-import { LlmBudgetExceededException, LlmInvalidArgumentException, LlmNotConfiguredException } from './llm.exceptions';
+import { LlmBudgetExceededException, LlmInvalidArgumentException, LlmNotConfiguredException, LlmUnpricedModelException } from './llm.exceptions';
 import { ASA_ATTR, GEN_AI_ATTR } from './llm-span-attributes';
 import { nanosToUsd, nanosToUsdExact, usdToNanos as parseUsd } from '../../common/money';
 import type { PricingService, TokenCounts } from './pricing/pricing.service';
@@ -101,7 +101,8 @@ class TaskBudget {
         throw err;
       }
     }
-    // An unpriced model's cost is unknown: it reserves nothing and is only refused once the budget is already passed.
+    // Reached only for an unpriced model when LLM_UNPRICED_UNDER_BUDGET=allow: its cost is unknown, so
+    // it reserves nothing and is only refused once the budget is already passed.
     const worst = BigInt(worstCaseNanos ?? 0);
     if (this.spent + this.reserved + worst > this.limitNanos) {
       throw new LlmBudgetExceededException(
@@ -299,6 +300,13 @@ export class LlmClient implements AgentLlm {
     this.requireOpenAi(); // not configured: refuse before anything is reserved or recorded
     const provider = this.deps.config.provider;
     const maxCostNanos = this.deps.pricing.maxCostNanos(model, promptTokens, maxOutput, { provider });
+    if (maxCostNanos === null && this.budget && this.deps.config.unpricedUnderBudget !== 'allow') {
+      throw new LlmUnpricedModelException(
+        `LLM call refused: task "${this.budget.taskId}" has a budget, and ${this.deps.pricing.unpricedHint(model, provider)}; ` +
+          'or set LLM_UNPRICED_UNDER_BUDGET=allow to let calls of unknown cost pass budgets',
+        { taskId: this.budget.taskId, model, provider },
+      );
+    }
     const budgetReserved = this.budget ? await this.budget.reserve(maxCostNanos, model) : 0n;
     const reservations: { policy: string; reservation: LlmAdmissionReservation }[] = [];
     const intent: LlmCallIntent = { taskId: this.taskId, userId: this.userId, provider, model, operation, maxCostNanos };

@@ -7,6 +7,27 @@ export class LlmBudgetExceededException extends DomainException {
   readonly status = HttpStatus.PAYMENT_REQUIRED;
 }
 
+/**
+ * The model has no known price and a budget applies to the call: an unpriced call could spend
+ * without limit, so it is refused unless LLM_UNPRICED_UNDER_BUDGET=allow. The provider was not called.
+ */
+export class LlmUnpricedModelException extends DomainException {
+  readonly code = 'LLM_UNPRICED_MODEL';
+  readonly status = HttpStatus.UNPROCESSABLE_ENTITY;
+}
+
+/**
+ * The failure reason of a task whose LLM call was refused by its budget, or null for any other
+ * error. Matched by code, so a third-party AgentLlm (or a second copy of this package) can
+ * signal a refusal the same way.
+ */
+export function llmRefusalReason(err: unknown): 'budget_exceeded' | 'unpriced_model' | null {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (err instanceof LlmBudgetExceededException || code === 'LLM_BUDGET_EXCEEDED') return 'budget_exceeded';
+  if (err instanceof LlmUnpricedModelException || code === 'LLM_UNPRICED_MODEL') return 'unpriced_model';
+  return null;
+}
+
 /** A caller passed an argument the client cannot use (e.g. a negative budget). */
 export class LlmInvalidArgumentException extends DomainException {
   readonly code = 'LLM_INVALID_ARGUMENT';

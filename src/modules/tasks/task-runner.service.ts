@@ -9,6 +9,7 @@ import { DataSource } from 'typeorm';
 import { tasksConfig } from '../../config/tasks.config';
 import { AgentTask, TASK_AGENTS, TaskAgent, TaskAgentContext } from '../../plugins/sdk';
 import { LlmClientFactory } from '../llm/llm-client.factory';
+import { llmRefusalReason } from '../llm/llm.exceptions';
 import { TaskMetricsService } from '../metrics/task-metrics.service';
 import { runUntraced } from '../metrics/tracing';
 import { Task } from './entities/task.entity';
@@ -34,10 +35,6 @@ export function metricStatus(end: { status: Task['status']; failureReason?: stri
   if (end.status === 'cancelled') return 'cancelled';
   if (end.failureReason === 'budget_exceeded' || end.failureReason === 'interrupted') return end.failureReason;
   return 'failure';
-}
-
-function isBudgetExceeded(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 'LLM_BUDGET_EXCEEDED';
 }
 
 /**
@@ -269,9 +266,8 @@ export class TaskRunner implements OnApplicationBootstrap, OnModuleDestroy {
     } catch (err) {
       const stopped = aborted();
       if (stopped) return stopped;
-      if (isBudgetExceeded(err)) {
-        return { ...seen, status: 'failed', failureReason: 'budget_exceeded', failureDetail: (err as Error).message.slice(0, 1000) };
-      }
+      const refused = llmRefusalReason(err);
+      if (refused) return { ...seen, status: 'failed', failureReason: refused, failureDetail: (err as Error).message.slice(0, 1000) };
       const errorId = randomUUID();
       this.logger.error(`[${errorId}] task ${task.id}: agent "${agent.name}" threw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
       return { ...seen, status: 'failed', failureReason: 'agent_error', failureDetail: `internal error in the agent; reference ${errorId} in the server log` };

@@ -44,3 +44,12 @@ export class TaskSandboxRequiredException extends DomainException {
     );
   }
 }
+
+/** The task's model has no known price, so its budget could not be enforced (LLM_UNPRICED_UNDER_BUDGET=refuse). */
+export class TaskUnpricedModelException extends DomainException {
+  readonly code = 'TASK_UNPRICED_MODEL';
+  readonly status = HttpStatus.BAD_REQUEST;
+  constructor(message: string) {
+    super(message);
+  }
+}

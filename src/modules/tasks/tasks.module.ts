@@ -4,6 +4,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { tasksConfig, TasksConfig } from '../../config/tasks.config';
 import { WorkspaceReaper } from './agent/workspace-reaper';
 import { Task } from './entities/task.entity';
+import { REPO_HOST_LOOKUP, RepoSourcePolicy, systemHostLookup } from './repo-source/repo-source.policy';
 import { TaskRunner } from './task-runner.service';
 import { TaskStatsService } from './task-stats.service';
 import { TaskStore } from './task-store.service';
@@ -27,6 +28,9 @@ import { TASK_SANDBOX } from './sandbox/sandbox';
     TaskRunner,
     TasksService,
     TaskStatsService,
+    RepoSourcePolicy,
+    // The edge to DNS, a provider so tests can answer for names that exist in no DNS.
+    { provide: REPO_HOST_LOOKUP, useValue: systemHostLookup },
     WorkspaceReaper,
     { provide: TASK_SANDBOX, inject: [tasksConfig.KEY], useFactory: (config: TasksConfig) => createSandbox(config) },
   ],

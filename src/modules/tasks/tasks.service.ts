@@ -1,17 +1,19 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { ConfigType } from '@nestjs/config';
 import { randomUUID } from 'node:crypto';
+import { llmConfig } from '../../config/llm.config';
 import { tasksConfig } from '../../config/tasks.config';
 import { TASK_AGENTS, TaskAgent } from '../../plugins/sdk';
 import { canAccessUser, Principal } from '../auth/principal';
 import { LlmClientFactory } from '../llm/llm-client.factory';
+import { PricingService } from '../llm/pricing/pricing.service';
 import { TaskMetricsService } from '../metrics/task-metrics.service';
 import { ListTasksQueryDto, UsageLimitsQueryDto } from './dto/list-tasks-query.dto';
 import { SubmitTaskDto, SubmitTaskResponseDto } from './dto/submit-task.dto';
 import { CancelTaskResponseDto, TaskDto, TaskListDto, TaskSummaryDto, UsageLimitsDto } from './dto/task.dto';
 import { FINAL_TASK_STATUSES, Task } from './entities/task.entity';
 import { nanosToUsd, nanosToUsdExact, usdToNanos } from '../../common/money';
-import { parseRepoUrl } from './repo-url';
+import { RepoSourcePolicy } from './repo-source/repo-source.policy';
 import { decodeTaskCursor, encodeTaskCursor } from './task-cursor';
 import { TaskRunner } from './task-runner.service';
 import { TaskStore } from './task-store.service';
@@ -20,6 +22,7 @@ import {
   TaskBadRequestException,
   TaskNotFoundException,
   TaskSandboxRequiredException,
+  TaskUnpricedModelException,
   TaskUserForbiddenException,
 } from './tasks.exceptions';
 
@@ -36,16 +39,28 @@ export class TasksService {
     private readonly runner: TaskRunner,
     private readonly llm: LlmClientFactory,
     private readonly metrics: TaskMetricsService,
+    private readonly repoSources: RepoSourcePolicy,
     @Inject(TASK_AGENTS) private readonly agents: TaskAgent[],
     @Inject(tasksConfig.KEY) private readonly config: ConfigType<typeof tasksConfig>,
+    private readonly pricing: PricingService,
+    @Inject(llmConfig.KEY) private readonly llmSettings: Pick<ConfigType<typeof llmConfig>, 'unpricedUnderBudget'>,
   ) {}
 
   async submit(dto: SubmitTaskDto, principal: Principal): Promise<SubmitTaskResponseDto> {
     if (this.config.sandbox === 'none' && principal.scope === 'user') throw new TaskSandboxRequiredException();
-    parseRepoUrl(dto.repo_url, this.config.repoUrlSchemes);
+    await this.repoSources.checkSubmit(dto.repo_url, principal);
     const userId = this.ownerFor(principal, dto.user_id);
     const maxCostNanos = usdToNanos(dto.max_cost_usd ?? this.config.defaultMaxCostUsd);
     if (maxCostNanos === null) throw new TaskBadRequestException('max_cost_usd must be a non-negative number of USD');
+    const model = dto.model ?? this.config.defaultModel;
+    // Every task has a budget, and a model without a price would pass it unchecked: say so now
+    // rather than failing the task at its first model call.
+    if (this.llmSettings.unpricedUnderBudget !== 'allow' && this.pricing.resolve(model) === null) {
+      throw new TaskUnpricedModelException(
+        `model: ${this.pricing.unpricedHint(model)}, so the task's budget could not be enforced; ` +
+          'or set LLM_UNPRICED_UNDER_BUDGET=allow to run tasks on models of unknown cost',
+      );
+    }
     const task: Task = {
       id: randomUUID(),
       status: 'queued',
@@ -53,7 +68,7 @@ export class TasksService {
       repoUrl: dto.repo_url,
       bugDescription: dto.bug_description,
       testCommand: dto.test_command,
-      model: dto.model ?? this.config.defaultModel,
+      model,
       maxCostNanos: Number(maxCostNanos),
       maxAttempts: dto.max_attempts ?? 3,
       agent: this.agents[0].name,

@@ -3,3 +3,4 @@ export * from './usage-record';
 export * from './usage-sink';
 export * from './llm-admission';
 export * from './task-agent';
+export * from './alert-notifier';

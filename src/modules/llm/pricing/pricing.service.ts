@@ -102,6 +102,14 @@ export class PricingService {
     );
   }
 
+  /** What to do about a model with no known price, for the messages that refuse its calls. */
+  unpricedHint(model: string, provider = this.config.provider): string {
+    return (
+      `model "${model}" (provider ${provider}) has no known price: add it to ${this.overrides.label} (PRICING_FILE), e.g. ` +
+      `{ "models": [{ "model": ${JSON.stringify(model)}, "input": "0.50", "output": "1.50" }] } with its USD rates per million tokens`
+    );
+  }
+
   private resolveFirst(models: readonly (string | null | undefined)[], lookup: PriceLookup): ResolvedPrice | null {
     const candidates = [...new Set(models.filter((m): m is string => typeof m === 'string' && m.trim() !== ''))];
     const provider = (lookup.provider ?? this.config.provider).toLowerCase();

@@ -184,18 +184,21 @@ describe('BugFixAgent (real git, real processes, openai SDK against the simulato
     expect(chatPrompts()[1]).toContain('contained no unified diff');
   });
 
-  it('stops with budget_exceeded when the LLM refuses a call for the budget', async () => {
+  it.each([
+    ['LLM_BUDGET_EXCEEDED', 'budget_exceeded'],
+    ['LLM_UNPRICED_MODEL', 'unpriced_model'],
+  ])('stops when the LLM refuses a call for the budget (%s -> %s)', async (code, reason) => {
     let calls = 0;
     const refusing: AgentLlm = {
       chat: async (params, opts) => {
-        if (++calls > 1) throw Object.assign(new Error('LLM call refused: budget'), { code: 'LLM_BUDGET_EXCEEDED' });
+        if (++calls > 1) throw Object.assign(new Error('LLM call refused: budget'), { code });
         return llm.chat(params, opts);
       },
     };
     respond = () => ({ content: `\`\`\`diff\n${STRINGS_WRONG_FIX}\`\`\`` });
     const { ctx } = makeCtx({ bugDescription: STRINGS_BUG, testCommand: 'node test/strings.test.js' }, { llm: refusing });
     const result = await agent.run(ctx);
-    expect(result).toMatchObject({ outcome: 'failed', reason: 'budget_exceeded', attempts: 2 });
+    expect(result).toMatchObject({ outcome: 'failed', reason, attempts: 2, detail: 'LLM call refused: budget' });
     expect(chatPrompts()).toHaveLength(1);
     expect(workspaceLeft()).toEqual([]);
   });

@@ -1,8 +1,11 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { tasksConfig, TasksConfig } from '../../../config/tasks.config';
 import { AgentProgress, TaskAgent, TaskAgentContext, TaskAgentResult } from '../../../plugins/sdk';
-import { LlmBudgetExceededException } from '../../llm/llm.exceptions';
-import { InvalidRepoUrlException, parseRepoUrl } from '../repo-url';
+import { llmRefusalReason } from '../../llm/llm.exceptions';
+import { servicePaths } from '../repo-source/local-path';
+import { GitCannotPinException, RepoHostForbiddenException, RepoHostUnresolvedException, RepoPathForbiddenException } from '../repo-source/repo-source.exceptions';
+import { RepoSourcePolicy } from '../repo-source/repo-source.policy';
+import { InvalidRepoUrlException, ParsedRepoUrl } from '../repo-url';
 import { inSpan } from './agent-tracing';
 import { tailOf } from './capped-output';
 import { ContextBuilder } from './context-builder';
@@ -56,10 +59,23 @@ export class BugFixAgent implements TaskAgent {
   private readonly contextBuilder = new ContextBuilder(this.tokens);
   private readonly patches = new PatchApplier();
 
+  private readonly repoSources: RepoSourcePolicy;
+
   constructor(
     @Inject(tasksConfig.KEY) private readonly config: BugFixAgentConfig,
     @Inject(TASK_SANDBOX) private readonly sandbox: Sandbox,
-  ) {}
+    @Optional() repoSources?: RepoSourcePolicy,
+  ) {
+    // Built on its own (outside the service): the strict defaults, no internal hosts, no service paths.
+    this.repoSources =
+      repoSources ??
+      new RepoSourcePolicy({
+        repoUrlSchemes: config.repoUrlSchemes,
+        allowLocalReposForUsers: false,
+        repoHostAllowlist: [],
+        servicePaths: servicePaths({ workingDir: process.cwd(), dataFiles: [], workspaceDir: config.workspaceDir }),
+      });
+  }
 
   async run(ctx: TaskAgentContext): Promise<TaskAgentResult> {
     const { task, signal } = ctx;
@@ -87,11 +103,17 @@ export class BugFixAgent implements TaskAgent {
 
     let ws: Workspace | undefined;
     try {
-      let repo;
+      // Checked again here, not only at submit: the host is resolved now and git is pinned to what was checked.
+      let repo: ParsedRepoUrl;
+      let cloneConfig: string[];
       try {
-        repo = parseRepoUrl(task.repoUrl, this.config.repoUrlSchemes);
+        ({ repo, gitConfig: cloneConfig } = await this.repoSources.prepareClone(task.repoUrl));
       } catch (err) {
-        if (err instanceof InvalidRepoUrlException) return result('failed', 'invalid_repo_url', err.message);
+        if (err instanceof InvalidRepoUrlException || err instanceof RepoHostForbiddenException || err instanceof RepoPathForbiddenException) {
+          this.logger.warn(`task ${task.id}: repo_url refused: ${err.message}`);
+          return result('failed', 'invalid_repo_url', err.message);
+        }
+        if (err instanceof RepoHostUnresolvedException || err instanceof GitCannotPinException) return result('failed', 'clone_failed', err.message);
         throw err;
       }
 
@@ -104,12 +126,12 @@ export class BugFixAgent implements TaskAgent {
       });
       const workspace = ws;
       try {
-        await inSpan('task.clone', { 'asa.task.repo_scheme': repo.scheme }, () => workspace.clone(repo, signal));
+        await inSpan('task.clone', { 'asa.task.repo_scheme': repo.scheme }, () => workspace.clone(repo, signal, cloneConfig));
       } catch (err) {
         if (signal.aborted) throw new Cancelled();
         this.logger.warn(`task ${task.id}: clone failed: ${(err as Error).message}`);
         lastTail = tailOf((err as Error).message, TEST_OUTPUT_TAIL_CHARS);
-        return result('failed', 'clone_failed', (err as Error).message);
+        return result('failed', 'clone_failed', cloneFailureDetail(err as Error));
       }
       const paths = await workspace.trackedFiles(signal);
 
@@ -166,7 +188,8 @@ export class BugFixAgent implements TaskAgent {
           reply = completion.choices[0]?.message?.content ?? '';
         } catch (err) {
           if (signal.aborted) throw new Cancelled();
-          if (isBudgetExceeded(err)) return result('failed', 'budget_exceeded', (err as Error).message);
+          const refused = llmRefusalReason(err);
+          if (refused) return result('failed', refused, (err as Error).message);
           this.logger.warn(`task ${task.id}: model call failed: ${(err as Error).message}`);
           return result('failed', 'llm_error', `model call failed: ${(err as Error).message}`);
         }
@@ -260,10 +283,13 @@ export class BugFixAgent implements TaskAgent {
   }
 }
 
-/**
- * The task-scoped LLM refuses a call that would pass the task's budget. Also matched by code, so a
- * third-party AgentLlm (or a second copy of this package) can signal it the same way.
- */
-function isBudgetExceeded(err: unknown): boolean {
-  return err instanceof LlmBudgetExceededException || (err as { code?: unknown } | null)?.code === 'LLM_BUDGET_EXCEEDED';
+/** git's message, plus why when the server answered with a redirect (which is never followed). */
+function cloneFailureDetail(err: Error): string {
+  if (/returned error: 30[12378]\b/.test(err.message)) {
+    return (
+      `${err.message.trim()} (the server redirected; redirects are not followed, because the address they lead to was never checked: ` +
+      'submit the repository\'s final URL)'
+    );
+  }
+  return err.message;
 }

@@ -36,7 +36,7 @@ const SAFE_GIT_CONFIG = ['-c', 'core.hooksPath=/dev/null', '-c', 'core.fsmonitor
  * `--` ends the options so the address can never be read as one. A local path becomes a
  * `file://` URL because git ignores `--depth` for plain paths.
  */
-export function cloneArgs(repo: ParsedRepoUrl, dest: string): string[] {
+export function cloneArgs(repo: ParsedRepoUrl, dest: string, extraConfig: readonly string[] = []): string[] {
   const source = repo.scheme === 'local' ? pathToFileURL(repo.url).href : repo.url;
   return [
     '-c',
@@ -44,6 +44,7 @@ export function cloneArgs(repo: ParsedRepoUrl, dest: string): string[] {
     '-c',
     `protocol.${GIT_PROTOCOL[repo.scheme]}.allow=always`,
     ...SAFE_GIT_CONFIG,
+    ...extraConfig,
     'clone',
     '--depth',
     '1',
@@ -115,8 +116,9 @@ export class Workspace {
     return ws;
   }
 
-  async clone(repo: ParsedRepoUrl, signal?: AbortSignal): Promise<void> {
-    await runGit(cloneArgs(repo, this.repoDir), { env: this.cloneEnv(), timeoutMs: this.opts.gitTimeoutMs, signal });
+  /** `extraConfig`: `-c name=value` pairs from RepoSourcePolicy.prepareClone (address pins, no redirects). */
+  async clone(repo: ParsedRepoUrl, signal?: AbortSignal, extraConfig: readonly string[] = []): Promise<void> {
+    await runGit(cloneArgs(repo, this.repoDir, extraConfig), { env: this.cloneEnv(), timeoutMs: this.opts.gitTimeoutMs, signal });
     await this.opts.sandbox.handOver(this.repoDir);
   }
 
@@ -186,6 +188,7 @@ export class Workspace {
 
   private cloneEnv(): Record<string, string> {
     // The service's HOME, so a deployer's git settings (credential helper, proxy) apply to clone.
-    return { ...this.opts.gitEnv, HOME: homedir(), GIT_TERMINAL_PROMPT: '0', GCM_INTERACTIVE: 'never' };
+    // No LFS downloads: their address comes from the repository's .lfsconfig, which nobody checked.
+    return { ...this.opts.gitEnv, HOME: homedir(), GIT_TERMINAL_PROMPT: '0', GCM_INTERACTIVE: 'never', GIT_LFS_SKIP_SMUDGE: '1' };
   }
 }
