@@ -1,0 +1,95 @@
+import { open, FileHandle } from 'node:fs/promises';
+
+interface Waiter {
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * An append-only file whose appends are durable when their promise resolves. Appends made
+ * while the file is idle or while a write is in flight are gathered into one group: one `write`
+ * and one `fdatasync` for all of them (group commit), so many calls starting together pay for
+ * one disk flush, not one each.
+ */
+export class GroupCommitFile {
+  private pending: string[] = [];
+  private waiters: Waiter[] = [];
+  private running = false;
+  private scheduled = false;
+  private idle: (() => void)[] = [];
+  private closed = false;
+  /** Bytes in the file, including what is queued. */
+  bytes: number;
+
+  private constructor(
+    readonly path: string,
+    private readonly fh: FileHandle,
+    size: number,
+  ) {
+    this.bytes = size;
+  }
+
+  /** Opens (creating if needed) a file for appending. */
+  static async open(path: string): Promise<GroupCommitFile> {
+    const fh = await open(path, 'a');
+    const { size } = await fh.stat();
+    return new GroupCommitFile(path, fh, size);
+  }
+
+  /** Resolves once `data` (and everything appended before it) is on disk; rejects if that write failed. */
+  append(data: string): Promise<void> {
+    if (this.closed) return Promise.reject(new Error(`journal file ${this.path} is closed`));
+    this.pending.push(data);
+    this.bytes += Buffer.byteLength(data);
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    if (!this.running && !this.scheduled) {
+      // Wait for the end of this turn of the event loop, so appends made in the same turn
+      // (calls started together) share the group.
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        void this.run();
+      });
+    }
+    return done;
+  }
+
+  /** Resolves when everything appended so far is durable (or has failed). */
+  sync(): Promise<void> {
+    if (!this.running && !this.scheduled && this.pending.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.idle.push(resolve));
+  }
+
+  /** Waits for pending appends, then closes. Later appends are refused. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.sync();
+    await this.fh.close();
+  }
+
+  private async run(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (this.pending.length > 0) {
+        const data = Buffer.from(this.pending.join(''));
+        const waiters = this.waiters;
+        this.pending = [];
+        this.waiters = [];
+        try {
+          for (let off = 0; off < data.length; ) {
+            const { bytesWritten } = await this.fh.write(data, off, data.length - off, null);
+            off += bytesWritten;
+          }
+          await this.fh.datasync();
+          waiters.forEach((w) => w.resolve());
+        } catch (err) {
+          waiters.forEach((w) => w.reject(err));
+        }
+      }
+    } finally {
+      this.running = false;
+      this.idle.splice(0).forEach((wake) => wake());
+    }
+  }
+}
