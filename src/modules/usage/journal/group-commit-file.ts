@@ -20,6 +20,8 @@ export class GroupCommitFile {
   private closed = false;
   /** Bytes in the file, including what is queued. */
   bytes: number;
+  /** Writes (each one write and one fdatasync) and the entries they carried. */
+  readonly stats = { groups: 0, entries: 0 };
 
   private constructor(
     readonly path: string,
@@ -82,6 +84,8 @@ export class GroupCommitFile {
             off += bytesWritten;
           }
           await this.fh.datasync();
+          this.stats.groups++;
+          this.stats.entries += waiters.length;
           waiters.forEach((w) => w.resolve());
         } catch (err) {
           waiters.forEach((w) => w.reject(err));

@@ -207,9 +207,10 @@ export class UsageJournal implements OnModuleInit, OnApplicationShutdown {
     }
     for (const seg of [...this.segments.values()]) await this.removeIfSettled(seg);
     const { unconfirmed, inFlight } = this.holding();
-    if (unconfirmed + inFlight > 0 || this.leftoverPaths.length > 0) {
-      this.logger.warn(
-        `usage journal keeps ${unconfirmed} records not confirmed by the database${inFlight ? ` and ${inFlight} calls still in flight` : ''} in ${this.dir} for the next start`,
+    if (unconfirmed + inFlight > 0) {
+      this.logger.log(
+        `usage journal closed with ${unconfirmed} records the database has not confirmed${inFlight ? ` and ${inFlight} calls that never ended` : ''}: ` +
+          `they stay in ${this.dir} for the next start`,
       );
     }
     await this.lock?.release();
