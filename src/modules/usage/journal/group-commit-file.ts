@@ -16,7 +16,10 @@ export class GroupCommitFile {
   private waiters: Waiter[] = [];
   private running = false;
   private scheduled = false;
-  private idle: (() => void)[] = [];
+  /** Appends made so far, and how many of them have been written (or have failed). */
+  private appended = 0;
+  private settled = 0;
+  private syncWaiters: { upTo: number; wake: () => void }[] = [];
   private closed = false;
   /** Bytes in the file, including what is queued. */
   bytes: number;
@@ -42,6 +45,7 @@ export class GroupCommitFile {
   append(data: string): Promise<void> {
     if (this.closed) return Promise.reject(new Error(`journal file ${this.path} is closed`));
     this.pending.push(data);
+    this.appended++;
     this.bytes += Buffer.byteLength(data);
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     if (!this.running && !this.scheduled) {
@@ -56,10 +60,13 @@ export class GroupCommitFile {
     return done;
   }
 
-  /** Resolves when everything appended so far is durable (or has failed). */
+  /**
+   * Resolves when everything appended so far is durable (or has failed). Appends made later do
+   * not hold it back, so it cannot starve under a steady stream of appends.
+   */
   sync(): Promise<void> {
-    if (!this.running && !this.scheduled && this.pending.length === 0) return Promise.resolve();
-    return new Promise<void>((resolve) => this.idle.push(resolve));
+    if (this.settled >= this.appended) return Promise.resolve();
+    return new Promise<void>((wake) => this.syncWaiters.push({ upTo: this.appended, wake }));
   }
 
   /** Waits for pending appends, then closes. Later appends are refused. */
@@ -67,6 +74,13 @@ export class GroupCommitFile {
     this.closed = true;
     await this.sync();
     await this.fh.close();
+  }
+
+  private wakeSynced(): void {
+    const ready = this.syncWaiters.filter((w) => w.upTo <= this.settled);
+    if (ready.length === 0) return;
+    this.syncWaiters = this.syncWaiters.filter((w) => w.upTo > this.settled);
+    ready.forEach((w) => w.wake());
   }
 
   private async run(): Promise<void> {
@@ -90,10 +104,11 @@ export class GroupCommitFile {
         } catch (err) {
           waiters.forEach((w) => w.reject(err));
         }
+        this.settled += waiters.length;
+        this.wakeSynced();
       }
     } finally {
       this.running = false;
-      this.idle.splice(0).forEach((wake) => wake());
     }
   }
 }

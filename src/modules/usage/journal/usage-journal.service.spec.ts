@@ -68,6 +68,28 @@ describe('UsageJournal', () => {
     expect(onDisk.entries.filter((e) => e.t === 'start')).toHaveLength(51);
   });
 
+  it('lets a sink through once what was journaled before it is durable, even while calls keep starting', { timeout: 15_000 }, async () => {
+    const j = await open();
+    j.maxSegmentBytes = Number.MAX_SAFE_INTEGER; // one file, never idle
+    let stop = false;
+    // A start on every turn of the event loop: the file is never idle while this runs.
+    const stream = (async () => {
+      while (!stop) {
+        void j.started(callStart());
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 20));
+    const extra = Array.from({ length: 5 }, () => callStart());
+    for (const c of extra) void j.started(c);
+    await j.durable(); // with a barrier that waited for the file to go idle, this would never return
+    stop = true;
+    await stream;
+    const [segment] = segmentsIn(dir);
+    const text = readFileSync(join(dir, segment), 'utf8');
+    for (const c of extra) expect(text).toContain(c.id);
+  });
+
   it('reads a segment torn at the end up to the last complete entry, and skips a damaged entry with a log', async () => {
     const finished = usageRecord();
     const started = callStart();
