@@ -6,6 +6,7 @@ import { usageConfig } from '../../../config/usage.config';
 import type { UsageRecord } from '../../../plugins/sdk';
 import { GroupCommitFile } from './group-commit-file';
 import { CallStart, decodeSegment, encodeEntry, RunHeader } from './journal-entry';
+import { UsageJournalLockedException } from '../usage.exceptions';
 import { currentOwner, JournalLock } from './journal-lock';
 
 /** A segment is closed and a new one started once it holds this much. */
@@ -74,8 +75,13 @@ export class UsageJournal implements OnModuleInit, OnApplicationShutdown {
   }
 
   async open(): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
-    this.lock = await JournalLock.acquire(this.dir);
+    try {
+      await mkdir(this.dir, { recursive: true });
+      this.lock = await JournalLock.acquire(this.dir);
+    } catch (err) {
+      if (err instanceof UsageJournalLockedException) throw err;
+      throw new Error(`cannot open the usage journal folder ${this.dir} (USAGE_JOURNAL_DIR): ${(err as Error).message}`);
+    }
     const seqs = (await readdir(this.dir))
       .map((f) => SEGMENT_NAME.exec(f))
       .filter((m): m is RegExpExecArray => m !== null)
