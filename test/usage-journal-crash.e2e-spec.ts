@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
+import { USAGE_ID_HEADER } from '../src/modules/llm/llm-client';
 import { PricingService } from '../src/modules/llm/pricing/pricing.service';
 import type { SimulatedRequest } from '../src/simulator/openai-compatible-server';
 import { FakeOpenAi } from './fixtures/fake-openai';
@@ -74,8 +75,8 @@ function postgresDatabase(url: string, serviceUrl = url): Database {
   };
 }
 
-const USAGE_HEADER = 'x-asa-usage-id';
-const usageId = (r: SimulatedRequest) => String(r.headers[USAGE_HEADER] ?? '');
+// The service sends each call's usage record id with its provider request.
+const usageId = (r: SimulatedRequest) => String(r.headers[USAGE_ID_HEADER.toLowerCase()] ?? '');
 const PROMPT_TOKENS = 1234;
 
 /**
