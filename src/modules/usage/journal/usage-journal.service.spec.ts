@@ -174,19 +174,19 @@ describe('UsageJournal', () => {
     const records = calls.map((c) => usageRecord({ id: c.id }));
     for (const r of records) await j.ended(r);
     await j.durable();
-    await new Promise((r) => setTimeout(r, 50)); // let a rotation in progress finish
+    await j.idle(); // a rotation may still be under way
     const many = segmentsIn(dir).length;
     expect(many).toBeGreaterThan(3);
 
     // Half confirmed: segments holding only confirmed ends (and ended starts) go, the rest stay.
     j.confirmed(records.slice(0, 15).map((r) => r.id));
-    await new Promise((r) => setTimeout(r, 50));
+    await j.idle();
     const some = segmentsIn(dir).length;
     expect(some).toBeLessThan(many);
     expect(some).toBeGreaterThan(1);
 
     j.confirmed(records.slice(15).map((r) => r.id));
-    await new Promise((r) => setTimeout(r, 50));
+    await j.idle();
     expect(segmentsIn(dir)).toHaveLength(1); // only the active one
     await j.close();
     journals.splice(journals.indexOf(j), 1);

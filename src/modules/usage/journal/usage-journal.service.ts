@@ -58,6 +58,7 @@ export class UsageJournal implements OnModuleInit, OnApplicationShutdown {
   private readonly endsIn = new Map<string, Segment[]>();
   private leftoverPaths: string[] = [];
   private rotating: Promise<void> | null = null;
+  private readonly removals = new Set<Promise<void>>();
   private closed = false;
   private failures = { count: 0, lastLogMs: 0 };
 
@@ -116,7 +117,7 @@ export class UsageJournal implements OnModuleInit, OnApplicationShutdown {
         if (startSeg) {
           this.startIn.delete(record.id);
           startSeg.openStarts--;
-          void this.removeIfSettled(startSeg);
+          this.removeIfSettled(startSeg);
         }
         seg.unconfirmed++;
         this.endsIn.set(record.id, [...(this.endsIn.get(record.id) ?? []), seg]);
@@ -139,7 +140,7 @@ export class UsageJournal implements OnModuleInit, OnApplicationShutdown {
       this.endsIn.delete(id);
       for (const seg of segs) {
         seg.unconfirmed--;
-        void this.removeIfSettled(seg);
+        this.removeIfSettled(seg);
       }
     }
   }
@@ -189,9 +190,9 @@ export class UsageJournal implements OnModuleInit, OnApplicationShutdown {
     for (const path of this.leftoverPaths.splice(0)) await unlink(path).catch((err) => this.logger.error(`cannot remove ${path}: ${String(err)}`));
   }
 
-  /** Segments on disk that belong to this run (for tests and logs). */
-  get liveSegments(): number {
-    return this.segments.size;
+  /** Resolves once a segment rotation and segment removals under way have finished. */
+  async idle(): Promise<void> {
+    while (this.rotating || this.removals.size > 0) await Promise.all([this.rotating, ...this.removals]);
   }
 
   // After the usage recorder's final drain (beforeApplicationShutdown): what the database did
@@ -203,7 +204,7 @@ export class UsageJournal implements OnModuleInit, OnApplicationShutdown {
   async close(): Promise<void> {
     if (this.closed || !this.enabled) return;
     this.closed = true;
-    await this.rotating;
+    await this.idle();
     const active = this.active;
     this.active = null;
     if (active?.file) {
@@ -211,7 +212,8 @@ export class UsageJournal implements OnModuleInit, OnApplicationShutdown {
       await file.close();
       active.file = null;
     }
-    for (const seg of [...this.segments.values()]) await this.removeIfSettled(seg);
+    for (const seg of [...this.segments.values()]) this.removeIfSettled(seg);
+    await this.idle();
     const { unconfirmed, inFlight } = this.holding();
     if (unconfirmed + inFlight > 0) {
       this.logger.log(
@@ -250,7 +252,7 @@ export class UsageJournal implements OnModuleInit, OnApplicationShutdown {
         const file = old.file;
         old.file = null;
         await file?.close();
-        await this.removeIfSettled(old);
+        this.removeIfSettled(old);
       } catch (err) {
         this.logger.error(`usage journal: cannot start a new segment in ${this.dir}: ${String(err)}`);
       } finally {
@@ -259,10 +261,13 @@ export class UsageJournal implements OnModuleInit, OnApplicationShutdown {
     })();
   }
 
-  private async removeIfSettled(seg: Segment): Promise<void> {
+  private removeIfSettled(seg: Segment): void {
     if (seg === this.active || seg.file !== null || seg.openStarts > 0 || seg.unconfirmed > 0) return;
     if (!this.segments.delete(seg.seq)) return;
-    await unlink(seg.path).catch((err) => this.logger.error(`cannot remove usage journal segment ${seg.path}: ${String(err)}`));
+    const removal = unlink(seg.path)
+      .catch((err) => this.logger.error(`cannot remove usage journal segment ${seg.path}: ${String(err)}`))
+      .finally(() => this.removals.delete(removal));
+    this.removals.add(removal);
   }
 
   private writeFailed(seg: Segment, err: unknown): void {
