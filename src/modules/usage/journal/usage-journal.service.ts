@@ -129,7 +129,8 @@ export class UsageJournal implements OnModuleInit, OnApplicationShutdown {
 
   /** Resolves when every entry journaled so far is durable (the barrier before a sink sees records). */
   async durable(): Promise<void> {
-    await Promise.all([...this.segments.values()].map((s) => s.file?.sync()));
+    // A rotation closes the old file (syncing what it holds) after taking it out of `file`.
+    await Promise.all([this.rotating, ...[...this.segments.values()].map((s) => s.file?.sync())]);
   }
 
   /** The database holds these records: their end entries are no longer needed. */
