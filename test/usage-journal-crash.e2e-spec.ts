@@ -191,7 +191,8 @@ function crashUnderLoad(makeDb: (dir: string) => Promise<Database & { drop?: () 
     // Restart: the journal is replayed before the service answers.
     const second = await start(dir, serviceEnv(dir, db, provider.fake));
     try {
-      expect(second.svc.output()).toMatch(/usage journal replayed/);
+      // Logged before the API listened; the pipe may deliver it a moment after /health answered.
+      await waitFor('the replay log line', () => /usage journal replayed/.test(second.svc.output()), 10_000);
       await waitFor('every provider call to be stored', async () => {
         const stored = new Set((await db.rows()).map((r) => r.id));
         return provider.ids().every((id) => stored.has(id));
@@ -294,7 +295,7 @@ describePostgres('usage journal: SIGTERM while the database is unreachable (real
     await proxy.start();
     const second = await start(dir, serviceEnv(dir, db, provider.fake));
     try {
-      expect(second.svc.output()).toMatch(/usage journal replayed \(\d+ segments\): 8 finished calls not yet stored/);
+      await waitFor('the replay log line', () => /usage journal replayed \(\d+ segments\): 8 finished calls not yet stored/.test(second.svc.output()), 10_000);
       await waitFor('the kept records to be stored', async () => (await db.rows()).length >= 8, 30_000);
     } finally {
       await second.svc.stop('SIGTERM');
