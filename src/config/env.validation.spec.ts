@@ -1,5 +1,6 @@
 import { parseDatabaseUrl } from './database.config';
 import { validateEnv } from './env.validation';
+import { defaultJournalDir } from './usage.config';
 
 describe('validateEnv', () => {
   it('accepts an empty environment (every variable has a default)', () => {
@@ -62,5 +63,19 @@ describe('repository source variables', () => {
   ])('names TASK_REPO_HOST_ALLOWLIST and the bad entry in %j', (value, message) => {
     expect(() => validateEnv({ TASK_REPO_HOST_ALLOWLIST: value })).toThrow(/TASK_REPO_HOST_ALLOWLIST=.*TASK_REPO_HOST_ALLOWLIST must be a comma-separated list/);
     expect(() => validateEnv({ TASK_REPO_HOST_ALLOWLIST: value })).toThrow(message);
+  });
+});
+
+describe('usage journal settings', () => {
+  it('reads USAGE_JOURNAL as on/off and names it when it is neither', () => {
+    expect(validateEnv({ USAGE_JOURNAL: 'off' }).USAGE_JOURNAL).toBe(false);
+    expect(validateEnv({ USAGE_JOURNAL: 'on' }).USAGE_JOURNAL).toBe(true);
+    expect(() => validateEnv({ USAGE_JOURNAL: 'sometimes' })).toThrow(/USAGE_JOURNAL="sometimes": USAGE_JOURNAL must be on or off/);
+  });
+
+  it('puts the journal beside a SQLite file, and in data/journal for PostgreSQL', () => {
+    expect(defaultJournalDir('sqlite:/tmp/x.db')).toBe('/tmp/x.db.usage-journal');
+    expect(defaultJournalDir(undefined)).toBe(`${process.cwd()}/data/asa.db.usage-journal`);
+    expect(defaultJournalDir('postgres://u@h:5432/d')).toBe(`${process.cwd()}/data/journal`);
   });
 });

@@ -102,6 +102,12 @@ export class EnvironmentVariables {
   @IsOptional() @IsString()
   USAGE_SINK_PLUGINS?: string;
 
+  @IsOptional() @Transform(toBool) @IsBoolean({ message: 'USAGE_JOURNAL must be on or off' })
+  USAGE_JOURNAL?: boolean;
+
+  @IsOptional() @IsString() @Matches(/\S/, { message: 'USAGE_JOURNAL_DIR must be a folder path' })
+  USAGE_JOURNAL_DIR?: string;
+
   @IsOptional() @IsString()
   API_KEYS_FILE?: string;
 

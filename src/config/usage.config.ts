@@ -1,5 +1,21 @@
 import { registerAs } from '@nestjs/config';
+import { resolve } from 'node:path';
+import { parseDatabaseUrl } from './database.config';
 import { validateEnv } from './env.validation';
+
+/** Journal folder when USAGE_JOURNAL_DIR is unset and the database is not a SQLite file. */
+export const DEFAULT_JOURNAL_DIR = 'data/journal';
+
+/**
+ * Default journal folder: beside a SQLite file (`data/asa.db` → `data/asa.db.usage-journal`), so
+ * the journal travels with the database it feeds; `data/journal` for PostgreSQL. The folder is
+ * not named `asa.db-journal`: that is the name of SQLite's own rollback journal.
+ */
+export function defaultJournalDir(databaseUrl: string | undefined): string {
+  const db = parseDatabaseUrl(databaseUrl);
+  if (db.type === 'sqlite' && db.path !== ':memory:') return `${db.path}.usage-journal`;
+  return resolve(DEFAULT_JOURNAL_DIR);
+}
 
 export const usageConfig = registerAs('usage', () => {
   const env = validateEnv(process.env);
@@ -12,6 +28,11 @@ export const usageConfig = registerAs('usage', () => {
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean),
+    journal: {
+      /** USAGE_JOURNAL=off turns the crash journal off (tests that do not want it); on by default. */
+      enabled: env.USAGE_JOURNAL ?? true,
+      dir: env.USAGE_JOURNAL_DIR ? resolve(env.USAGE_JOURNAL_DIR) : defaultJournalDir(env.DATABASE_URL),
+    },
   };
 });
 export type UsageConfig = ReturnType<typeof usageConfig>;

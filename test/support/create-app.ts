@@ -27,6 +27,8 @@ export async function createTestApp(options: CreateAppOptions = {}): Promise<Tes
     DATABASE_URL: `sqlite:${join(dir, 'asa.db')}`,
     API_KEYS_FILE: join(dir, 'no-api-keys.json'), // written empty below: no keys, and none from the checkout
     USAGE_FLUSH_INTERVAL_MS: '20',
+    // Each app its own journal folder (the default for PostgreSQL, data/journal, would be shared).
+    USAGE_JOURNAL_DIR: join(dir, 'journal'),
     ...options.env,
   };
   writeFileSync(join(dir, 'no-api-keys.json'), '{ "keys": [] }\n');

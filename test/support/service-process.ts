@@ -58,7 +58,8 @@ export function startService(opts: { cwd: string; env: Record<string, string> })
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<ProcessExit>((res) => child.once('exit', (code, signal) => res({ code, signal })));
+  // 'close', not 'exit': 'exit' can come before the last of the output has been read.
+  const exited = new Promise<ProcessExit>((res) => child.once('close', (code, signal) => res({ code, signal })));
   return {
     child,
     output: () => out,

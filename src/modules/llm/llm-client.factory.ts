@@ -4,6 +4,7 @@ import { trace } from '@opentelemetry/api';
 import OpenAI from 'openai';
 import { llmConfig } from '../../config/llm.config';
 import { LLM_ADMISSION_POLICIES, LlmAdmissionPolicy } from '../../plugins/sdk';
+import { UsageJournal } from '../usage/journal/usage-journal.service';
 import { UsageRecorder } from '../usage/usage-recorder.service';
 import { LlmClient, LlmClientDeps } from './llm-client';
 import { LLM_TRACER_NAME } from './llm-span-attributes';
@@ -28,6 +29,7 @@ export class LlmClientFactory {
     pricing: PricingService,
     estimator: TokenEstimator,
     recorder: UsageRecorder,
+    journal: UsageJournal,
     spend: TaskSpendReader,
     @Inject(LLM_ADMISSION_POLICIES) policies: LlmAdmissionPolicy[],
   ) {
@@ -53,6 +55,7 @@ export class LlmClientFactory {
       pricing,
       estimator,
       recorder,
+      journal,
       policies,
       spend,
       tracer: trace.getTracer(LLM_TRACER_NAME),

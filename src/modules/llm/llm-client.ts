@@ -21,6 +21,7 @@ import {
   UsageOperation,
   UsageRecord,
 } from '../../plugins/sdk';
+import type { UsageJournal } from '../usage/journal/usage-journal.service';
 import type { UsageRecorder } from '../usage/usage-recorder.service';
 import { LlmBudgetExceededException, LlmInvalidArgumentException, LlmNotConfiguredException, LlmUnpricedModelException } from './llm.exceptions';
 import { ASA_ATTR, GEN_AI_ATTR } from './llm-span-attributes';
@@ -56,6 +57,7 @@ export interface LlmClientDeps {
   readonly pricing: PricingService;
   readonly estimator: TokenEstimator;
   readonly recorder: UsageRecorder;
+  readonly journal: UsageJournal;
   readonly policies: readonly LlmAdmissionPolicy[];
   readonly spend: TaskSpendReader;
   readonly tracer: Tracer;
@@ -150,7 +152,7 @@ export class LlmClient implements AgentLlm {
     try {
       const openai = this.requireOpenAi();
       response = await context.with(trace.setSpan(context.active(), call.span), () =>
-        openai.chat.completions.create({ ...params, stream: false }, requestOptions(options)),
+        openai.chat.completions.create({ ...params, stream: false }, requestOptions(options, call.id)),
       );
     } catch (err) {
       await call.finish(this.failure(err, options, false));
@@ -189,7 +191,7 @@ export class LlmClient implements AgentLlm {
     try {
       const openai = this.requireOpenAi();
       response = await context.with(trace.setSpan(context.active(), call.span), () =>
-        openai.embeddings.create(params, requestOptions(options)),
+        openai.embeddings.create(params, requestOptions(options, call.id)),
       );
     } catch (err) {
       await call.finish(this.failure(err, options, false));
@@ -246,7 +248,7 @@ export class LlmClient implements AgentLlm {
       stream = await context.with(trace.setSpan(context.active(), call.span), () =>
         openai.chat.completions.create(
           { ...params, stream: true, stream_options: { ...(params.stream_options ?? {}), include_usage: true } },
-          requestOptions(options),
+          requestOptions(options, call.id),
         ),
       );
     } catch (err) {
@@ -330,7 +332,22 @@ export class LlmClient implements AgentLlm {
       await settleAll(0);
       throw err;
     }
-    return new CallTracker(this, this.deps, operation, model, streamed, params, settleAll);
+    const call = new CallTracker(this, this.deps, operation, model, streamed, params, settleAll);
+    // Durable before the request leaves: if the process dies during the call, the next start
+    // records it as `interrupted` with this prompt's cost.
+    await this.deps.journal.started({
+      id: call.id,
+      createdAtMs: call.createdAtMs,
+      taskId: this.taskId,
+      userId: this.userId,
+      provider,
+      operation,
+      requestedModel: model,
+      streamed,
+      traceId: call.traceId,
+      promptTokens,
+    });
+    return call;
   }
 
   private failure(err: unknown, options: LlmCallOptions, midStream: boolean): CallOutcome {
@@ -378,6 +395,11 @@ class CallTracker {
     this.span = deps.tracer.startSpan(`${operation} ${model}`, { kind: SpanKind.CLIENT, attributes: this.requestAttributes(params) });
   }
 
+  get traceId(): string | null {
+    const spanContext = this.span.spanContext();
+    return isSpanContextValid(spanContext) ? spanContext.traceId : null;
+  }
+
   markFirstToken(): void {
     if (this.ttftMs === null) this.ttftMs = round3(performance.now() - this.t0);
   }
@@ -391,14 +413,13 @@ class CallTracker {
     try {
       const provider = this.deps.config.provider;
       const quote = this.deps.pricing.price(outcome.tokens, [outcome.responseModel, this.model], { provider, at: this.createdAtMs });
-      const spanContext = this.span.spanContext();
       const t = outcome.tokens;
       record = {
         id: this.id,
         createdAtMs: this.createdAtMs,
         taskId: this.client.taskId,
         userId: this.client.userId,
-        traceId: isSpanContextValid(spanContext) ? spanContext.traceId : null,
+        traceId: this.traceId,
         provider,
         operation: this.operation,
         requestedModel: this.model,
@@ -537,8 +558,15 @@ function maxOutputTokens(params: { max_tokens?: number | null; max_completion_to
   return params.max_completion_tokens ?? params.max_tokens ?? DEFAULT_MAX_OUTPUT_TOKENS;
 }
 
-function requestOptions(o: LlmCallOptions): { signal?: AbortSignal; timeout?: number } {
-  return { ...(o.signal ? { signal: o.signal } : {}), ...(o.timeoutMs !== undefined ? { timeout: o.timeoutMs } : {}) };
+/** Sent with every provider request: the id of the call's usage record, to match provider-side logs with records. */
+export const USAGE_ID_HEADER = 'X-Asa-Usage-Id';
+
+function requestOptions(o: LlmCallOptions, usageId: string): { signal?: AbortSignal; timeout?: number; headers: Record<string, string> } {
+  return {
+    ...(o.signal ? { signal: o.signal } : {}),
+    ...(o.timeoutMs !== undefined ? { timeout: o.timeoutMs } : {}),
+    headers: { [USAGE_ID_HEADER]: usageId },
+  };
 }
 
 function requireTaskId(taskId: string | null): string {

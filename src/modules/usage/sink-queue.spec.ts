@@ -103,4 +103,32 @@ describe('SinkQueue', () => {
     await q.drain(Date.now() + 100);
     expect(q.stats).toMatchObject({ written: 0, dropped: 2, queued: 0 });
   });
+
+  it('with the journal: hands a batch to the sink only after beforeWrite, and reports each written batch', async () => {
+    const sink = new CollectingSink();
+    let release!: () => void;
+    const durable = new Promise<void>((r) => (release = r));
+    const reported: string[][] = [];
+    const q = new SinkQueue(sink, policy({}), { beforeWrite: () => durable, written: (b) => reported.push(b.map((r) => r.id)) });
+    const recs = [record(1), record(2)];
+    for (const r of recs) await q.enqueue(r);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(sink.batches).toHaveLength(0); // the journal entries are not durable yet
+    release();
+    await q.flush();
+    expect(sink.written.map((r) => r.id)).toEqual(recs.map((r) => r.id));
+    expect(reported).toEqual([recs.map((r) => r.id)]);
+  });
+
+  it('with the journal: keeps (does not drop) what a failing sink has not written at the drain deadline', async () => {
+    const sink = new CollectingSink();
+    sink.failuresLeft = Number.POSITIVE_INFINITY;
+    const written: string[] = [];
+    const q = new SinkQueue(sink, policy({ onFailure: 'retry' }), { keepAtDeadline: true, written: (b) => written.push(...b.map((r) => r.id)) });
+    await q.enqueue(record(1));
+    await q.enqueue(record(2));
+    await q.drain(Date.now() + 100);
+    expect(q.stats).toMatchObject({ written: 0, dropped: 0, kept: 2, queued: 0 });
+    expect(written).toEqual([]); // nothing confirmed: the journal keeps both
+  });
 });

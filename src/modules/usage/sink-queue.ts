@@ -10,6 +10,18 @@ export interface SinkStats {
   failedWrites: number;
   /** Records given up on (only for sinks whose policy is `drop`, or at the shutdown deadline). */
   dropped: number;
+  /** Records not written by the shutdown deadline that the usage journal keeps for the next start. */
+  kept: number;
+}
+
+/** How a queue works with the usage journal. */
+export interface SinkQueueHooks {
+  /** Awaited before each batch is handed to the sink: the batch's journal entries must be durable first. */
+  beforeWrite?: () => Promise<void>;
+  /** Told of every batch the sink has written (the database sink's confirm the journal's entries). */
+  written?: (batch: readonly UsageRecord[]) => void;
+  /** Records still unwritten at the shutdown deadline are kept (in the journal), not dropped. */
+  keepAtDeadline?: boolean;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
@@ -38,9 +50,10 @@ export class SinkQueue {
   constructor(
     readonly sink: UsageSink,
     private readonly policy: UsageSinkPolicy,
+    private readonly hooks: SinkQueueHooks = {},
   ) {
     this.logger = new Logger(`UsageSink:${sink.name}`);
-    this.stats = { sink: sink.name, queued: 0, written: 0, failedWrites: 0, dropped: 0 };
+    this.stats = { sink: sink.name, queued: 0, written: 0, failedWrites: 0, dropped: 0, kept: 0 };
   }
 
   async enqueue(record: UsageRecord): Promise<void> {
@@ -63,7 +76,10 @@ export class SinkQueue {
     return done;
   }
 
-  /** Like `flush`, but a sink still failing at `deadline` has its remaining records dropped and reported. */
+  /**
+   * Like `flush`, but a sink still failing at `deadline` gives up on its remaining records: dropped
+   * and reported, or counted as `kept` when the journal holds them for the next start.
+   */
   drain(deadline: number): Promise<void> {
     this.giveUpAt = deadline;
     return this.flush();
@@ -98,14 +114,21 @@ export class SinkQueue {
   private async deliver(batch: UsageRecord[]): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
+        await this.hooks.beforeWrite?.();
         await this.writeWithTimeout(batch);
         this.stats.written += batch.length;
+        this.hooks.written?.(batch);
         if (attempt > 0) this.logger.log(`batch of ${batch.length} written after ${attempt} retries`);
         return;
       } catch (err) {
         this.stats.failedWrites++;
         const reason = err instanceof Error ? err.message : String(err);
         const pastDeadline = this.giveUpAt !== null && Date.now() >= this.giveUpAt;
+        if (pastDeadline && this.hooks.keepAtDeadline) {
+          this.stats.kept += batch.length;
+          this.logger.warn(`${batch.length} usage records not written by the shutdown deadline stay in the usage journal: ${reason}`);
+          return;
+        }
         if (this.policy.onFailure === 'drop' || pastDeadline) {
           this.stats.dropped += batch.length;
           this.logger.error(

@@ -16,3 +16,9 @@ export class UsageAccessDeniedException extends DomainException {
     super(`This API key may only read its own user's usage, not ${what}`);
   }
 }
+
+/** A start-up error: another live process owns the usage journal folder. */
+export class UsageJournalLockedException extends DomainException {
+  readonly code = 'USAGE_JOURNAL_LOCKED';
+  readonly status = HttpStatus.SERVICE_UNAVAILABLE;
+}

@@ -4,6 +4,8 @@ import { LlmUsage } from './entities/llm-usage.entity';
 import { UsageQueryService } from './usage-query.service';
 import { UsageController } from './usage.controller';
 import { UsageModuleBase } from './usage.module-definition';
+import { UsageJournalReplayer } from './journal/usage-journal-replayer.service';
+import { UsageJournal } from './journal/usage-journal.service';
 import { UsageRecorder } from './usage-recorder.service';
 
 /**
@@ -13,7 +15,7 @@ import { UsageRecorder } from './usage-recorder.service';
 @Module({
   imports: [TypeOrmModule.forFeature([LlmUsage])],
   controllers: [UsageController],
-  providers: [UsageRecorder, UsageQueryService],
-  exports: [UsageRecorder, UsageQueryService, TypeOrmModule],
+  providers: [UsageJournal, UsageRecorder, UsageJournalReplayer, UsageQueryService],
+  exports: [UsageJournal, UsageRecorder, UsageQueryService, TypeOrmModule],
 })
 export class UsageModule extends UsageModuleBase {}

@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 import { LlmUsage } from '../../modules/usage/entities/llm-usage.entity';
+import { CONFIRMING_SINK } from '../../modules/usage/journal/journal.constants';
 import type { UsageRecord, UsageSink, UsageSinkPolicy } from '../sdk';
 
 /** Rows per INSERT statement: 24 columns x 400 rows stays under SQLite's and PostgreSQL's bind-parameter limits. */
@@ -23,7 +24,8 @@ export function isPermanentDataError(err: unknown): boolean {
  */
 @Injectable()
 export class DatabaseUsageSink implements UsageSink {
-  readonly name = 'database';
+  // The journal counts a record as safe once this sink has written it.
+  readonly name = CONFIRMING_SINK;
   readonly policy: Partial<UsageSinkPolicy> = { onFailure: 'retry' };
   private readonly logger = new Logger(DatabaseUsageSink.name);
   private varcharLimits: [keyof LlmUsage, number][] | null = null;

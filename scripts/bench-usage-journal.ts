@@ -1,0 +1,170 @@
+/**
+ * Measures the usage journal (see README, "Failures and shutdown"):
+ *  1. the durable write of a call's start entry (one write + fdatasync per group): p50/p99,
+ *     one call at a time and 50 calls starting together;
+ *  2. what the journal adds to an LLM call made through LlmClient and the real openai SDK
+ *     against the local simulator (no delay): journal on vs off, one call at a time and 50 at once.
+ *
+ *   npx ts-node --transpile-only scripts/bench-usage-journal.ts [folder on the disk to measure]
+ *
+ * The calls' records go to the journal (as the recorder does) and nowhere else: the sinks are
+ * not what is measured here.
+ */
+import 'reflect-metadata';
+import { trace } from '@opentelemetry/api';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import OpenAI from 'openai';
+import { LlmClient, LlmClientDeps } from '../src/modules/llm/llm-client';
+import { PricingService } from '../src/modules/llm/pricing/pricing.service';
+import { TokenEstimator } from '../src/modules/llm/token-estimator';
+import type { CallStart } from '../src/modules/usage/journal/journal-entry';
+import { UsageJournal } from '../src/modules/usage/journal/usage-journal.service';
+import type { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
+import { startOpenAiCompatibleServer } from '../src/simulator/openai-compatible-server';
+
+const parent = process.argv[2] ?? tmpdir();
+
+function quantiles(ms: number[]): { p50: number; p99: number; mean: number } {
+  const s = [...ms].sort((a, b) => a - b);
+  const q = (p: number) => s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)];
+  return { p50: q(0.5), p99: q(0.99), mean: s.reduce((a, b) => a + b, 0) / s.length };
+}
+const fmt = (x: { p50: number; p99: number; mean: number }) => `p50 ${x.p50.toFixed(3)} ms, p99 ${x.p99.toFixed(3)} ms, mean ${x.mean.toFixed(3)} ms`;
+
+function start(): CallStart {
+  return {
+    id: randomUUID(),
+    createdAtMs: Date.now(),
+    taskId: randomUUID(),
+    userId: 'bench-user',
+    provider: 'openai',
+    operation: 'chat',
+    requestedModel: 'gpt-4o-mini',
+    streamed: false,
+    traceId: null,
+    promptTokens: 1234,
+  };
+}
+
+async function openJournal(enabled: boolean): Promise<{ journal: UsageJournal; done: () => Promise<void> }> {
+  const dir = mkdtempSync(join(parent, 'asa-journal-bench-'));
+  const journal = new UsageJournal({ journal: { enabled, dir } });
+  if (enabled) await journal.open();
+  return {
+    journal,
+    done: async () => {
+      await journal.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function startEntries(): Promise<void> {
+  const { journal, done } = await openJournal(true);
+  journal.maxSegmentBytes = Number.MAX_SAFE_INTEGER; // one file, so its write count is the whole story
+  const seq: number[] = [];
+  for (let i = 0; i < 2000; i++) {
+    const t0 = performance.now();
+    await journal.started(start());
+    seq.push(performance.now() - t0);
+  }
+  // The disk flushes much faster back to back than after a pause: measure both.
+  const paused: number[] = [];
+  for (let i = 0; i < 500; i++) {
+    await new Promise((r) => setTimeout(r, 1));
+    const t0 = performance.now();
+    await journal.started(start());
+    paused.push(performance.now() - t0);
+  }
+  const conc: number[] = [];
+  const file = (journal as unknown as { active: { file: { stats: { groups: number; entries: number } } } }).active.file;
+  const before = { ...file.stats };
+  for (let round = 0; round < 100; round++) {
+    await Promise.all(
+      Array.from({ length: 50 }, async () => {
+        const t0 = performance.now();
+        await journal.started(start());
+        conc.push(performance.now() - t0);
+      }),
+    );
+  }
+  const groups = file.stats.groups - before.groups;
+  await done();
+  console.log(`start entry durable, sequential, back to back (2000): ${fmt(quantiles(seq))}`);
+  console.log(`start entry durable, sequential, 1 ms apart (500):     ${fmt(quantiles(paused))}`);
+  console.log(`start entry durable, 50 concurrent (100 x 50):        ${fmt(quantiles(conc))}, ${groups} write+fdatasync groups for 5000 entries`);
+}
+
+async function calls(baseURL: string, enabled: boolean, concurrency: number, rounds: number): Promise<{ perCall: ReturnType<typeof quantiles>; wallMs: number }> {
+  const { journal, done } = await openJournal(enabled);
+  const recorder = { record: async (r: Parameters<UsageRecorder['record']>[0]) => void journal.ended(r) } as unknown as UsageRecorder;
+  const deps: LlmClientDeps = {
+    openai: new OpenAI({ apiKey: 'bench', baseURL, maxRetries: 0 }),
+    config: { apiKey: 'bench', baseUrl: baseURL, timeoutMs: 30_000, maxRetries: 0, provider: 'openai', pricingFile: '/nonexistent', unpricedUnderBudget: 'refuse' },
+    pricing: new PricingService({ provider: 'openai', pricingFile: '/nonexistent' }),
+    estimator: new TokenEstimator(),
+    recorder,
+    journal,
+    policies: [],
+    spend: { spentNanos: async () => 0n } as never,
+    tracer: trace.getTracer('bench'),
+    server: null,
+  };
+  const client = new LlmClient(deps, null, 'bench-user');
+  const ask = () => client.chat({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Fix the authentication bug in login.ts, please.' }] });
+  for (let i = 0; i < 50; i++) await ask(); // warm-up: connections, JIT
+  const perCall: number[] = [];
+  const t0 = performance.now();
+  for (let r = 0; r < rounds; r++) {
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        const t = performance.now();
+        await ask();
+        perCall.push(performance.now() - t);
+      }),
+    );
+  }
+  const wallMs = performance.now() - t0;
+  await journal.durable();
+  await done();
+  return { perCall: quantiles(perCall), wallMs };
+}
+
+async function main(): Promise<void> {
+  console.log(`journal folder on: ${parent}`);
+  await startEntries();
+  const sim = await startOpenAiCompatibleServer({ respond: () => ({ content: 'ok', usage: { prompt_tokens: 20, completion_tokens: 1 } }) });
+  try {
+    for (const [concurrency, rounds] of [[1, 1000], [50, 40]] as const) {
+      // Alternate off/on three times and keep each side's best run: the machine is shared and noisy.
+      const best = { off: null as null | Awaited<ReturnType<typeof calls>>, on: null as null | Awaited<ReturnType<typeof calls>> };
+      for (let i = 0; i < 3; i++) {
+        for (const enabled of [false, true]) {
+          const r = await calls(sim.baseUrl, enabled, concurrency, rounds);
+          const key = enabled ? 'on' : 'off';
+          if (!best[key] || r.wallMs < best[key]!.wallMs) best[key] = r;
+        }
+      }
+      const { off, on } = best as { off: Awaited<ReturnType<typeof calls>>; on: Awaited<ReturnType<typeof calls>> };
+      const n = concurrency * rounds;
+      console.log(`\nLLM call against the simulator, ${concurrency} at a time (${n} calls, best of 3):`);
+      console.log(`  journal off: ${fmt(off.perCall)}, ${(n / (off.wallMs / 1000)).toFixed(0)} calls/s`);
+      console.log(`  journal on:  ${fmt(on.perCall)}, ${(n / (on.wallMs / 1000)).toFixed(0)} calls/s`);
+      console.log(
+        `  on/off: p50 ×${(on.perCall.p50 / off.perCall.p50).toFixed(2)}, p99 ×${(on.perCall.p99 / off.perCall.p99).toFixed(2)}, ` +
+          `throughput ×${(off.wallMs / on.wallMs).toFixed(2)}`,
+      );
+    }
+  } finally {
+    await sim.close();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

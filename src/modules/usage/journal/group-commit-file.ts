@@ -1,0 +1,114 @@
+import { open, FileHandle } from 'node:fs/promises';
+
+interface Waiter {
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * An append-only file whose appends are durable when their promise resolves. Appends made
+ * while the file is idle or while a write is in flight are gathered into one group: one `write`
+ * and one `fdatasync` for all of them (group commit), so many calls starting together pay for
+ * one disk flush, not one each.
+ */
+export class GroupCommitFile {
+  private pending: string[] = [];
+  private waiters: Waiter[] = [];
+  private running = false;
+  private scheduled = false;
+  /** Appends made so far, and how many of them have been written (or have failed). */
+  private appended = 0;
+  private settled = 0;
+  private syncWaiters: { upTo: number; wake: () => void }[] = [];
+  private closed = false;
+  /** Bytes in the file, including what is queued. */
+  bytes: number;
+  /** Writes (each one write and one fdatasync) and the entries they carried. */
+  readonly stats = { groups: 0, entries: 0 };
+
+  private constructor(
+    readonly path: string,
+    private readonly fh: FileHandle,
+    size: number,
+  ) {
+    this.bytes = size;
+  }
+
+  /** Opens (creating if needed) a file for appending. */
+  static async open(path: string): Promise<GroupCommitFile> {
+    const fh = await open(path, 'a');
+    const { size } = await fh.stat();
+    return new GroupCommitFile(path, fh, size);
+  }
+
+  /** Resolves once `data` (and everything appended before it) is on disk; rejects if that write failed. */
+  append(data: string): Promise<void> {
+    if (this.closed) return Promise.reject(new Error(`journal file ${this.path} is closed`));
+    this.pending.push(data);
+    this.appended++;
+    this.bytes += Buffer.byteLength(data);
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    if (!this.running && !this.scheduled) {
+      // Wait for the end of this turn of the event loop, so appends made in the same turn
+      // (calls started together) share the group.
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        void this.run();
+      });
+    }
+    return done;
+  }
+
+  /**
+   * Resolves when everything appended so far is durable (or has failed). Appends made later do
+   * not hold it back, so it cannot starve under a steady stream of appends.
+   */
+  sync(): Promise<void> {
+    if (this.settled >= this.appended) return Promise.resolve();
+    return new Promise<void>((wake) => this.syncWaiters.push({ upTo: this.appended, wake }));
+  }
+
+  /** Waits for pending appends, then closes. Later appends are refused. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.sync();
+    await this.fh.close();
+  }
+
+  private wakeSynced(): void {
+    const ready = this.syncWaiters.filter((w) => w.upTo <= this.settled);
+    if (ready.length === 0) return;
+    this.syncWaiters = this.syncWaiters.filter((w) => w.upTo > this.settled);
+    ready.forEach((w) => w.wake());
+  }
+
+  private async run(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (this.pending.length > 0) {
+        const data = Buffer.from(this.pending.join(''));
+        const waiters = this.waiters;
+        this.pending = [];
+        this.waiters = [];
+        try {
+          for (let off = 0; off < data.length; ) {
+            const { bytesWritten } = await this.fh.write(data, off, data.length - off, null);
+            off += bytesWritten;
+          }
+          await this.fh.datasync();
+          this.stats.groups++;
+          this.stats.entries += waiters.length;
+          waiters.forEach((w) => w.resolve());
+        } catch (err) {
+          waiters.forEach((w) => w.reject(err));
+        }
+        this.settled += waiters.length;
+        this.wakeSynced();
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+}
