@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -151,6 +151,7 @@ function crashUnderLoad(makeDb: (dir: string) => Promise<Database & { drop?: () 
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'asa-crash-'));
+    chmodSync(dir, 0o711); // the sandbox's user (uid 65534 when tests run as root) passes through to the workspaces
     db = await makeDb(dir);
     provider = await slowProvider(() => 400 + Math.floor(Math.random() * 800));
   }, 300_000);
@@ -253,6 +254,7 @@ describePostgres('usage journal: SIGTERM while the database is unreachable (real
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'asa-pgdown-'));
+    chmodSync(dir, 0o711); // the sandbox's user (uid 65534 when tests run as root) passes through to the workspaces
     scratch = await createScratchPostgres();
     proxy = new TcpProxy(Number(new URL(scratch.url).port || 5432));
     await proxy.start();
@@ -312,6 +314,7 @@ describe('usage journal: one process per journal folder (real process)', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'asa-journal-lock-'));
+    chmodSync(dir, 0o711); // the start-up sandbox probe runs as uid 65534 in TASK_WORKSPACE_DIR
     fake = await FakeOpenAi.start();
   });
   afterAll(async () => {

@@ -8,6 +8,7 @@ import type { SandboxKind } from '../modules/tasks/sandbox/sandbox';
 import { DEFAULT_API_KEYS_FILE } from './auth.config';
 import { parseDatabaseUrl } from './database.config';
 import { validateEnv } from './env.validation';
+import { defaultJournalDir } from './usage.config';
 
 export const tasksConfig = registerAs('tasks', () => {
   const env = validateEnv(process.env);
@@ -36,7 +37,11 @@ export const tasksConfig = registerAs('tasks', () => {
      */
     servicePaths: servicePaths({
       workingDir: process.cwd(),
-      dataFiles: [...(db.type === 'sqlite' && db.path !== ':memory:' ? [db.path] : []), resolve(env.API_KEYS_FILE ?? DEFAULT_API_KEYS_FILE)],
+      dataFiles: [
+        ...(db.type === 'sqlite' && db.path !== ':memory:' ? [db.path] : []),
+        resolve(env.API_KEYS_FILE ?? DEFAULT_API_KEYS_FILE),
+        env.USAGE_JOURNAL_DIR ? resolve(env.USAGE_JOURNAL_DIR) : defaultJournalDir(env.DATABASE_URL),
+      ],
       workspaceDir,
     }),
     /** On shutdown, running tasks get this long to finish before they are aborted as `interrupted`. */

@@ -114,7 +114,7 @@ async function probe(sandbox: BwrapSandbox, binary: string, workspaceDir: string
         (sandbox.uid !== null
           ? `The service runs as root, so commands run as uid ${sandbox.uid}: TASK_WORKSPACE_DIR (${workspaceDir}) and its parent folders must be searchable by it (chmod o+x). `
           : '') +
-        `Otherwise ${OPT_OUT}.`,
+        `${OPT_OUT[0].toUpperCase()}${OPT_OUT.slice(1)}.`,
     );
   } finally {
     await rm(root, { recursive: true, force: true });
