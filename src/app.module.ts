@@ -6,12 +6,15 @@ import { databaseConfig } from './config/database.config';
 import { validateEnv } from './config/env.validation';
 import { llmConfig } from './config/llm.config';
 import { metricsConfig } from './config/metrics.config';
+import { quotasConfig } from './config/quotas.config';
 import { usageConfig } from './config/usage.config';
 import { DatabaseModule } from './database/database.module';
 import { AuthModule } from './modules/auth/auth.module';
 import { HealthModule } from './modules/health/health.module';
 import { LlmModule } from './modules/llm/llm.module';
 import { MetricsModule } from './modules/metrics/metrics.module';
+import { QuotaAdmissionPolicy } from './modules/quotas/quota-admission.policy';
+import { QuotasModule } from './modules/quotas/quotas.module';
 import { BugFixAgent } from './modules/tasks/agent/bug-fix.agent';
 import { TasksModule } from './modules/tasks/tasks.module';
 import { UsageModule } from './modules/usage/usage.module';
@@ -24,14 +27,15 @@ import { PrometheusUsageSink } from './plugins/sinks/prometheus-usage.sink';
       isGlobal: true,
       cache: true,
       validate: validateEnv,
-      load: [appConfig, databaseConfig, llmConfig, usageConfig, authConfig, metricsConfig],
+      load: [appConfig, databaseConfig, llmConfig, usageConfig, authConfig, metricsConfig, quotasConfig],
     }),
     DatabaseModule,
     AuthModule,
     HealthModule,
     MetricsModule,
     UsageModule.forRoot({ sinks: [DatabaseUsageSink, PrometheusUsageSink], imports: [MetricsModule] }),
-    LlmModule.forRoot({ admissionPolicies: [] }),
+    QuotasModule,
+    LlmModule.forRoot({ admissionPolicies: [QuotaAdmissionPolicy], imports: [QuotasModule] }),
     TasksModule.forRoot({ agents: [BugFixAgent] }),
   ],
 })

@@ -7,6 +7,7 @@ import {
   IsNumber,
   IsOptional,
   IsString,
+  IsTimeZone,
   IsUrl,
   Matches,
   Max,
@@ -178,6 +179,19 @@ export class EnvironmentVariables {
     message: 'TASK_TEST_ENV_PASSTHROUGH must be a comma-separated list of environment variable names',
   })
   TASK_TEST_ENV_PASSTHROUGH?: string;
+
+  // Quotas (src/config/quotas.config.ts).
+  @IsOptional() @IsString()
+  QUOTAS_FILE?: string;
+
+  @IsOptional() @IsTimeZone({ message: 'QUOTA_TIMEZONE must be an IANA time zone such as UTC or Europe/Paris' })
+  QUOTA_TIMEZONE?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(86_400)
+  QUOTA_EVALUATION_INTERVAL_S?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(10) @Max(86_400)
+  QUOTA_RESERVATION_TTL_S?: number;
 }
 
 export function validateEnv(config: Record<string, unknown>): EnvironmentVariables {

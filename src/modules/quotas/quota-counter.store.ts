@@ -1,0 +1,236 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { ConfigType } from '@nestjs/config';
+import { DataSource } from 'typeorm';
+import { quotasConfig } from '../../config/quotas.config';
+import { parseNanos } from '../../common/money';
+import { QuotaRule, QuotaScope, scopeKey } from './quota-rule';
+import { QuotaSpendReader } from './quota-spend.reader';
+import { hourStart, HOUR_MS, WindowBounds } from './quota-window';
+
+/** A reservation held in the database, to be settled once. */
+export interface CounterReservation {
+  readonly ruleId: string;
+  readonly scopeKey: string;
+  readonly windowKey: string;
+  /** Hour buckets of a rolling window are keyed under this prefix; null for other windows. */
+  readonly bucketPrefix: string | null;
+  readonly generation: number;
+  readonly nanos: bigint;
+  readonly tokens: bigint;
+}
+
+export type ReserveOutcome =
+  | { ok: true; reservation: CounterReservation }
+  | { ok: false; spentNanos: bigint; reservedNanos: bigint; spentTokens: bigint; reservedTokens: bigint };
+
+interface Key {
+  ruleId: string;
+  scopeKey: string;
+  windowKey: string;
+  bucketPrefix: string | null;
+  /** Buckets older than this hour are out of a rolling window (0 for other windows). */
+  cutoffMs: number;
+}
+
+/**
+ * The enforcement counters of block rules, in the database so that every process sees the same
+ * spend and reservations. Every change is ONE conditional UPDATE of one row: atomic on SQLite
+ * (one writer at a time) and on PostgreSQL (the row lock makes a concurrent UPDATE wait and then
+ * re-check its WHERE against the new row), so two calls, or two replicas, can never both take the
+ * last of a limit. No transactions: TypeORM shares one connection on SQLite, where concurrent
+ * transactions would nest into each other.
+ *
+ * A crashed process never settles its reservations. Each counter remembers until when its
+ * reservations may still be live (`reserved_until_ms`, the latest expiry taken on it); once that
+ * has passed, a call that would be refused first releases them all and bumps the counter's
+ * `generation`, so a late settle of a released reservation does not release it twice.
+ */
+@Injectable()
+export class QuotaCounterStore {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly spend: QuotaSpendReader,
+    @Inject(quotasConfig.KEY) private readonly config: ConfigType<typeof quotasConfig>,
+  ) {}
+
+  async reserve(rule: QuotaRule, scope: QuotaScope, bounds: WindowBounds, nowMs: number, nanos: bigint, tokens: bigint): Promise<ReserveOutcome> {
+    const key = this.keyOf(rule, scope, bounds, nowMs);
+    if (await this.tryReserve(rule, key, nowMs, nanos, tokens)) return { ok: true, reservation: await this.reservationOf(key, nanos, tokens) };
+    await this.ensureCounter(key, scope, bounds, nowMs);
+    await this.releaseExpired(key, nowMs);
+    if (await this.tryReserve(rule, key, nowMs, nanos, tokens)) return { ok: true, reservation: await this.reservationOf(key, nanos, tokens) };
+    return { ok: false, ...(await this.read(key)) };
+  }
+
+  /** Turns the reservation into spend (the call's real cost and tokens); 0 for a call that never ran. */
+  async settle(r: CounterReservation, actualNanos: bigint, actualTokens: bigint, nowMs: number): Promise<void> {
+    await this.exec(
+      `UPDATE quota_counters SET spent_nanos = spent_nanos + CAST(:a AS BIGINT), spent_tokens = spent_tokens + CAST(:at AS BIGINT),
+        reserved_nanos = CASE WHEN generation = :g THEN reserved_nanos - CAST(:w AS BIGINT) ELSE reserved_nanos END,
+        reserved_tokens = CASE WHEN generation = :g THEN reserved_tokens - CAST(:t AS BIGINT) ELSE reserved_tokens END
+       WHERE rule_id = :r AND scope_key = :s AND window_key = :k`,
+      { a: actualNanos.toString(), at: actualTokens.toString(), g: r.generation, w: r.nanos.toString(), t: r.tokens.toString(), r: r.ruleId, s: r.scopeKey, k: r.windowKey },
+    );
+    if (r.bucketPrefix !== null && (actualNanos > 0n || actualTokens > 0n)) {
+      // The head row above already counts it; the bucket lets it leave the window N hours later.
+      const hour = hourStart(nowMs);
+      const bucket = { r: r.ruleId, s: r.scopeKey, k: `${r.bucketPrefix}${hour}`, h: hour, now: nowMs };
+      await this.exec(
+        `INSERT INTO quota_counters (rule_id, scope_key, window_key, window_start_ms, created_at_ms) VALUES (:r, :s, :k, CAST(:h AS BIGINT), CAST(:now AS BIGINT)) ON CONFLICT DO NOTHING`,
+        bucket,
+      );
+      await this.exec(
+        `UPDATE quota_counters SET spent_nanos = spent_nanos + CAST(:a AS BIGINT), spent_tokens = spent_tokens + CAST(:at AS BIGINT) WHERE rule_id = :r AND scope_key = :s AND window_key = :k`,
+        { ...bucket, a: actualNanos.toString(), at: actualTokens.toString() },
+      );
+    }
+  }
+
+  /** Forgets the counters of a rule (deleted, or its scope or window changed). */
+  async dropRule(ruleId: string): Promise<void> {
+    await this.exec(`DELETE FROM quota_counters WHERE rule_id = :r`, { r: ruleId });
+  }
+
+  /** Reservations currently held on a scope value's counter (for the status API). */
+  async reserved(rule: QuotaRule, scope: QuotaScope, bounds: WindowBounds, nowMs: number): Promise<bigint> {
+    const key = this.keyOf(rule, scope, bounds, nowMs);
+    const rows = await this.select(
+      `SELECT CAST(reserved_nanos AS TEXT) AS rn, reserved_until_ms AS ru FROM quota_counters WHERE rule_id = :r AND scope_key = :s AND window_key = :k`,
+      { r: key.ruleId, s: key.scopeKey, k: key.windowKey },
+    );
+    if (rows.length === 0 || Number(rows[0].ru) < nowMs) return 0n;
+    return parseNanos(rows[0].rn);
+  }
+
+  // --- internals ------------------------------------------------------------------------------
+
+  private keyOf(rule: QuotaRule, scope: QuotaScope, bounds: WindowBounds, nowMs: number): Key {
+    const base = { ruleId: rule.id, scopeKey: scopeKey(scope) };
+    if (rule.window.kind !== 'rolling') return { ...base, windowKey: bounds.key, bucketPrefix: null, cutoffMs: 0 };
+    const head = `r${rule.window.hours}h`;
+    // Whole hour buckets that overlap the last N hours stay counted: up to one hour more than the
+    // window, never less, so the limit holds for every N-hour span.
+    return { ...base, windowKey: head, bucketPrefix: `${head}:`, cutoffMs: hourStart(nowMs - rule.window.hours * HOUR_MS) };
+  }
+
+  private async tryReserve(rule: QuotaRule, key: Key, nowMs: number, nanos: bigint, tokens: bigint): Promise<boolean> {
+    const old = (col: string) =>
+      key.bucketPrefix === null
+        ? '0'
+        : `(SELECT COALESCE(SUM(b.${col}), 0) FROM quota_counters b WHERE b.rule_id = :r AND b.scope_key = :s AND b.window_key LIKE :bp AND b.window_start_ms >= quota_counters.window_start_ms AND b.window_start_ms < CAST(:cut AS BIGINT))`;
+    const res = await this.exec(
+      `UPDATE quota_counters SET reserved_nanos = reserved_nanos + CAST(:w AS BIGINT), reserved_tokens = reserved_tokens + CAST(:t AS BIGINT),
+        reserved_until_ms = CASE WHEN reserved_until_ms > CAST(:exp AS BIGINT) THEN reserved_until_ms ELSE CAST(:exp AS BIGINT) END
+       WHERE rule_id = :r AND scope_key = :s AND window_key = :k
+        AND (CAST(:ln AS BIGINT) < 0 OR spent_nanos - ${old('spent_nanos')} + reserved_nanos + CAST(:w AS BIGINT) <= CAST(:ln AS BIGINT))
+        AND (CAST(:lt AS BIGINT) < 0 OR spent_tokens - ${old('spent_tokens')} + reserved_tokens + CAST(:t AS BIGINT) <= CAST(:lt AS BIGINT))`,
+      {
+        w: nanos.toString(),
+        t: tokens.toString(),
+        exp: String(nowMs + this.config.reservationTtlS * 1000),
+        r: key.ruleId,
+        s: key.scopeKey,
+        k: key.windowKey,
+        bp: `${key.bucketPrefix ?? ''}%`,
+        cut: String(key.cutoffMs),
+        ln: (rule.limitNanos ?? -1n).toString(),
+        lt: String(rule.limitTokens ?? -1),
+      },
+    );
+    return res === 1;
+  }
+
+  private async reservationOf(key: Key, nanos: bigint, tokens: bigint): Promise<CounterReservation> {
+    // Read after the reservation: its expiry now lies ahead, so no release can bump the
+    // generation between the UPDATE and this read.
+    const rows = await this.select(`SELECT generation FROM quota_counters WHERE rule_id = :r AND scope_key = :s AND window_key = :k`, {
+      r: key.ruleId,
+      s: key.scopeKey,
+      k: key.windowKey,
+    });
+    return { ruleId: key.ruleId, scopeKey: key.scopeKey, windowKey: key.windowKey, bucketPrefix: key.bucketPrefix, generation: Number(rows[0]?.generation ?? 0), nanos, tokens };
+  }
+
+  /**
+   * Creates the counter on first use with the spend already in `llm_usage` for the window, so
+   * calls made before the rule existed (or before this window's first reservation) count.
+   */
+  private async ensureCounter(key: Key, scope: QuotaScope, bounds: WindowBounds, nowMs: number): Promise<void> {
+    const exists = await this.select(`SELECT 1 AS x FROM quota_counters WHERE rule_id = :r AND scope_key = :s AND window_key = :k`, {
+      r: key.ruleId,
+      s: key.scopeKey,
+      k: key.windowKey,
+    });
+    if (exists.length > 0) return;
+    let spent: { nanos: bigint; tokens: bigint };
+    let startMs = bounds.startMs ?? 0;
+    if (key.bucketPrefix !== null) {
+      startMs = key.cutoffMs;
+      const hours = await this.spend.hourly(scope, startMs);
+      spent = { nanos: 0n, tokens: 0n };
+      for (const h of hours) {
+        spent.nanos += h.nanos;
+        spent.tokens += h.tokens;
+        await this.exec(
+          `INSERT INTO quota_counters (rule_id, scope_key, window_key, window_start_ms, spent_nanos, spent_tokens, created_at_ms)
+           VALUES (:r, :s, :k, CAST(:h AS BIGINT), CAST(:n AS BIGINT), CAST(:t AS BIGINT), CAST(:now AS BIGINT)) ON CONFLICT DO NOTHING`,
+          { r: key.ruleId, s: key.scopeKey, k: `${key.bucketPrefix}${h.hourMs}`, h: h.hourMs, n: h.nanos.toString(), t: h.tokens.toString(), now: nowMs },
+        );
+      }
+    } else {
+      spent = await this.spend.spendOf(scope, bounds);
+    }
+    await this.exec(
+      `INSERT INTO quota_counters (rule_id, scope_key, window_key, window_start_ms, spent_nanos, spent_tokens, created_at_ms)
+       VALUES (:r, :s, :k, CAST(:st AS BIGINT), CAST(:n AS BIGINT), CAST(:t AS BIGINT), CAST(:now AS BIGINT)) ON CONFLICT DO NOTHING`,
+      { r: key.ruleId, s: key.scopeKey, k: key.windowKey, st: String(startMs), n: spent.nanos.toString(), t: spent.tokens.toString(), now: nowMs },
+    );
+  }
+
+  private async releaseExpired(key: Key, nowMs: number): Promise<void> {
+    await this.exec(
+      `UPDATE quota_counters SET reserved_nanos = 0, reserved_tokens = 0, generation = generation + 1
+       WHERE rule_id = :r AND scope_key = :s AND window_key = :k AND reserved_until_ms < CAST(:now AS BIGINT) AND (reserved_nanos <> 0 OR reserved_tokens <> 0)`,
+      { r: key.ruleId, s: key.scopeKey, k: key.windowKey, now: String(nowMs) },
+    );
+  }
+
+  private async read(key: Key): Promise<{ spentNanos: bigint; reservedNanos: bigint; spentTokens: bigint; reservedTokens: bigint }> {
+    const params = { r: key.ruleId, s: key.scopeKey, k: key.windowKey, bp: `${key.bucketPrefix ?? ''}%`, cut: String(key.cutoffMs) };
+    const rows = await this.select(
+      `SELECT CAST(spent_nanos AS TEXT) AS sn, CAST(reserved_nanos AS TEXT) AS rn, CAST(spent_tokens AS TEXT) AS st, CAST(reserved_tokens AS TEXT) AS rt, window_start_ms AS ws
+       FROM quota_counters WHERE rule_id = :r AND scope_key = :s AND window_key = :k`,
+      params,
+    );
+    const row = rows[0] ?? {};
+    let spentNanos = parseNanos(row.sn);
+    let spentTokens = parseNanos(row.st);
+    if (key.bucketPrefix !== null) {
+      const old = await this.select(
+        `SELECT CAST(COALESCE(SUM(spent_nanos), 0) AS TEXT) AS sn, CAST(COALESCE(SUM(spent_tokens), 0) AS TEXT) AS st FROM quota_counters
+         WHERE rule_id = :r AND scope_key = :s AND window_key LIKE :bp AND window_start_ms >= CAST(:ws AS BIGINT) AND window_start_ms < CAST(:cut AS BIGINT)`,
+        { ...params, ws: String(row.ws ?? 0) },
+      );
+      spentNanos -= parseNanos(old[0]?.sn);
+      spentTokens -= parseNanos(old[0]?.st);
+    }
+    return { spentNanos, reservedNanos: parseNanos(row.rn), spentTokens, reservedTokens: parseNanos(row.rt) };
+  }
+
+  /** Runs a write with `:name` parameters on either database; returns the number of rows changed. */
+  private async exec(sql: string, params: Record<string, unknown>): Promise<number> {
+    const [query, values] = this.dataSource.driver.escapeQueryWithParameters(sql.trim(), params, {});
+    const runner = this.dataSource.createQueryRunner();
+    try {
+      const res = await runner.query(query, values, true);
+      return res.affected ?? 0;
+    } finally {
+      await runner.release();
+    }
+  }
+
+  private async select(sql: string, params: Record<string, unknown>): Promise<Record<string, unknown>[]> {
+    const [query, values] = this.dataSource.driver.escapeQueryWithParameters(sql.trim(), params, {});
+    return this.dataSource.query(query, values);
+  }
+}

@@ -1,0 +1,130 @@
+import { DataSource } from 'typeorm';
+import { nanosToUsdExact } from '../src/common/money';
+import { LlmClientFactory } from '../src/modules/llm/llm-client.factory';
+import { LlmBudgetExceededException, LlmUnpricedModelException } from '../src/modules/llm/llm.exceptions';
+import { PricingService } from '../src/modules/llm/pricing/pricing.service';
+import { TokenEstimator } from '../src/modules/llm/token-estimator';
+import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
+import { FakeOpenAi } from './fixtures/fake-openai';
+import { createTestApp, TestApp } from './support/create-app';
+
+const MODEL = 'gpt-4o-mini';
+const PARAMS = { model: MODEL, messages: [{ role: 'user' as const, content: 'count to three' }], max_tokens: 100 };
+
+async function recordedSpend(t: TestApp, userId: string): Promise<{ nanos: bigint; rows: number }> {
+  await t.app.get(UsageRecorder).flush();
+  const [row] = await t.app
+    .get(DataSource)
+    .query(`SELECT CAST(SUM(cost_nanos) AS TEXT) AS nanos, COUNT(*) AS n FROM llm_usage WHERE user_id = '${userId}'`);
+  return { nanos: BigInt(row.nanos ?? 0), rows: Number(row.n) };
+}
+
+async function metricValue(t: TestApp, name: string, labels: string): Promise<number> {
+  const text = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+/**
+ * Hard quota enforcement on SQLite: 50 calls at once through the real LlmClientFactory and the
+ * openai SDK against the fake provider (each call held 300 ms there), against a block rule
+ * with room for a few calls.
+ */
+describe('quota enforcement (block rules)', () => {
+  let fake: FakeOpenAi;
+  let t: TestApp;
+  let worstNanos: bigint;
+
+  beforeAll(async () => {
+    // The provider reports what the call could have cost at most: real cost = reserved worst case.
+    fake = await FakeOpenAi.start({ defaultReply: { content: 'one two three', delayMs: 300, usage: { prompt_tokens: 0, completion_tokens: 100 } } });
+    t = await createTestApp({ env: { OPENAI_BASE_URL: fake.baseUrl, OPENAI_API_KEY: 'sk-test', OPENAI_MAX_RETRIES: '0' } });
+    const prompt = t.app.get(TokenEstimator).countChatPrompt(PARAMS);
+    worstNanos = BigInt(t.app.get(PricingService).maxCostNanos(MODEL, prompt, 100, { provider: 'openai' })!);
+    fake.setDefault({ content: 'one two three', delayMs: 300, usage: { prompt_tokens: prompt, completion_tokens: 100 } });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await fake?.close();
+  });
+  beforeEach(() => fake.reset());
+
+  const createRule = async (rule: Record<string, unknown>) => {
+    const res = await t.app.inject({ method: 'POST', url: '/api/v1/quotas', payload: rule });
+    expect(res.statusCode, res.body).toBe(201);
+  };
+
+  it('50 parallel calls never take the spend past the limit, and refused calls never reach the provider', async () => {
+    // Room for 5 calls and a half.
+    const limitNanos = worstNanos * 5n + worstNanos / 2n;
+    await createRule({ id: 'burst', scope: { user_id: 'u-burst' }, limit_usd: nanosToUsdExact(limitNanos), window: 'day', action: 'block' });
+
+    const llm = t.app.get(LlmClientFactory).forUser('u-burst');
+    const results = await Promise.allSettled(Array.from({ length: 50 }, () => llm.chat(PARAMS)));
+    const ok = results.filter((r) => r.status === 'fulfilled').length;
+    const refused = results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason);
+
+    expect(ok).toBe(5);
+    expect(refused).toHaveLength(45);
+    for (const err of refused) {
+      expect(err).toBeInstanceOf(LlmBudgetExceededException);
+      expect((err as LlmBudgetExceededException).code).toBe('LLM_BUDGET_EXCEEDED');
+      expect((err as Error).message).toMatch(/quota rule "burst" \(user_id=u-burst, day window from .*\): spent [\d.]+ USD of its [\d.]+ USD limit/);
+    }
+    expect(fake.chatRequests()).toHaveLength(ok);
+    const spend = await recordedSpend(t, 'u-burst');
+    expect(spend.rows).toBe(ok);
+    expect(spend.nanos).toBeLessThanOrEqual(limitNanos);
+    expect(spend.nanos).toBe(worstNanos * 5n);
+    expect(await metricValue(t, 'llm_blocked_requests_total', 'rule="burst"')).toBe(45);
+
+    // The counter has settled: one more call is still refused, by the recorded spend alone.
+    const again = await llm.chat(PARAMS).catch((e: unknown) => e);
+    expect(again).toBeInstanceOf(LlmBudgetExceededException);
+    expect((again as Error).message).toContain(`spent ${nanosToUsdExact(worstNanos * 5n)} USD of its ${nanosToUsdExact(limitNanos)} USD limit`);
+    expect(fake.chatRequests()).toHaveLength(ok);
+  });
+
+  it('counts spend recorded before the rule existed', async () => {
+    const llm = t.app.get(LlmClientFactory).forUser('u-before');
+    await llm.chat(PARAMS);
+    await llm.chat(PARAMS);
+    const limitNanos = worstNanos * 3n; // room for one more call only
+    await createRule({ id: 'before', scope: { user_id: 'u-before' }, limit_usd: Number(limitNanos) / 1e9, window: 'month', action: 'block' });
+    const results = await Promise.allSettled([llm.chat(PARAMS), llm.chat(PARAMS), llm.chat(PARAMS)]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    expect((await recordedSpend(t, 'u-before')).nanos).toBeLessThanOrEqual(limitNanos);
+    expect(fake.chatRequests()).toHaveLength(3);
+  });
+
+  it('"*" limits each user separately; a token limit reserves prompt + max output', async () => {
+    await createRule({ id: 'per-user-tokens', scope: { user_id: '*', model: MODEL }, limit_tokens: 250, window: { rolling_hours: 1 }, action: 'block' });
+    const a = t.app.get(LlmClientFactory).forUser('u-tok-a');
+    const b = t.app.get(LlmClientFactory).forUser('u-tok-b');
+    // Each call may use up to prompt + 100 tokens: two fit under 250, a third does not.
+    const ra = await Promise.allSettled([a.chat(PARAMS), a.chat(PARAMS), a.chat(PARAMS)]);
+    const rb = await Promise.allSettled([b.chat(PARAMS), b.chat(PARAMS), b.chat(PARAMS)]);
+    expect(ra.filter((r) => r.status === 'fulfilled')).toHaveLength(2);
+    expect(rb.filter((r) => r.status === 'fulfilled')).toHaveLength(2);
+    const refusal = ra.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    expect(refusal.reason.message).toMatch(/quota rule "per-user-tokens" \(user_id=u-tok-a,model=gpt-4o-mini, rolling window since .*\): used \d+ of its 250 tokens/);
+  });
+
+  it('an unpriced model under a block rule is refused before the provider', async () => {
+    await createRule({ id: 'unpriced', scope: { user_id: 'u-unpriced' }, limit_usd: '10', window: 'day', action: 'block' });
+    const err = await t.app
+      .get(LlmClientFactory)
+      .forUser('u-unpriced')
+      .chat({ ...PARAMS, model: 'my-local-model' })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LlmUnpricedModelException);
+    expect((err as Error).message).toContain('quota rule "unpriced"');
+    expect(fake.requests).toHaveLength(0);
+  });
+
+  it('alert rules never refuse', async () => {
+    await createRule({ id: 'watch-only', scope: { user_id: 'u-watch' }, limit_usd: '0', window: 'day', action: 'alert' });
+    await t.app.get(LlmClientFactory).forUser('u-watch').chat(PARAMS);
+    expect(fake.chatRequests()).toHaveLength(1);
+  });
+});
