@@ -89,7 +89,6 @@ export class QuotaEvaluationService {
 
   /** Evaluates every rule now (also on demand, POST /api/v1/quotas/evaluate). */
   async evaluate(now = new Date()): Promise<EvaluationResult> {
-    await this.recorder.flush();
     const snapshot = await this.snapshot(now);
     this.updateGauges(snapshot);
     const fired: FiredAlert[] = [];
@@ -123,6 +122,8 @@ export class QuotaEvaluationService {
 
   /** Spend of every rule and scope value in its current window. */
   async snapshot(now = new Date()): Promise<QuotaSnapshotEntry[]> {
+    // Calls still queued in this process count.
+    await this.recorder.flush();
     const out: QuotaSnapshotEntry[] = [];
     for (const rule of await this.rules.list()) {
       const bounds = windowAt(rule.window, now.getTime(), this.config.timeZone);

@@ -45,11 +45,12 @@ export class QuotasController {
     const snapshot = await this.evaluation.snapshot(now);
     const visible = principal.scope === 'admin' ? snapshot : snapshot.filter((e) => e.rule.scope.user_id !== undefined && e.scope.user_id === principal.userId);
     const byRule = new Map<string, { rule: QuotaRule; entries: QuotaSnapshotEntry[] }>();
-    for (const e of visible) {
-      const slot = byRule.get(e.rule.id) ?? { rule: e.rule, entries: [] };
-      slot.entries.push(e);
-      byRule.set(e.rule.id, slot);
+    // Every visible rule is listed, also a "*" rule nobody has spent under yet.
+    for (const rule of await this.rules.list()) {
+      const mine = rule.scope.user_id !== undefined && (rule.scope.user_id === '*' || rule.scope.user_id === principal.userId);
+      if (principal.scope === 'admin' || mine) byRule.set(rule.id, { rule, entries: [] });
     }
+    for (const e of visible) byRule.get(e.rule.id)?.entries.push(e);
     return {
       evaluated_at: now.toISOString(),
       rules: [...byRule.values()].map(({ rule, entries }) => ({
