@@ -5,8 +5,12 @@ import { LlmBudgetExceededException, LlmUnpricedModelException } from '../src/mo
 import { PricingService } from '../src/modules/llm/pricing/pricing.service';
 import { TokenEstimator } from '../src/modules/llm/token-estimator';
 import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
+import { QuotaCounterStore } from '../src/modules/quotas/quota-counter.store';
+import { parseQuotaRule } from '../src/modules/quotas/quota-rule';
+import { windowAt } from '../src/modules/quotas/quota-window';
 import { FakeOpenAi } from './fixtures/fake-openai';
 import { createTestApp, TestApp } from './support/create-app';
+import { createScratchPostgres, describePostgres, ScratchDatabase } from './support/postgres';
 
 const MODEL = 'gpt-4o-mini';
 const PARAMS = { model: MODEL, messages: [{ role: 'user' as const, content: 'count to three' }], max_tokens: 100 };
@@ -26,19 +30,23 @@ async function metricValue(t: TestApp, name: string, labels: string): Promise<nu
 }
 
 /**
- * Hard quota enforcement on SQLite: 50 calls at once through the real LlmClientFactory and the
+ * Hard quota enforcement, on SQLite and on PostgreSQL: 50 calls at once through the real LlmClientFactory and the
  * openai SDK against the fake provider (each call held 300 ms there), against a block rule
  * with room for a few calls.
  */
-describe('quota enforcement (block rules)', () => {
+const enforcementSuite = (database: 'sqlite' | 'postgres') => () => {
   let fake: FakeOpenAi;
   let t: TestApp;
   let worstNanos: bigint;
+  let pg: ScratchDatabase | undefined;
 
   beforeAll(async () => {
+    if (database === 'postgres') pg = await createScratchPostgres();
     // The provider reports what the call could have cost at most: real cost = reserved worst case.
     fake = await FakeOpenAi.start({ defaultReply: { content: 'one two three', delayMs: 300, usage: { prompt_tokens: 0, completion_tokens: 100 } } });
-    t = await createTestApp({ env: { OPENAI_BASE_URL: fake.baseUrl, OPENAI_API_KEY: 'sk-test', OPENAI_MAX_RETRIES: '0' } });
+    t = await createTestApp({
+      env: { OPENAI_BASE_URL: fake.baseUrl, OPENAI_API_KEY: 'sk-test', OPENAI_MAX_RETRIES: '0', ...(pg ? { DATABASE_URL: pg.url } : {}) },
+    });
     const prompt = t.app.get(TokenEstimator).countChatPrompt(PARAMS);
     worstNanos = BigInt(t.app.get(PricingService).maxCostNanos(MODEL, prompt, 100, { provider: 'openai' })!);
     fake.setDefault({ content: 'one two three', delayMs: 300, usage: { prompt_tokens: prompt, completion_tokens: 100 } });
@@ -46,6 +54,7 @@ describe('quota enforcement (block rules)', () => {
   afterAll(async () => {
     await t?.close();
     await fake?.close();
+    await pg?.drop();
   });
   beforeEach(() => fake.reset());
 
@@ -122,9 +131,53 @@ describe('quota enforcement (block rules)', () => {
     expect(fake.requests).toHaveLength(0);
   });
 
+  it('reservations a crashed process never settled are released after QUOTA_RESERVATION_TTL_S, once', async () => {
+    const store = t.app.get(QuotaCounterStore);
+    const rule = parseQuotaRule({ id: 'crash', scope: { user_id: 'u-crash' }, limit_usd: '1', window: 'month', action: 'block' }, 'api', null);
+    const scope = { user_id: 'u-crash' };
+    const t0 = Date.UTC(2026, 10, 10, 12);
+    const at = (ms: number) => windowAt(rule.window, ms, 'UTC');
+    const first = await store.reserve(rule, scope, at(t0), t0, 600_000_000n, 0n);
+    expect(first.ok).toBe(true); // ...and its process dies: never settled
+    const blocked = await store.reserve(rule, scope, at(t0 + 1000), t0 + 1000, 600_000_000n, 0n);
+    expect(blocked).toMatchObject({ ok: false, reservedNanos: 600_000_000n, spentNanos: 0n });
+    // 900 s (the default TTL) later the dead reservation no longer holds the budget.
+    const later = t0 + 901_000;
+    const second = await store.reserve(rule, scope, at(later), later, 600_000_000n, 0n);
+    expect(second.ok).toBe(true);
+    // A late settle of the released reservation adds its spend but releases nothing twice.
+    if (!first.ok || !second.ok) throw new Error('unreachable');
+    await store.settle(first.reservation, 100_000_000n, 0n, later);
+    const third = await store.reserve(rule, scope, at(later), later, 400_000_000n, 0n);
+    expect(third).toMatchObject({ ok: false, spentNanos: 100_000_000n, reservedNanos: 600_000_000n });
+    await store.settle(second.reservation, 600_000_000n, 0n, later);
+    expect(await store.reserve(rule, scope, at(later), later, 300_000_000n, 0n)).toMatchObject({ ok: true });
+  });
+
+  it('a rolling window lets spend leave after N hours (hourly buckets, never less than N hours)', async () => {
+    const store = t.app.get(QuotaCounterStore);
+    const rule = parseQuotaRule({ id: 'rolling', scope: { user_id: 'u-roll' }, limit_usd: '1', window: { rolling_hours: 2 }, action: 'block' }, 'api', null);
+    const scope = { user_id: 'u-roll' };
+    const H = 3_600_000;
+    const t0 = Date.UTC(2026, 10, 10, 12, 30);
+    const reserve = (ms: number, nanos: bigint) => store.reserve(rule, scope, windowAt(rule.window, ms, 'UTC'), ms, nanos, 0n);
+    const a = await reserve(t0, 700_000_000n);
+    if (!a.ok) throw new Error('first reservation refused');
+    await store.settle(a.reservation, 700_000_000n, 0n, t0);
+    // 1.5 h and 2.4 h later the 12:30 spend is still inside the (whole-hour) window.
+    expect(await reserve(t0 + 1.5 * H, 400_000_000n)).toMatchObject({ ok: false, spentNanos: 700_000_000n });
+    expect(await reserve(t0 + 2.4 * H, 400_000_000n)).toMatchObject({ ok: false, spentNanos: 700_000_000n });
+    // From 15:00 the 12:00 bucket has left a 2-hour window starting after 13:00.
+    const c = await reserve(t0 + 2.5 * H, 400_000_000n);
+    expect(c.ok).toBe(true);
+  });
+
   it('alert rules never refuse', async () => {
     await createRule({ id: 'watch-only', scope: { user_id: 'u-watch' }, limit_usd: '0', window: 'day', action: 'alert' });
     await t.app.get(LlmClientFactory).forUser('u-watch').chat(PARAMS);
     expect(fake.chatRequests()).toHaveLength(1);
   });
-});
+};
+
+describe('quota enforcement (block rules, SQLite)', enforcementSuite('sqlite'));
+describePostgres('quota enforcement (block rules)', enforcementSuite('postgres'));
