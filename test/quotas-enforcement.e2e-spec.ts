@@ -172,6 +172,23 @@ const enforcementSuite = (database: 'sqlite' | 'postgres') => () => {
     expect(c.ok).toBe(true);
   });
 
+  it('old windows\' counters and those of deleted rules are pruned', async () => {
+    const store = t.app.get(QuotaCounterStore);
+    const ds = t.app.get(DataSource);
+    const rule = parseQuotaRule({ id: 'prune', scope: { user_id: 'u-prune' }, limit_usd: '1', window: 'day', action: 'block' }, 'api', null);
+    const old = Date.UTC(2026, 0, 1, 12);
+    const now = old + 40 * 24 * 3_600_000;
+    for (const ms of [old, now]) expect((await store.reserve(rule, { user_id: 'u-prune' }, windowAt(rule.window, ms, 'UTC'), ms, 1n, 0n)).ok).toBe(true);
+    const count = async () => Number((await ds.query(`SELECT COUNT(*) AS n FROM quota_counters WHERE rule_id = 'prune'`))[0].n);
+    expect(await count()).toBe(2);
+    await store.prune(now, ['prune']);
+    expect(await count()).toBe(1);
+    await store.prune(now, []); // the rule's current counter was created just now: kept a day
+    expect(await count()).toBe(1);
+    await store.prune(now + 25 * 3_600_000, []);
+    expect(await count()).toBe(0);
+  });
+
   it('alert rules never refuse', async () => {
     await createRule({ id: 'watch-only', scope: { user_id: 'u-watch' }, limit_usd: '0', window: 'day', action: 'alert' });
     await t.app.get(LlmClientFactory).forUser('u-watch').chat(PARAMS);

@@ -3,7 +3,7 @@ import { ConfigType } from '@nestjs/config';
 import { DataSource } from 'typeorm';
 import { quotasConfig } from '../../config/quotas.config';
 import { parseNanos } from '../../common/money';
-import { QuotaRule, QuotaScope, scopeKey } from './quota-rule';
+import { MAX_ROLLING_HOURS, QuotaRule, QuotaScope, scopeKey } from './quota-rule';
 import { QuotaSpendReader } from './quota-spend.reader';
 import { hourStart, HOUR_MS, WindowBounds } from './quota-window';
 
@@ -91,15 +91,30 @@ export class QuotaCounterStore {
     await this.exec(`DELETE FROM quota_counters WHERE rule_id = :r`, { r: ruleId });
   }
 
-  /** Reservations currently held on a scope value's counter (for the status API). */
-  async reserved(rule: QuotaRule, scope: QuotaScope, bounds: WindowBounds, nowMs: number): Promise<bigint> {
-    const key = this.keyOf(rule, scope, bounds, nowMs);
-    const rows = await this.select(
-      `SELECT CAST(reserved_nanos AS TEXT) AS rn, reserved_until_ms AS ru FROM quota_counters WHERE rule_id = :r AND scope_key = :s AND window_key = :k`,
-      { r: key.ruleId, s: key.scopeKey, k: key.windowKey },
+  /**
+   * Deletes counters nobody will use again: those of rules that no longer exist (removed from the
+   * file; the API's DELETE drops them at once), calendar windows
+   * that ended over a day ago, and rolling buckets older than the longest rolling window.
+   */
+  async prune(nowMs: number, liveRuleIds: string[]): Promise<number> {
+    let removed = 0;
+    // Only counters a day old: the list of rules may lag a rule just created on another replica.
+    const dayAgo = String(nowMs - 24 * HOUR_MS);
+    const rows = await this.select(`SELECT DISTINCT rule_id FROM quota_counters WHERE created_at_ms < CAST(:d AS BIGINT)`, { d: dayAgo });
+    for (const { rule_id: ruleId } of rows) {
+      if (!liveRuleIds.includes(String(ruleId))) {
+        removed += await this.exec(`DELETE FROM quota_counters WHERE rule_id = :r AND created_at_ms < CAST(:d AS BIGINT)`, { r: ruleId, d: dayAgo });
+      }
+    }
+    // A month is at most 31 days; one more day keeps any window that could still be current.
+    removed += await this.exec(
+      `DELETE FROM quota_counters WHERE (window_key LIKE 'day:%' OR window_key LIKE 'week:%' OR window_key LIKE 'month:%') AND window_start_ms < CAST(:old AS BIGINT)`,
+      { old: String(nowMs - 33 * 24 * HOUR_MS) },
     );
-    if (rows.length === 0 || Number(rows[0].ru) < nowMs) return 0n;
-    return parseNanos(rows[0].rn);
+    removed += await this.exec(`DELETE FROM quota_counters WHERE window_key LIKE 'r%h:%' AND window_start_ms < CAST(:old AS BIGINT)`, {
+      old: String(nowMs - (MAX_ROLLING_HOURS + 2) * HOUR_MS),
+    });
+    return removed;
   }
 
   // --- internals ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import { UsageRecorder } from '../usage/usage-recorder.service';
 import { JobLeaseService } from './job-lease.service';
 import { alertDedupKey, buildAlert, percentOf } from './quota-alert';
 import { QUOTA_ALERTS, QuotaAlerts } from './quota-alerts.port';
+import { QuotaCounterStore } from './quota-counter.store';
 import { QuotaMetrics } from './quota-metrics.service';
 import { QuotaRule, QuotaScope, scopeKey } from './quota-rule';
 import { QuotaRulesService } from './quota-rules.service';
@@ -60,6 +61,7 @@ export class QuotaEvaluationService {
     private readonly spend: QuotaSpendReader,
     private readonly metrics: QuotaMetrics,
     private readonly lease: JobLeaseService,
+    private readonly counters: QuotaCounterStore,
     private readonly recorder: UsageRecorder,
     @Inject(quotasConfig.KEY) private readonly config: ConfigType<typeof quotasConfig>,
     @Optional() @Inject(QUOTA_ALERTS) private readonly alerts: QuotaAlerts | null,
@@ -100,6 +102,11 @@ export class QuotaEvaluationService {
           this.logger.error(`could not raise the alerts of quota rule "${entry.rule.id}": ${(err as Error).message}`);
         }
       }
+    }
+    try {
+      await this.counters.prune(now.getTime(), (await this.rules.list()).map((r) => r.id));
+    } catch (err) {
+      this.logger.warn(`could not prune old quota counters: ${(err as Error).message}`);
     }
     let swept = { resolved: 0, resent: 0 };
     if (this.alerts) {
