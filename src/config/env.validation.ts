@@ -13,7 +13,9 @@ import {
   Max,
   Min,
   validateSync,
+  ValidateBy,
 } from 'class-validator';
+import { hostAllowlistEntryProblem } from '../modules/tasks/repo-source/host-address';
 
 const toBool = ({ value }: { value: unknown }) => {
   if (value === undefined || value === '') return undefined;
@@ -23,6 +25,19 @@ const toBool = ({ value }: { value: unknown }) => {
   if (['false', '0', 'no', 'off'].includes(v)) return false;
   return value; // left as a string so IsBoolean reports it
 };
+/** A comma-separated TASK_REPO_HOST_ALLOWLIST: every entry a host name, an IP address or a CIDR range. */
+const IsHostAllowlist = () =>
+  ValidateBy({
+    name: 'isHostAllowlist',
+    validator: {
+      validate: (value: unknown) =>
+        typeof value === 'string' && value.split(',').every((e) => e.trim() === '' || hostAllowlistEntryProblem(e.trim()) === null),
+      defaultMessage: (args) => {
+        const bad = String(args?.value ?? '').split(',').map((e) => e.trim()).find((e) => e !== '' && hostAllowlistEntryProblem(e) !== null);
+        return `TASK_REPO_HOST_ALLOWLIST must be a comma-separated list of host names, IP addresses and CIDR ranges: ${bad ? hostAllowlistEntryProblem(bad) : 'not a list'}`;
+      },
+    },
+  });
 const toInt = ({ value }: { value: unknown }) =>
   value === undefined || value === '' ? undefined : /^-?\d+$/.test(String(value).trim()) ? Number(value) : value;
 
@@ -149,6 +164,12 @@ export class EnvironmentVariables {
     message: 'TASK_REPO_URL_SCHEMES must be a comma-separated list of: https, http, file, local, ssh, git',
   })
   TASK_REPO_URL_SCHEMES?: string;
+
+  @IsOptional() @Transform(toBool) @IsBoolean({ message: 'TASK_ALLOW_LOCAL_REPOS_FOR_USERS must be true or false' })
+  TASK_ALLOW_LOCAL_REPOS_FOR_USERS?: boolean;
+
+  @IsOptional() @IsHostAllowlist()
+  TASK_REPO_HOST_ALLOWLIST?: string;
 
   @IsOptional() @Transform(toInt) @IsInt() @Min(0)
   TASK_SHUTDOWN_GRACE_MS?: number;

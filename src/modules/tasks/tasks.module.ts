@@ -3,6 +3,7 @@ import { ConfigModule } from '@nestjs/config';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { tasksConfig } from '../../config/tasks.config';
 import { Task } from './entities/task.entity';
+import { REPO_HOST_LOOKUP, RepoSourcePolicy, systemHostLookup } from './repo-source/repo-source.policy';
 import { TaskRunner } from './task-runner.service';
 import { TaskStatsService } from './task-stats.service';
 import { TaskStore } from './task-store.service';
@@ -18,7 +19,15 @@ import { TasksService } from './tasks.service';
 @Module({
   imports: [TypeOrmModule.forFeature([Task]), ConfigModule.forFeature(tasksConfig)],
   controllers: [TasksController, TaskUsageController],
-  providers: [TaskStore, TaskRunner, TasksService, TaskStatsService],
+  providers: [
+    TaskStore,
+    TaskRunner,
+    TasksService,
+    TaskStatsService,
+    RepoSourcePolicy,
+    // The edge to DNS, a provider so tests can answer for names that exist in no DNS.
+    { provide: REPO_HOST_LOOKUP, useValue: systemHostLookup },
+  ],
   exports: [TaskStatsService, TaskStore],
 })
 export class TasksModule extends TasksModuleBase {}

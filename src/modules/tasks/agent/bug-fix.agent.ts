@@ -1,8 +1,11 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { tasksConfig, TasksConfig } from '../../../config/tasks.config';
 import { AgentProgress, TaskAgent, TaskAgentContext, TaskAgentResult } from '../../../plugins/sdk';
 import { llmRefusalReason } from '../../llm/llm.exceptions';
-import { InvalidRepoUrlException, parseRepoUrl } from '../repo-url';
+import { servicePaths } from '../repo-source/local-path';
+import { GitCannotPinException, RepoHostForbiddenException, RepoHostUnresolvedException, RepoPathForbiddenException } from '../repo-source/repo-source.exceptions';
+import { RepoSourcePolicy } from '../repo-source/repo-source.policy';
+import { InvalidRepoUrlException, ParsedRepoUrl } from '../repo-url';
 import { inSpan } from './agent-tracing';
 import { tailOf } from './capped-output';
 import { ContextBuilder } from './context-builder';
@@ -55,7 +58,22 @@ export class BugFixAgent implements TaskAgent {
   private readonly contextBuilder = new ContextBuilder(this.tokens);
   private readonly patches = new PatchApplier();
 
-  constructor(@Inject(tasksConfig.KEY) private readonly config: BugFixAgentConfig) {}
+  private readonly repoSources: RepoSourcePolicy;
+
+  constructor(
+    @Inject(tasksConfig.KEY) private readonly config: BugFixAgentConfig,
+    @Optional() repoSources?: RepoSourcePolicy,
+  ) {
+    // Built on its own (outside the service): the strict defaults, no internal hosts, no service paths.
+    this.repoSources =
+      repoSources ??
+      new RepoSourcePolicy({
+        repoUrlSchemes: config.repoUrlSchemes,
+        allowLocalReposForUsers: false,
+        repoHostAllowlist: [],
+        servicePaths: servicePaths({ workingDir: process.cwd(), dataFiles: [], workspaceDir: config.workspaceDir }),
+      });
+  }
 
   async run(ctx: TaskAgentContext): Promise<TaskAgentResult> {
     const { task, signal } = ctx;
@@ -83,11 +101,17 @@ export class BugFixAgent implements TaskAgent {
 
     let ws: Workspace | undefined;
     try {
-      let repo;
+      // Checked again here, not only at submit: the host is resolved now and git is pinned to what was checked.
+      let repo: ParsedRepoUrl;
+      let cloneConfig: string[];
       try {
-        repo = parseRepoUrl(task.repoUrl, this.config.repoUrlSchemes);
+        ({ repo, gitConfig: cloneConfig } = await this.repoSources.prepareClone(task.repoUrl));
       } catch (err) {
-        if (err instanceof InvalidRepoUrlException) return result('failed', 'invalid_repo_url', err.message);
+        if (err instanceof InvalidRepoUrlException || err instanceof RepoHostForbiddenException || err instanceof RepoPathForbiddenException) {
+          this.logger.warn(`task ${task.id}: repo_url refused: ${err.message}`);
+          return result('failed', 'invalid_repo_url', err.message);
+        }
+        if (err instanceof RepoHostUnresolvedException || err instanceof GitCannotPinException) return result('failed', 'clone_failed', err.message);
         throw err;
       }
 
@@ -99,12 +123,12 @@ export class BugFixAgent implements TaskAgent {
       });
       const workspace = ws;
       try {
-        await inSpan('task.clone', { 'asa.task.repo_scheme': repo.scheme }, () => workspace.clone(repo, signal));
+        await inSpan('task.clone', { 'asa.task.repo_scheme': repo.scheme }, () => workspace.clone(repo, signal, cloneConfig));
       } catch (err) {
         if (signal.aborted) throw new Cancelled();
         this.logger.warn(`task ${task.id}: clone failed: ${(err as Error).message}`);
         lastTail = tailOf((err as Error).message, TEST_OUTPUT_TAIL_CHARS);
-        return result('failed', 'clone_failed', (err as Error).message);
+        return result('failed', 'clone_failed', cloneFailureDetail(err as Error));
       }
       const paths = await workspace.trackedFiles(signal);
 
@@ -251,4 +275,15 @@ export class BugFixAgent implements TaskAgent {
     if (fb.kind === 'no_patch') return 50;
     return this.tokens.count(fb.patch) + this.tokens.count(fb.kind === 'tests_failed' ? fb.testOutput : fb.error);
   }
+}
+
+/** git's message, plus why when the server answered with a redirect (which is never followed). */
+function cloneFailureDetail(err: Error): string {
+  if (/returned error: 30[12378]\b/.test(err.message)) {
+    return (
+      `${err.message.trim()} (the server redirected; redirects are not followed, because the address they lead to was never checked: ` +
+      'submit the repository\'s final URL)'
+    );
+  }
+  return err.message;
 }

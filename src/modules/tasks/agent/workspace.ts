@@ -26,7 +26,7 @@ const SAFE_GIT_CONFIG = ['-c', 'core.hooksPath=/dev/null', '-c', 'core.fsmonitor
  * `--` ends the options so the address can never be read as one. A local path becomes a
  * `file://` URL because git ignores `--depth` for plain paths.
  */
-export function cloneArgs(repo: ParsedRepoUrl, dest: string): string[] {
+export function cloneArgs(repo: ParsedRepoUrl, dest: string, extraConfig: readonly string[] = []): string[] {
   const source = repo.scheme === 'local' ? pathToFileURL(repo.url).href : repo.url;
   return [
     '-c',
@@ -34,6 +34,7 @@ export function cloneArgs(repo: ParsedRepoUrl, dest: string): string[] {
     '-c',
     `protocol.${GIT_PROTOCOL[repo.scheme]}.allow=always`,
     ...SAFE_GIT_CONFIG,
+    ...extraConfig,
     'clone',
     '--depth',
     '1',
@@ -82,8 +83,9 @@ export class Workspace {
     return ws;
   }
 
-  async clone(repo: ParsedRepoUrl, signal?: AbortSignal): Promise<void> {
-    await runGit(cloneArgs(repo, this.repoDir), { env: this.gitEnv(), timeoutMs: this.opts.gitTimeoutMs, signal });
+  /** `extraConfig`: `-c name=value` pairs from RepoSourcePolicy.prepareClone (address pins, no redirects). */
+  async clone(repo: ParsedRepoUrl, signal?: AbortSignal, extraConfig: readonly string[] = []): Promise<void> {
+    await runGit(cloneArgs(repo, this.repoDir, extraConfig), { env: this.gitEnv(), timeoutMs: this.opts.gitTimeoutMs, signal });
   }
 
   /** Tracked files of the checkout (so .gitignore'd build output and dependencies are left out). */
@@ -122,6 +124,7 @@ export class Workspace {
 
   private gitEnv(): Record<string, string> {
     // The service's HOME, so a deployer's git settings (credential helper, proxy) apply to clone.
-    return { ...this.opts.gitEnv, HOME: homedir(), GIT_TERMINAL_PROMPT: '0', GCM_INTERACTIVE: 'never' };
+    // No LFS downloads: their address comes from the repository's .lfsconfig, which nobody checked.
+    return { ...this.opts.gitEnv, HOME: homedir(), GIT_TERMINAL_PROMPT: '0', GCM_INTERACTIVE: 'never', GIT_LFS_SKIP_SMUDGE: '1' };
   }
 }
