@@ -1,5 +1,6 @@
 import { CreateLlmUsage1764198000000 } from './migrations/1764198000000-CreateLlmUsage';
 import { CreateTasks1764199000000 } from './migrations/1764199000000-CreateTasks';
+import { CreateAlerts1764310000000 } from './migrations/1764310000000-CreateAlerts';
 
 /** Every migration, oldest first. Add new ones at the end. */
-export const MIGRATIONS = [CreateLlmUsage1764198000000, CreateTasks1764199000000];
+export const MIGRATIONS = [CreateLlmUsage1764198000000, CreateTasks1764199000000, CreateAlerts1764310000000];
