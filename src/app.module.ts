@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
+import { alertsConfig } from './config/alerts.config';
 import { appConfig } from './config/app.config';
 import { authConfig } from './config/auth.config';
 import { databaseConfig } from './config/database.config';
@@ -15,9 +16,14 @@ import { LlmModule } from './modules/llm/llm.module';
 import { MetricsModule } from './modules/metrics/metrics.module';
 import { QuotaAdmissionPolicy } from './modules/quotas/quota-admission.policy';
 import { QuotasModule } from './modules/quotas/quotas.module';
+import { AlertsModule } from './modules/quotas/alerts/alerts.module';
 import { BugFixAgent } from './modules/tasks/agent/bug-fix.agent';
 import { TasksModule } from './modules/tasks/tasks.module';
 import { UsageModule } from './modules/usage/usage.module';
+import { AlertmanagerNotifier } from './plugins/notifiers/alertmanager.notifier';
+import { EmailNotifier } from './plugins/notifiers/email.notifier';
+import { SlackNotifier } from './plugins/notifiers/slack.notifier';
+import { WebhookNotifier } from './plugins/notifiers/webhook.notifier';
 import { DatabaseUsageSink } from './plugins/sinks/database-usage.sink';
 import { PrometheusUsageSink } from './plugins/sinks/prometheus-usage.sink';
 
@@ -27,7 +33,7 @@ import { PrometheusUsageSink } from './plugins/sinks/prometheus-usage.sink';
       isGlobal: true,
       cache: true,
       validate: validateEnv,
-      load: [appConfig, databaseConfig, llmConfig, usageConfig, authConfig, metricsConfig, quotasConfig],
+      load: [appConfig, databaseConfig, llmConfig, usageConfig, authConfig, metricsConfig, quotasConfig, alertsConfig],
     }),
     DatabaseModule,
     AuthModule,
@@ -37,6 +43,7 @@ import { PrometheusUsageSink } from './plugins/sinks/prometheus-usage.sink';
     QuotasModule,
     LlmModule.forRoot({ admissionPolicies: [QuotaAdmissionPolicy], imports: [QuotasModule] }),
     TasksModule.forRoot({ agents: [BugFixAgent] }),
+    AlertsModule.forRoot({ notifiers: [SlackNotifier, EmailNotifier, AlertmanagerNotifier, WebhookNotifier] }),
   ],
 })
 export class AppModule {}

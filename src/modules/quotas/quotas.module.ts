@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
+import { AlertService } from './alerts/alert.service';
 import { JobLeaseService } from './job-lease.service';
 import { QUOTA_ALERTS } from './quota-alerts.port';
 import { QuotaCounterStore } from './quota-counter.store';
@@ -19,9 +20,8 @@ import { QuotasController } from './quotas.controller';
   imports: [ScheduleModule.forRoot()],
   controllers: [QuotasController],
   providers: [
-    // Alerting hook: replaced by `{ provide: QUOTA_ALERTS, useExisting: AlertService }` once the
-    // alerts module is in; until then quotas enforce and report but raise no alerts.
-    { provide: QUOTA_ALERTS, useValue: null },
+    // The one place alerting is hooked in: AlertService comes from the global AlertsModule.
+    { provide: QUOTA_ALERTS, useExisting: AlertService },
     QuotaRulesService,
     QuotaSpendReader,
     QuotaCounterStore,
