@@ -189,6 +189,33 @@ const enforcementSuite = (database: 'sqlite' | 'postgres') => () => {
     expect(await count()).toBe(0);
   });
 
+  it('a "task" window limits each task separately; status shows each task', async () => {
+    await createRule({ id: 'per-task', scope: { model: MODEL }, limit_usd: nanosToUsdExact(worstNanos * 2n), window: 'task', action: 'block' });
+    const f = t.app.get(LlmClientFactory);
+    const a = f.forTask('t-quota-a');
+    const b = f.forTask('t-quota-b');
+    // No user: the per-user rules of the tests above do not apply to these calls.
+    const results = await Promise.allSettled([a.chat(PARAMS), a.chat(PARAMS), a.chat(PARAMS), b.chat(PARAMS), b.chat(PARAMS), b.chat(PARAMS)]);
+    // Which of three parallel calls loses is up to the race; two of each task's three get through.
+    expect(results.slice(0, 3).filter((r) => r.status === 'fulfilled')).toHaveLength(2);
+    expect(results.slice(3).filter((r) => r.status === 'fulfilled')).toHaveLength(2);
+    const refusal = (results.slice(0, 3).find((r) => r.status === 'rejected') as PromiseRejectedResult).reason as Error;
+    expect(refusal.message).toMatch(/quota rule "per-task" \(model=gpt-4o-mini,task_id=t-quota-a, task window\)/);
+
+    const status = (await t.app.inject({ method: 'GET', url: '/api/v1/quotas/status' })).json();
+    const perTask = status.rules.find((r: { rule_id: string }) => r.rule_id === 'per-task');
+    const values = perTask.scope_values
+      .filter((v: { scope: { task_id: string } }) => v.scope.task_id.startsWith('t-quota-'))
+      .map((v: { scope: object; spend_usd: string; percent: number }) => [v.scope, v.spend_usd, v.percent]);
+    expect(values.sort((x: [{ task_id: string }], y: [{ task_id: string }]) => x[0].task_id.localeCompare(y[0].task_id))).toEqual([
+      [{ model: MODEL, task_id: 't-quota-a' }, nanosToUsdExact(worstNanos * 2n), 100],
+      [{ model: MODEL, task_id: 't-quota-b' }, nanosToUsdExact(worstNanos * 2n), 100],
+    ]);
+    // Per-task limits are never exported per task.
+    const metrics = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).not.toContain('t-quota-a');
+  });
+
   it('alert rules never refuse', async () => {
     await createRule({ id: 'watch-only', scope: { user_id: 'u-watch' }, limit_usd: '0', window: 'day', action: 'alert' });
     await t.app.get(LlmClientFactory).forUser('u-watch').chat(PARAMS);
