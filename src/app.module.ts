@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
+import { ScheduleModule } from '@nestjs/schedule';
 import { alertsConfig } from './config/alerts.config';
 import { appConfig } from './config/app.config';
 import { authConfig } from './config/auth.config';
@@ -35,6 +36,8 @@ import { PrometheusUsageSink } from './plugins/sinks/prometheus-usage.sink';
       validate: validateEnv,
       load: [appConfig, databaseConfig, llmConfig, usageConfig, authConfig, metricsConfig, quotasConfig, alertsConfig],
     }),
+    // Scheduled jobs (quota evaluation) register their timers on its SchedulerRegistry.
+    ScheduleModule.forRoot(),
     DatabaseModule,
     AuthModule,
     HealthModule,

@@ -153,4 +153,29 @@ describe('quota alerts', () => {
     await t.app.get(LlmClientFactory).forUser('u-bl').chat(PARAMS).catch(() => undefined);
     expect((await evaluate()).fired.filter((f) => f.rule_id === 'bl-daily' && f.notified)).toEqual([]);
   });
+
+  it('the scheduler evaluates every QUOTA_EVALUATION_INTERVAL_S without being asked', async () => {
+    await t?.close();
+    t = await createTestApp({
+      env: {
+        DATABASE_URL: `sqlite:${join(dir, 'asa.db')}`,
+        QUOTAS_FILE: join(dir, 'quotas.json'),
+        QUOTA_EVALUATION_INTERVAL_S: '1',
+        ALERT_WEBHOOK_URL: hook.url,
+        ALERT_WEBHOOK_SECRET: SECRET,
+        OPENAI_BASE_URL: fake.baseUrl,
+        OPENAI_API_KEY: 'sk-test',
+        OPENAI_MAX_RETRIES: '0',
+      },
+    });
+    const created = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/quotas',
+      payload: { id: 'scheduled', scope: { user_id: 'u-sched' }, limit_usd: '0.0005', window: 'day', notify: ['webhook'] },
+    });
+    expect(created.statusCode, created.body).toBe(201);
+    await t.app.get(LlmClientFactory).forUser('u-sched').chat(PARAMS); // 150 %
+    await until(() => forRule('scheduled').length === 1, 'the scheduled evaluation to alert', 20_000);
+    expect(forRule('scheduled')[0].body).toMatchObject({ threshold_percent: 100, percent: 150 });
+  });
 });

@@ -1,5 +1,4 @@
 import { Module } from '@nestjs/common';
-import { ScheduleModule } from '@nestjs/schedule';
 import { AlertService } from './alerts/alert.service';
 import { JobLeaseService } from './job-lease.service';
 import { QUOTA_ALERTS } from './quota-alerts.port';
@@ -17,7 +16,6 @@ import { QuotasController } from './quotas.controller';
  * AppModule: `LlmModule.forRoot({ admissionPolicies: [QuotaAdmissionPolicy], imports: [QuotasModule] })`.
  */
 @Module({
-  imports: [ScheduleModule.forRoot()],
   controllers: [QuotasController],
   providers: [
     // The one place alerting is hooked in: AlertService comes from the global AlertsModule.
