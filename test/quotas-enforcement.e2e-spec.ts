@@ -131,27 +131,34 @@ const enforcementSuite = (database: 'sqlite' | 'postgres') => () => {
     expect(fake.requests).toHaveLength(0);
   });
 
-  it('reservations a crashed process never settled are released after QUOTA_RESERVATION_TTL_S, once', async () => {
+  it('a crashed process\'s reservations are freed within two QUOTA_RESERVATION_TTL_S slots, even under load, and only once', async () => {
     const store = t.app.get(QuotaCounterStore);
     const rule = parseQuotaRule({ id: 'crash', scope: { user_id: 'u-crash' }, limit_usd: '1', window: 'month', action: 'block' }, 'api', null);
     const scope = { user_id: 'u-crash' };
-    const t0 = Date.UTC(2026, 10, 10, 12);
-    const at = (ms: number) => windowAt(rule.window, ms, 'UTC');
-    const first = await store.reserve(rule, scope, at(t0), t0, 600_000_000n, 0n);
-    expect(first.ok).toBe(true); // ...and its process dies: never settled
-    const blocked = await store.reserve(rule, scope, at(t0 + 1000), t0 + 1000, 600_000_000n, 0n);
-    expect(blocked).toMatchObject({ ok: false, reservedNanos: 600_000_000n, spentNanos: 0n });
-    // 900 s (the default TTL) later the dead reservation no longer holds the budget.
-    const later = t0 + 901_000;
-    const second = await store.reserve(rule, scope, at(later), later, 600_000_000n, 0n);
-    expect(second.ok).toBe(true);
-    // A late settle of the released reservation adds its spend but releases nothing twice.
-    if (!first.ok || !second.ok) throw new Error('unreachable');
-    await store.settle(first.reservation, 100_000_000n, 0n, later);
-    const third = await store.reserve(rule, scope, at(later), later, 400_000_000n, 0n);
-    expect(third).toMatchObject({ ok: false, spentNanos: 100_000_000n, reservedNanos: 600_000_000n });
-    await store.settle(second.reservation, 600_000_000n, 0n, later);
-    expect(await store.reserve(rule, scope, at(later), later, 300_000_000n, 0n)).toMatchObject({ ok: true });
+    const SLOT = 900_000; // the default QUOTA_RESERVATION_TTL_S
+    const t0 = Math.floor(Date.UTC(2026, 10, 10, 12) / SLOT) * SLOT + 1000;
+    const reserve = (ms: number, nanos: bigint) => store.reserve(rule, scope, windowAt(rule.window, ms, 'UTC'), ms, nanos, 0n);
+    const dead = await reserve(t0, 600_000_000n);
+    if (!dead.ok) throw new Error('first reservation refused'); // ...and its process dies: never settled
+    expect(await reserve(t0 + 1000, 600_000_000n)).toMatchObject({ ok: false, reservedNanos: 600_000_000n, spentNanos: 0n });
+    // Other calls keep the counter busy every half slot; the dead reservation still counts meanwhile.
+    for (let k = 1; k <= 3; k++) {
+      const at = t0 + (k * SLOT) / 2;
+      const r = await reserve(at, 100_000_000n);
+      if (!r.ok) throw new Error(`busy call ${k} refused`);
+      await store.settle(r.reservation, 100_000_000n, 0n, at);
+      expect(await reserve(at, 500_000_000n)).toMatchObject({ ok: false, reservedNanos: 600_000_000n });
+    }
+    // Two slots after it was taken, it is gone.
+    const later = t0 + 2 * SLOT;
+    const second = await reserve(later, 600_000_000n);
+    if (!second.ok) throw new Error('the dead reservation still holds the budget');
+    // A late settle of the dead reservation adds its spend but frees nothing (it is no longer counted).
+    await store.settle(dead.reservation, 100_000_000n, 0n, later);
+    expect(await reserve(later, 400_000_000n)).toMatchObject({ ok: false, spentNanos: 400_000_000n, reservedNanos: 600_000_000n });
+    await store.settle(second.reservation, 300_000_000n, 0n, later);
+    expect(await reserve(later, 300_000_000n)).toMatchObject({ ok: true });
+    expect(await reserve(later, 1n)).toMatchObject({ ok: false, spentNanos: 700_000_000n, reservedNanos: 300_000_000n });
   });
 
   it('a rolling window lets spend leave after N hours (hourly buckets, never less than N hours)', async () => {

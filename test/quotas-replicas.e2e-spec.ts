@@ -108,8 +108,9 @@ describePostgres('quota enforcement across two service processes', () => {
       const r = await client.query(`SELECT CAST(SUM(cost_nanos) AS TEXT) AS nanos, COUNT(*) AS n FROM llm_usage WHERE user_id = 'u-pg'`);
       spent = BigInt(r.rows[0].nanos ?? 0);
       rows = Number(r.rows[0].n);
-      const c = await client.query(`SELECT reserved_nanos FROM quota_counters WHERE rule_id = 'pg-user-daily'`);
-      expect(c.rows.map((x) => String(x.reserved_nanos))).toEqual(['0']); // every reservation settled
+      const c = await client.query(`SELECT reserved_nanos, reserved_prev_nanos FROM quota_counters WHERE rule_id = 'pg-user-daily'`);
+      // Every reservation was settled.
+      expect(c.rows.map((x) => [String(x.reserved_nanos), String(x.reserved_prev_nanos)])).toEqual([['0', '0']]);
       processes = new Set(tasks.map((t) => t.base)).size;
     } finally {
       await client.end();

@@ -15,9 +15,9 @@ export const quotasConfig = registerAs('quotas', () => {
     /** Seconds between scheduled evaluations (one replica evaluates each tick). */
     evaluationIntervalS: env.QUOTA_EVALUATION_INTERVAL_S ?? 60,
     /**
-     * A call's reservation is released after this long if its process never settles it (a crash).
-     * Longer than the longest call (timeout x retries, long streams), or a live call's reservation
-     * could be released early.
+     * Length of a reservation slot: a reservation its process never settles (a crash) is released
+     * one to two slots after it was taken. Longer than the longest call (timeout x retries, long
+     * streams), or a live call's reservation could be released early.
      */
     reservationTtlS: env.QUOTA_RESERVATION_TTL_S ?? 900,
   };

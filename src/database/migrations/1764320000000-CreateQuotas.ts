@@ -30,10 +30,13 @@ export class CreateQuotas1764320000000 implements MigrationInterface {
           { name: 'window_start_ms', type: 'bigint', default: 0 },
           { name: 'spent_nanos', type: 'bigint', default: 0 },
           { name: 'spent_tokens', type: 'bigint', default: 0 },
+          // Reservations of calls in flight, by the time slot they were taken in (the current slot
+          // and the one before); older slots are forgotten, which frees what a crashed process held.
+          { name: 'reserved_slot', type: 'bigint', default: 0 },
           { name: 'reserved_nanos', type: 'bigint', default: 0 },
           { name: 'reserved_tokens', type: 'bigint', default: 0 },
-          { name: 'reserved_until_ms', type: 'bigint', default: 0 },
-          { name: 'generation', type: 'integer', default: 0 },
+          { name: 'reserved_prev_nanos', type: 'bigint', default: 0 },
+          { name: 'reserved_prev_tokens', type: 'bigint', default: 0 },
           { name: 'created_at_ms', type: 'bigint' },
         ],
       }),

@@ -14,7 +14,8 @@ export interface CounterReservation {
   readonly windowKey: string;
   /** Hour buckets of a rolling window are keyed under this prefix; null for other windows. */
   readonly bucketPrefix: string | null;
-  readonly generation: number;
+  /** Time slot the reservation was taken in (see `slotOf`). */
+  readonly slot: number;
   readonly nanos: bigint;
   readonly tokens: bigint;
 }
@@ -40,10 +41,12 @@ interface Key {
  * last of a limit. No transactions: TypeORM shares one connection on SQLite, where concurrent
  * transactions would nest into each other.
  *
- * A crashed process never settles its reservations. Each counter remembers until when its
- * reservations may still be live (`reserved_until_ms`, the latest expiry taken on it); once that
- * has passed, a call that would be refused first releases them all and bumps the counter's
- * `generation`, so a late settle of a released reservation does not release it twice.
+ * A crashed process never settles its reservations, so reservations are kept by time slot
+ * (QUOTA_RESERVATION_TTL_S long): the counter holds what was reserved in the current slot and in
+ * the one before; whatever is older is dropped by the next reservation's UPDATE itself. A call's
+ * reservation thus holds for one to two slots, and what a dead process held is freed within two,
+ * even while other calls keep the counter busy. A settle only subtracts from the slot its
+ * reservation is still counted in, so a late settle never frees someone else's reservation.
  */
 @Injectable()
 export class QuotaCounterStore {
@@ -55,21 +58,25 @@ export class QuotaCounterStore {
 
   async reserve(rule: QuotaRule, scope: QuotaScope, bounds: WindowBounds, nowMs: number, nanos: bigint, tokens: bigint): Promise<ReserveOutcome> {
     const key = this.keyOf(rule, scope, bounds, nowMs);
-    if (await this.tryReserve(rule, key, nowMs, nanos, tokens)) return { ok: true, reservation: await this.reservationOf(key, nanos, tokens) };
+    const slot = this.slotOf(nowMs);
+    const reservation: CounterReservation = { ruleId: key.ruleId, scopeKey: key.scopeKey, windowKey: key.windowKey, bucketPrefix: key.bucketPrefix, slot, nanos, tokens };
+    if (await this.tryReserve(rule, key, slot, nanos, tokens)) return { ok: true, reservation };
+    // Refused, or no counter yet: create it (a no-op when it exists) and ask once more.
     await this.ensureCounter(key, scope, bounds, nowMs);
-    await this.releaseExpired(key, nowMs);
-    if (await this.tryReserve(rule, key, nowMs, nanos, tokens)) return { ok: true, reservation: await this.reservationOf(key, nanos, tokens) };
-    return { ok: false, ...(await this.read(key)) };
+    if (await this.tryReserve(rule, key, slot, nanos, tokens)) return { ok: true, reservation };
+    return { ok: false, ...(await this.read(key, slot)) };
   }
 
   /** Turns the reservation into spend (the call's real cost and tokens); 0 for a call that never ran. */
   async settle(r: CounterReservation, actualNanos: bigint, actualTokens: bigint, nowMs: number): Promise<void> {
     await this.exec(
       `UPDATE quota_counters SET spent_nanos = spent_nanos + CAST(:a AS BIGINT), spent_tokens = spent_tokens + CAST(:at AS BIGINT),
-        reserved_nanos = CASE WHEN generation = :g THEN reserved_nanos - CAST(:w AS BIGINT) ELSE reserved_nanos END,
-        reserved_tokens = CASE WHEN generation = :g THEN reserved_tokens - CAST(:t AS BIGINT) ELSE reserved_tokens END
+        reserved_nanos = CASE WHEN reserved_slot = CAST(:slot AS BIGINT) THEN reserved_nanos - CAST(:w AS BIGINT) ELSE reserved_nanos END,
+        reserved_tokens = CASE WHEN reserved_slot = CAST(:slot AS BIGINT) THEN reserved_tokens - CAST(:t AS BIGINT) ELSE reserved_tokens END,
+        reserved_prev_nanos = CASE WHEN reserved_slot = CAST(:slot AS BIGINT) + 1 THEN reserved_prev_nanos - CAST(:w AS BIGINT) ELSE reserved_prev_nanos END,
+        reserved_prev_tokens = CASE WHEN reserved_slot = CAST(:slot AS BIGINT) + 1 THEN reserved_prev_tokens - CAST(:t AS BIGINT) ELSE reserved_prev_tokens END
        WHERE rule_id = :r AND scope_key = :s AND window_key = :k`,
-      { a: actualNanos.toString(), at: actualTokens.toString(), g: r.generation, w: r.nanos.toString(), t: r.tokens.toString(), r: r.ruleId, s: r.scopeKey, k: r.windowKey },
+      { a: actualNanos.toString(), at: actualTokens.toString(), slot: String(r.slot), w: r.nanos.toString(), t: r.tokens.toString(), r: r.ruleId, s: r.scopeKey, k: r.windowKey },
     );
     if (r.bucketPrefix !== null && (actualNanos > 0n || actualTokens > 0n)) {
       // The head row above already counts it; the bucket lets it leave the window N hours later.
@@ -128,21 +135,43 @@ export class QuotaCounterStore {
     return { ...base, windowKey: head, bucketPrefix: `${head}:`, cutoffMs: hourStart(nowMs - rule.window.hours * HOUR_MS) };
   }
 
-  private async tryReserve(rule: QuotaRule, key: Key, nowMs: number, nanos: bigint, tokens: bigint): Promise<boolean> {
+  /** Reservation slots are QUOTA_RESERVATION_TTL_S long, counted from the Unix epoch. */
+  private slotOf(nowMs: number): number {
+    return Math.floor(nowMs / (this.config.reservationTtlS * 1000));
+  }
+
+  /**
+   * The conditional UPDATE. Its SET expressions all read the row as it was, so the slot rotation
+   * (current -> previous -> dropped) and the reservation happen in the one statement. A process
+   * whose clock is a slot behind the counter's adds to the previous slot, where its settle looks.
+   */
+  private async tryReserve(rule: QuotaRule, key: Key, slot: number, nanos: bigint, tokens: bigint): Promise<boolean> {
     const old = (col: string) =>
       key.bucketPrefix === null
         ? '0'
         : `(SELECT COALESCE(SUM(b.${col}), 0) FROM quota_counters b WHERE b.rule_id = :r AND b.scope_key = :s AND b.window_key LIKE :bp AND b.window_start_ms >= quota_counters.window_start_ms AND b.window_start_ms < CAST(:cut AS BIGINT))`;
+    const S = 'CAST(:slot AS BIGINT)';
+    // What is still reserved as of :slot.
+    const live = (cur: string, prev: string) => `(CASE WHEN ${S} = reserved_slot + 1 THEN ${cur} WHEN ${S} > reserved_slot + 1 THEN 0 ELSE ${cur} + ${prev} END)`;
+    const prevAfter = (cur: string, prev: string, add: string) =>
+      `CASE WHEN ${S} = reserved_slot + 1 THEN ${cur} WHEN ${S} > reserved_slot + 1 THEN 0 WHEN ${S} < reserved_slot THEN ${prev} + ${add} ELSE ${prev} END`;
+    const curAfter = (cur: string, add: string) => `CASE WHEN ${S} = reserved_slot THEN ${cur} + ${add} WHEN ${S} > reserved_slot THEN ${add} ELSE ${cur} END`;
+    const W = 'CAST(:w AS BIGINT)';
+    const T = 'CAST(:t AS BIGINT)';
     const res = await this.exec(
-      `UPDATE quota_counters SET reserved_nanos = reserved_nanos + CAST(:w AS BIGINT), reserved_tokens = reserved_tokens + CAST(:t AS BIGINT),
-        reserved_until_ms = CASE WHEN reserved_until_ms > CAST(:exp AS BIGINT) THEN reserved_until_ms ELSE CAST(:exp AS BIGINT) END
+      `UPDATE quota_counters SET
+        reserved_prev_nanos = ${prevAfter('reserved_nanos', 'reserved_prev_nanos', W)},
+        reserved_prev_tokens = ${prevAfter('reserved_tokens', 'reserved_prev_tokens', T)},
+        reserved_nanos = ${curAfter('reserved_nanos', W)},
+        reserved_tokens = ${curAfter('reserved_tokens', T)},
+        reserved_slot = CASE WHEN ${S} > reserved_slot THEN ${S} ELSE reserved_slot END
        WHERE rule_id = :r AND scope_key = :s AND window_key = :k
-        AND (CAST(:ln AS BIGINT) < 0 OR spent_nanos - ${old('spent_nanos')} + reserved_nanos + CAST(:w AS BIGINT) <= CAST(:ln AS BIGINT))
-        AND (CAST(:lt AS BIGINT) < 0 OR spent_tokens - ${old('spent_tokens')} + reserved_tokens + CAST(:t AS BIGINT) <= CAST(:lt AS BIGINT))`,
+        AND (CAST(:ln AS BIGINT) < 0 OR spent_nanos - ${old('spent_nanos')} + ${live('reserved_nanos', 'reserved_prev_nanos')} + ${W} <= CAST(:ln AS BIGINT))
+        AND (CAST(:lt AS BIGINT) < 0 OR spent_tokens - ${old('spent_tokens')} + ${live('reserved_tokens', 'reserved_prev_tokens')} + ${T} <= CAST(:lt AS BIGINT))`,
       {
         w: nanos.toString(),
         t: tokens.toString(),
-        exp: String(nowMs + this.config.reservationTtlS * 1000),
+        slot: String(slot),
         r: key.ruleId,
         s: key.scopeKey,
         k: key.windowKey,
@@ -153,17 +182,6 @@ export class QuotaCounterStore {
       },
     );
     return res === 1;
-  }
-
-  private async reservationOf(key: Key, nanos: bigint, tokens: bigint): Promise<CounterReservation> {
-    // Read after the reservation: its expiry now lies ahead, so no release can bump the
-    // generation between the UPDATE and this read.
-    const rows = await this.select(`SELECT generation FROM quota_counters WHERE rule_id = :r AND scope_key = :s AND window_key = :k`, {
-      r: key.ruleId,
-      s: key.scopeKey,
-      k: key.windowKey,
-    });
-    return { ruleId: key.ruleId, scopeKey: key.scopeKey, windowKey: key.windowKey, bucketPrefix: key.bucketPrefix, generation: Number(rows[0]?.generation ?? 0), nanos, tokens };
   }
 
   /**
@@ -202,22 +220,18 @@ export class QuotaCounterStore {
     );
   }
 
-  private async releaseExpired(key: Key, nowMs: number): Promise<void> {
-    await this.exec(
-      `UPDATE quota_counters SET reserved_nanos = 0, reserved_tokens = 0, generation = generation + 1
-       WHERE rule_id = :r AND scope_key = :s AND window_key = :k AND reserved_until_ms < CAST(:now AS BIGINT) AND (reserved_nanos <> 0 OR reserved_tokens <> 0)`,
-      { r: key.ruleId, s: key.scopeKey, k: key.windowKey, now: String(nowMs) },
-    );
-  }
-
-  private async read(key: Key): Promise<{ spentNanos: bigint; reservedNanos: bigint; spentTokens: bigint; reservedTokens: bigint }> {
+  private async read(key: Key, slot: number): Promise<{ spentNanos: bigint; reservedNanos: bigint; spentTokens: bigint; reservedTokens: bigint }> {
     const params = { r: key.ruleId, s: key.scopeKey, k: key.windowKey, bp: `${key.bucketPrefix ?? ''}%`, cut: String(key.cutoffMs) };
     const rows = await this.select(
-      `SELECT CAST(spent_nanos AS TEXT) AS sn, CAST(reserved_nanos AS TEXT) AS rn, CAST(spent_tokens AS TEXT) AS st, CAST(reserved_tokens AS TEXT) AS rt, window_start_ms AS ws
+      `SELECT CAST(spent_nanos AS TEXT) AS sn, CAST(spent_tokens AS TEXT) AS st, window_start_ms AS ws, CAST(reserved_slot AS TEXT) AS slot,
+        CAST(reserved_nanos AS TEXT) AS rn, CAST(reserved_tokens AS TEXT) AS rt, CAST(reserved_prev_nanos AS TEXT) AS pn, CAST(reserved_prev_tokens AS TEXT) AS pt
        FROM quota_counters WHERE rule_id = :r AND scope_key = :s AND window_key = :k`,
       params,
     );
     const row = rows[0] ?? {};
+    // Reserved as of `slot`, as the refused UPDATE saw it.
+    const ahead = BigInt(slot) - parseNanos(row.slot);
+    const live = (cur: unknown, prev: unknown) => (ahead === 1n ? parseNanos(cur) : ahead > 1n ? 0n : parseNanos(cur) + parseNanos(prev));
     let spentNanos = parseNanos(row.sn);
     let spentTokens = parseNanos(row.st);
     if (key.bucketPrefix !== null) {
@@ -229,7 +243,7 @@ export class QuotaCounterStore {
       spentNanos -= parseNanos(old[0]?.sn);
       spentTokens -= parseNanos(old[0]?.st);
     }
-    return { spentNanos, reservedNanos: parseNanos(row.rn), spentTokens, reservedTokens: parseNanos(row.rt) };
+    return { spentNanos, reservedNanos: live(row.rn, row.pn), spentTokens, reservedTokens: live(row.rt, row.pt) };
   }
 
   /** Runs a write with `:name` parameters on either database; returns the number of rows changed. */
