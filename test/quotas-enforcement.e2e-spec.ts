@@ -10,6 +10,7 @@ import { parseQuotaRule } from '../src/modules/quotas/quota-rule';
 import { windowAt } from '../src/modules/quotas/quota-window';
 import { FakeOpenAi } from './fixtures/fake-openai';
 import { createTestApp, TestApp } from './support/create-app';
+import { usageRecord } from './support/usage-records';
 import { createScratchPostgres, describePostgres, ScratchDatabase } from './support/postgres';
 
 const MODEL = 'gpt-4o-mini';
@@ -221,6 +222,19 @@ const enforcementSuite = (database: 'sqlite' | 'postgres') => () => {
     // Per-task limits are never exported per task.
     const metrics = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
     expect(metrics).not.toContain('t-quota-a');
+  });
+
+  it('evaluation brings a counter up to usage recorded past it (a replica a moment behind on its rules)', async () => {
+    await createRule({ id: 'catch-up', scope: { user_id: 'u-catch' }, limit_usd: nanosToUsdExact(worstNanos * 3n), window: 'day', action: 'block' });
+    const llm = t.app.get(LlmClientFactory).forUser('u-catch');
+    await llm.chat(PARAMS); // the counter now holds one call
+    // Two more calls' worth recorded by a process that did not count them against the rule.
+    await t.app.get(UsageRecorder).record(usageRecord({ userId: 'u-catch', requestedModel: MODEL, costNanos: Number(worstNanos * 2n) }));
+    await t.app.get(UsageRecorder).flush();
+    expect((await t.app.inject({ method: 'POST', url: '/api/v1/quotas/evaluate' })).statusCode).toBe(200);
+    const err = await llm.chat(PARAMS).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LlmBudgetExceededException);
+    expect((err as Error).message).toContain(`spent ${nanosToUsdExact(worstNanos * 3n)} USD`);
   });
 
   it('alert rules never refuse', async () => {

@@ -93,6 +93,24 @@ export class QuotaCounterStore {
     }
   }
 
+  /**
+   * Raises a counter's spend to what `llm_usage` holds for its window when the usage is higher:
+   * calls admitted without this counter (by a replica whose rule list was a moment behind) then
+   * count too. Only ever raises it, so a settle racing with this statement is never undone; a
+   * settled call not yet written to `llm_usage` keeps the counter above the sum.
+   */
+  async catchUp(rule: QuotaRule, scope: QuotaScope, bounds: WindowBounds, nowMs: number, usage: { nanos: bigint; tokens: bigint }): Promise<void> {
+    if (rule.window.kind === 'rolling') return; // a rolling head holds cumulative spend, not the window's
+    const key = this.keyOf(rule, scope, bounds, nowMs);
+    await this.exec(
+      `UPDATE quota_counters SET
+        spent_nanos = CASE WHEN spent_nanos < CAST(:n AS BIGINT) THEN CAST(:n AS BIGINT) ELSE spent_nanos END,
+        spent_tokens = CASE WHEN spent_tokens < CAST(:t AS BIGINT) THEN CAST(:t AS BIGINT) ELSE spent_tokens END
+       WHERE rule_id = :r AND scope_key = :s AND window_key = :k`,
+      { n: usage.nanos.toString(), t: usage.tokens.toString(), r: key.ruleId, s: key.scopeKey, k: key.windowKey },
+    );
+  }
+
   /** Forgets the counters of a rule (deleted, or its scope or window changed). */
   async dropRule(ruleId: string): Promise<void> {
     await this.exec(`DELETE FROM quota_counters WHERE rule_id = :r`, { r: ruleId });

@@ -103,6 +103,12 @@ export class QuotaEvaluationService {
         }
       }
     }
+    for (const e of snapshot) {
+      if (e.rule.action !== 'block') continue;
+      await this.counters
+        .catchUp(e.rule, e.scope, e.bounds, now.getTime(), e)
+        .catch((err: unknown) => this.logger.warn(`could not bring quota rule "${e.rule.id}" up to recorded usage: ${(err as Error).message}`));
+    }
     try {
       await this.counters.prune(now.getTime(), (await this.rules.list()).map((r) => r.id));
     } catch (err) {
