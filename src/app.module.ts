@@ -1,20 +1,30 @@
 import { Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
+import { ScheduleModule } from '@nestjs/schedule';
+import { alertsConfig } from './config/alerts.config';
 import { appConfig } from './config/app.config';
 import { authConfig } from './config/auth.config';
 import { databaseConfig } from './config/database.config';
 import { validateEnv } from './config/env.validation';
 import { llmConfig } from './config/llm.config';
 import { metricsConfig } from './config/metrics.config';
+import { quotasConfig } from './config/quotas.config';
 import { usageConfig } from './config/usage.config';
 import { DatabaseModule } from './database/database.module';
 import { AuthModule } from './modules/auth/auth.module';
 import { HealthModule } from './modules/health/health.module';
 import { LlmModule } from './modules/llm/llm.module';
 import { MetricsModule } from './modules/metrics/metrics.module';
+import { QuotaAdmissionPolicy } from './modules/quotas/quota-admission.policy';
+import { QuotasModule } from './modules/quotas/quotas.module';
+import { AlertsModule } from './modules/quotas/alerts/alerts.module';
 import { BugFixAgent } from './modules/tasks/agent/bug-fix.agent';
 import { TasksModule } from './modules/tasks/tasks.module';
 import { UsageModule } from './modules/usage/usage.module';
+import { AlertmanagerNotifier } from './plugins/notifiers/alertmanager.notifier';
+import { EmailNotifier } from './plugins/notifiers/email.notifier';
+import { SlackNotifier } from './plugins/notifiers/slack.notifier';
+import { WebhookNotifier } from './plugins/notifiers/webhook.notifier';
 import { DatabaseUsageSink } from './plugins/sinks/database-usage.sink';
 import { PrometheusUsageSink } from './plugins/sinks/prometheus-usage.sink';
 
@@ -24,15 +34,19 @@ import { PrometheusUsageSink } from './plugins/sinks/prometheus-usage.sink';
       isGlobal: true,
       cache: true,
       validate: validateEnv,
-      load: [appConfig, databaseConfig, llmConfig, usageConfig, authConfig, metricsConfig],
+      load: [appConfig, databaseConfig, llmConfig, usageConfig, authConfig, metricsConfig, quotasConfig, alertsConfig],
     }),
+    // Scheduled jobs (quota evaluation) register their timers on its SchedulerRegistry.
+    ScheduleModule.forRoot(),
     DatabaseModule,
     AuthModule,
     HealthModule,
     MetricsModule,
     UsageModule.forRoot({ sinks: [DatabaseUsageSink, PrometheusUsageSink], imports: [MetricsModule] }),
-    LlmModule.forRoot({ admissionPolicies: [] }),
+    QuotasModule,
+    LlmModule.forRoot({ admissionPolicies: [QuotaAdmissionPolicy], imports: [QuotasModule] }),
     TasksModule.forRoot({ agents: [BugFixAgent] }),
+    AlertsModule.forRoot({ notifiers: [SlackNotifier, EmailNotifier, AlertmanagerNotifier, WebhookNotifier] }),
   ],
 })
 export class AppModule {}

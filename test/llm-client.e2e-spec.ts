@@ -14,7 +14,7 @@ import { LlmBudgetExceededException } from '../src/modules/llm/llm.exceptions';
 import { CATALOG_VERSION } from '../src/modules/llm/pricing/pricing.service';
 import { LlmUsage } from '../src/modules/usage/entities/llm-usage.entity';
 import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
-import { LLM_ADMISSION_POLICIES, LlmAdmissionPolicy, LlmCallIntent } from '../src/plugins/sdk';
+import { LLM_ADMISSION_POLICIES, LlmAdmissionPolicy, LlmCallActual, LlmCallIntent } from '../src/plugins/sdk';
 import { FakeOpenAi } from './fixtures/fake-openai';
 import { createTestApp, TestApp } from './support/create-app';
 import { createScratchPostgres, describePostgres, ScratchDatabase } from './support/postgres';
@@ -27,13 +27,15 @@ class TestRefusal extends DomainException {
 /** A real admission policy, installed through the LLM_ADMISSION_POLICIES extension point. */
 class RecordingPolicy implements LlmAdmissionPolicy {
   readonly name = 'recording';
-  events: ({ kind: 'admit'; intent: LlmCallIntent } | { kind: 'settle'; taskId: string | null; actual: number | null })[] = [];
+  events: ({ kind: 'admit'; intent: LlmCallIntent } | { kind: 'settle'; taskId: string | null; actual: number | null; tokens: number | undefined })[] = [];
   refuse: ((intent: LlmCallIntent) => boolean) | null = null;
 
   async admit(intent: LlmCallIntent) {
     this.events.push({ kind: 'admit', intent });
     if (this.refuse?.(intent)) throw new TestRefusal(`refused ${intent.model}`);
-    return { settle: (actual: number | null) => void this.events.push({ kind: 'settle', taskId: intent.taskId, actual }) };
+    return {
+      settle: (actual: number | null, used?: LlmCallActual) => void this.events.push({ kind: 'settle', taskId: intent.taskId, actual, tokens: used?.totalTokens }),
+    };
   }
 }
 
@@ -382,17 +384,17 @@ describe('LlmClient through the real openai SDK against the simulator', () => {
 
     const intent = { taskId: 't-policy', userId: 'u-p', provider: 'openai', operation: 'chat', model: 'gpt-4o' };
     expect(policy.events).toEqual([
-      // worst case: 8 × 2.5 + 50 × 10 = 520 USD/M = 520,000 nanos
-      { kind: 'admit', intent: { ...intent, maxCostNanos: 520_000 } },
+      // worst case: 8 × 2.5 + 50 × 10 = 520 USD/M = 520,000 nanos; 8 + 50 tokens
+      { kind: 'admit', intent: { ...intent, maxCostNanos: 520_000, maxTokens: 58 } },
       // actual: 8 × 2.5 + 5 × 10 = 70 USD/M = 70,000 nanos
-      { kind: 'settle', taskId: 't-policy', actual: 70_000 },
-      { kind: 'admit', intent: { ...intent, maxCostNanos: 520_000 } },
-      { kind: 'settle', taskId: 't-policy', actual: 0 },
+      { kind: 'settle', taskId: 't-policy', actual: 70_000, tokens: 13 },
+      { kind: 'admit', intent: { ...intent, maxCostNanos: 520_000, maxTokens: 58 } },
+      { kind: 'settle', taskId: 't-policy', actual: 0, tokens: 0 },
       // "alpha" is 1 token (cl100k_base): 1 × 0.02 = 0.02 USD/M = 20 nanos; actual 3 × 0.02 = 60 nanos
-      { kind: 'admit', intent: { ...intent, operation: 'embeddings', model: 'text-embedding-3-small', maxCostNanos: 20 } },
-      { kind: 'settle', taskId: 't-policy', actual: 60 },
+      { kind: 'admit', intent: { ...intent, operation: 'embeddings', model: 'text-embedding-3-small', maxCostNanos: 20, maxTokens: 1 } },
+      { kind: 'settle', taskId: 't-policy', actual: 60, tokens: 3 },
       // no max_tokens: 4,096 output tokens assumed. gpt-4: 8 × 30 + 4096 × 60 = 240 + 245,760 = 246,000 USD/M
-      { kind: 'admit', intent: { ...intent, model: 'gpt-4', maxCostNanos: 246_000_000 } },
+      { kind: 'admit', intent: { ...intent, model: 'gpt-4', maxCostNanos: 246_000_000, maxTokens: 4104 } },
     ]);
     // the refused call made no record
     expect((await rowsOf('t-policy')).map((r) => [r.requestedModel, r.status, r.costNanos])).toEqual([
@@ -407,7 +409,7 @@ describe('LlmClient through the real openai SDK against the simulator', () => {
     policy.events = [];
     await llm.forTask('t-unpriced').chat({ model: 'my-local-model', messages: USER_HI });
     expect(policy.events[0]).toMatchObject({ kind: 'admit', intent: { model: 'my-local-model', maxCostNanos: null } });
-    expect(policy.events[1]).toEqual({ kind: 'settle', taskId: 't-unpriced', actual: null });
+    expect(policy.events[1]).toEqual({ kind: 'settle', taskId: 't-unpriced', actual: null, tokens: 15 });
     const row = await oneRow('t-unpriced');
     expect(row).toMatchObject({ inputTokens: 10, outputTokens: 5, totalTokens: 15, costNanos: null, unpriced: true, priceSource: null, status: 'success' });
     const span = spanOf(row.id);

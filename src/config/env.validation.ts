@@ -2,19 +2,28 @@ import { plainToInstance, Transform } from 'class-transformer';
 import { relevantMessages } from '../common/validation-messages';
 import {
   IsBoolean,
+  IsDefined,
+  IsEmpty,
   IsIn,
   IsInt,
   IsNumber,
   IsOptional,
   IsString,
+  IsTimeZone,
   IsUrl,
   Matches,
   Max,
   Min,
+  MinLength,
+  ValidateIf,
   validateSync,
   ValidateBy,
 } from 'class-validator';
 import { hostAllowlistEntryProblem } from '../modules/tasks/repo-source/host-address';
+
+const HTTP_URL = { require_tld: false, protocols: ['http', 'https'], require_protocol: true };
+const EMAIL = /^[^\s@<>,]+@[^\s@<>,]+$/;
+const EMAIL_LIST = /^\s*[^\s@<>,]+@[^\s@<>,]+(\s*,\s*[^\s@<>,]+@[^\s@<>,]+)*\s*$/;
 
 const toBool = ({ value }: { value: unknown }) => {
   if (value === undefined || value === '') return undefined;
@@ -213,7 +222,75 @@ export class EnvironmentVariables {
 
   @IsOptional() @Transform(toBool) @IsBoolean({ message: 'TASK_SANDBOX_NETWORK must be true or false' })
   TASK_SANDBOX_NETWORK?: boolean;
+
+  // Quotas (src/config/quotas.config.ts).
+  @IsOptional() @IsString()
+  QUOTAS_FILE?: string;
+
+  @IsOptional() @IsTimeZone({ message: 'QUOTA_TIMEZONE must be an IANA time zone such as UTC or Europe/Paris' })
+  QUOTA_TIMEZONE?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(86_400)
+  QUOTA_EVALUATION_INTERVAL_S?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(10) @Max(86_400)
+  QUOTA_RESERVATION_TTL_S?: number;
+  // Alerts: delivery of cost alerts to notifiers (src/modules/quotas/alerts, src/plugins/notifiers).
+  @IsOptional() @IsString()
+  ALERT_NOTIFIER_PLUGINS?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(20)
+  ALERT_DELIVERY_MAX_ATTEMPTS?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(10) @Max(3_600_000)
+  ALERT_DELIVERY_BACKOFF_MS?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(10) @Max(86_400_000)
+  ALERT_DELIVERY_BACKOFF_MAX_MS?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(600_000)
+  ALERT_DELIVERY_TIMEOUT_MS?: number;
+
+  @IsOptional() @IsUrl(HTTP_URL, { message: 'SLACK_WEBHOOK_URL must be an http(s) URL (the Slack incoming-webhook URL)' })
+  SLACK_WEBHOOK_URL?: string;
+
+  @IsOptional() @IsString()
+  @ValidateIf((env: EnvironmentVariables) => env.SLACK_WEBHOOK_URL !== undefined)
+  @IsEmpty({ message: 'SLACK_WEBHOOK_URL_FILE and SLACK_WEBHOOK_URL are both set; set only one' })
+  SLACK_WEBHOOK_URL_FILE?: string;
+
+  @IsOptional() @Matches(/^smtps?:\/\/([^:@/\s]+@)?[^:@/\s]+(:\d{1,5})?\/?$/, {
+    message: 'SMTP_URL must be smtp://[user@]host[:port] or smtps://... (the password goes in SMTP_PASSWORD_FILE, never in the URL)',
+  })
+  SMTP_URL?: string;
+
+  @IsOptional() @IsString()
+  SMTP_PASSWORD_FILE?: string;
+
+  @ValidateIf((env: EnvironmentVariables) => env.SMTP_URL !== undefined || env.ALERT_EMAIL_FROM !== undefined)
+  @IsDefined({ message: 'ALERT_EMAIL_FROM is required when SMTP_URL is set (the sender address of alert emails)' })
+  @Matches(EMAIL, { message: 'ALERT_EMAIL_FROM must be an email address, e.g. asa-alerts@example.com' })
+  ALERT_EMAIL_FROM?: string;
+
+  @ValidateIf((env: EnvironmentVariables) => env.SMTP_URL !== undefined || env.ALERT_EMAIL_TO !== undefined)
+  @IsDefined({ message: 'ALERT_EMAIL_TO is required when SMTP_URL is set (comma-separated recipient addresses)' })
+  @Matches(EMAIL_LIST, { message: 'ALERT_EMAIL_TO must be a comma-separated list of email addresses' })
+  ALERT_EMAIL_TO?: string;
+
+  @IsOptional() @IsUrl(HTTP_URL, { message: 'ALERTMANAGER_URL must be an http(s) URL, e.g. http://alertmanager:9093' })
+  ALERTMANAGER_URL?: string;
+
+  @IsOptional() @IsUrl(HTTP_URL, { message: 'ALERT_WEBHOOK_URL must be an http(s) URL' })
+  ALERT_WEBHOOK_URL?: string;
+
+  @ValidateIf((env: EnvironmentVariables) => env.ALERT_WEBHOOK_URL !== undefined || env.ALERT_WEBHOOK_SECRET !== undefined)
+  @IsDefined({ message: 'ALERT_WEBHOOK_SECRET is required when ALERT_WEBHOOK_URL is set (the HMAC key receivers verify signatures with)' })
+  @IsString() @MinLength(16, { message: 'ALERT_WEBHOOK_SECRET must be at least 16 characters' })
+  ALERT_WEBHOOK_SECRET?: string;
 }
+
+/** Values never echoed in a validation error (they are, or contain, credentials). */
+const SECRET_VARIABLES = new Set(['OPENAI_API_KEY', 'SLACK_WEBHOOK_URL', 'ALERT_WEBHOOK_URL', 'ALERT_WEBHOOK_SECRET', 'SMTP_URL']);
 
 export function validateEnv(config: Record<string, unknown>): EnvironmentVariables {
   const validated = plainToInstance(EnvironmentVariables, config, { enableImplicitConversion: false });
@@ -221,7 +298,8 @@ export function validateEnv(config: Record<string, unknown>): EnvironmentVariabl
   if (errors.length > 0) {
     const lines = errors.map((e) => {
       const msgs = relevantMessages(e.constraints).join('; ');
-      return `  ${e.property}=${JSON.stringify(e.value)}: ${msgs}`;
+      const shown = SECRET_VARIABLES.has(e.property) ? '(hidden)' : JSON.stringify(e.value);
+      return `  ${e.property}=${shown}: ${msgs}`;
     });
     throw new Error(`Invalid environment configuration:\n${lines.join('\n')}`);
   }

@@ -1,5 +1,7 @@
 import { CreateLlmUsage1764198000000 } from './migrations/1764198000000-CreateLlmUsage';
 import { CreateTasks1764199000000 } from './migrations/1764199000000-CreateTasks';
+import { CreateAlerts1764310000000 } from './migrations/1764310000000-CreateAlerts';
+import { CreateQuotas1764320000000 } from './migrations/1764320000000-CreateQuotas';
 
 /** Every migration, oldest first. Add new ones at the end. */
-export const MIGRATIONS = [CreateLlmUsage1764198000000, CreateTasks1764199000000];
+export const MIGRATIONS = [CreateLlmUsage1764198000000, CreateTasks1764199000000, CreateAlerts1764310000000, CreateQuotas1764320000000];

@@ -16,6 +16,7 @@ import {
   AgentLlm,
   LlmAdmissionPolicy,
   LlmAdmissionReservation,
+  LlmCallActual,
   LlmCallIntent,
   NANOS_PER_USD,
   UsageOperation,
@@ -311,12 +312,12 @@ export class LlmClient implements AgentLlm {
     }
     const budgetReserved = this.budget ? await this.budget.reserve(maxCostNanos, model) : 0n;
     const reservations: { policy: string; reservation: LlmAdmissionReservation }[] = [];
-    const intent: LlmCallIntent = { taskId: this.taskId, userId: this.userId, provider, model, operation, maxCostNanos };
-    const settleAll = async (actual: number | null) => {
+    const intent: LlmCallIntent = { taskId: this.taskId, userId: this.userId, provider, model, operation, maxCostNanos, maxTokens: promptTokens + maxOutput };
+    const settleAll = async (actual: number | null, used: LlmCallActual = { totalTokens: 0 }) => {
       this.budget?.settle(budgetReserved, actual);
       for (const { policy, reservation } of reservations) {
         try {
-          await reservation.settle(actual);
+          await reservation.settle(actual, used);
         } catch (err) {
           this.logger.error(`admission policy "${policy}" failed to settle a reservation: ${errorMessage(err)}`);
         }
@@ -390,7 +391,7 @@ class CallTracker {
     private readonly model: string,
     private readonly streamed: boolean,
     params: Record<string, unknown>,
-    private readonly settle: (actualCostNanos: number | null) => Promise<void>,
+    private readonly settle: (actualCostNanos: number | null, actual?: LlmCallActual) => Promise<void>,
   ) {
     this.span = deps.tracer.startSpan(`${operation} ${model}`, { kind: SpanKind.CLIENT, attributes: this.requestAttributes(params) });
   }
@@ -445,7 +446,7 @@ class CallTracker {
       CallTracker.logger.error(`could not build the usage record of a ${this.operation} ${this.model} call: ${errorMessage(err)}`);
     }
     try {
-      await this.settle(record?.costNanos ?? null);
+      await this.settle(record?.costNanos ?? null, { totalTokens: record?.totalTokens ?? 0 });
     } catch (err) {
       CallTracker.logger.error(`could not settle the admission of a ${this.operation} ${this.model} call: ${errorMessage(err)}`);
     }

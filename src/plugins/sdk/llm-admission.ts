@@ -11,11 +11,19 @@ export interface LlmCallIntent {
   readonly operation: 'chat' | 'embeddings';
   /** Worst-case cost of the call in nano-dollars (prompt estimate + max output); null when unpriced. */
   readonly maxCostNanos: number | null;
+  /** Worst-case tokens of the call (prompt estimate + max output), for token limits. */
+  readonly maxTokens?: number;
+}
+
+/** What a call really used, passed to `settle` next to its cost. */
+export interface LlmCallActual {
+  /** Input + output tokens of the call (0 when it failed before any was used). */
+  readonly totalTokens: number;
 }
 
 export interface LlmAdmissionReservation {
   /** Called exactly once after the call with its real cost (null when unpriced). */
-  settle(actualCostNanos: number | null): void | Promise<void>;
+  settle(actualCostNanos: number | null, actual?: LlmCallActual): void | Promise<void>;
 }
 
 export interface LlmAdmissionPolicy {
