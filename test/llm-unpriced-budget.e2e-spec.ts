@@ -1,5 +1,4 @@
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { LlmClientFactory } from '../src/modules/llm/llm-client.factory';
@@ -9,6 +8,7 @@ import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
 import { FakeOpenAi } from './fixtures/fake-openai';
 import { createTestApp, TestApp } from './support/create-app';
 import { createBuggyRepo, isFinal, waitForTask } from './support/tasks';
+import { sandboxReachableTempDir } from './support/scratch';
 
 const USER_HI = [{ role: 'user' as const, content: 'hi' }];
 
@@ -22,8 +22,7 @@ describe('unpriced models under a budget', () => {
   let dir: string;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'asa-unpriced-'));
-    chmodSync(dir, 0o711); // the sandbox's user (uid 65534 when tests run as root) passes through to the workspaces
+    dir = sandboxReachableTempDir('asa-unpriced-');
     fake = await FakeOpenAi.start({ defaultReply: { content: 'no idea', usage: { prompt_tokens: 1300, completion_tokens: 20 } } });
   });
   afterAll(async () => {

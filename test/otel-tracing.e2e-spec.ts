@@ -9,14 +9,14 @@
  * that loads them is imported dynamically below.
  */
 import { trace } from '@opentelemetry/api';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { flushTracing, startTracing } from '../src/modules/metrics/tracing';
 import type { SimulatorHandle } from '../src/simulator/openai-compatible-server';
 import { ancestors, OtlpReceiver, ReceivedSpan, startTracingToReceiver, TracingToReceiver } from './support/otlp-receiver';
 import type { TestApp } from './support/create-app';
 import type { BuggyRepo } from './support/tasks';
+import { sandboxReachableTempDir } from './support/scratch';
 
 const MODEL = 'acme-large';
 // USD per million tokens; reasoning is priced as output.
@@ -48,8 +48,7 @@ describe('OpenTelemetry traces over OTLP', () => {
     const { startOpenAiCompatibleServer } = await import('../src/simulator/openai-compatible-server');
     const { createTestApp, listenOnLoopback } = await import('./support/create-app');
     const { createBuggyRepo } = await import('./support/tasks');
-    dir = mkdtempSync(join(tmpdir(), 'asa-otel-'));
-    chmodSync(dir, 0o711); // the sandbox's user (uid 65534 when tests run as root) passes through to the workspaces
+    dir = sandboxReachableTempDir('asa-otel-');
     repo = createBuggyRepo(dir);
     simulator = await startOpenAiCompatibleServer({
       respond: ({ body }) => ({

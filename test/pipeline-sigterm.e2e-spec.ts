@@ -1,10 +1,10 @@
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FakeOpenAi } from './fixtures/fake-openai';
 import { sqlite, waitFor } from './support/pipeline';
 import { buildService, freePort, ProcessExit, startService, waitForHttp } from './support/service-process';
 import { createBuggyRepo } from './support/tasks';
+import { sandboxReachableTempDir } from './support/scratch';
 
 /**
  * The built service as a real process (`node dist/main.js`): LLM calls of a real task leave
@@ -17,8 +17,7 @@ describe('SIGTERM drains queued usage records (real process)', () => {
 
   beforeAll(async () => {
     buildService();
-    dir = mkdtempSync(join(tmpdir(), 'asa-sigterm-'));
-    chmodSync(dir, 0o711); // the sandbox's user (uid 65534 when tests run as root) passes through to the workspaces
+    dir = sandboxReachableTempDir('asa-sigterm-');
     // The model never produces a usable patch, so each attempt is one LLM call.
     fake = await FakeOpenAi.start({ defaultReply: { content: 'no idea', usage: { prompt_tokens: 1234, completion_tokens: 56 } } });
   }, 300_000);

@@ -1,11 +1,11 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { FakeOpenAi } from './fixtures/fake-openai';
 import { createScratchPostgres, describePostgres, ScratchDatabase } from './support/postgres';
 import { buildService, freePort, ServiceProcess, startService, waitForHttp } from './support/service-process';
 import { createBuggyRepo } from './support/tasks';
+import { sandboxReachableTempDir } from './support/scratch';
 
 const LIMIT_USD = '0.012';
 const LIMIT_NANOS = 12_000_000n;
@@ -25,7 +25,7 @@ describePostgres('quota enforcement across two service processes', () => {
 
   beforeAll(async () => {
     buildService();
-    dir = mkdtempSync(join(tmpdir(), 'asa-quota-replicas-'));
+    dir = sandboxReachableTempDir('asa-quota-replicas-');
     db = await createScratchPostgres();
     // Real cost close to the reserved worst case: the model uses its whole output allowance.
     fake = await FakeOpenAi.start({

@@ -1,12 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
 import { FakeOpenAi } from './fixtures/fake-openai';
 import { createTestApp, TestApp } from './support/create-app';
 import { pidsRunning } from './support/processes';
 import { BuggyRepo, createBuggyRepo, isFinal, until, waitForTask } from './support/tasks';
+import { sandboxReachableTempDir } from './support/scratch';
 
 const SECRET_KEY = 'sk-test-secret-key-must-not-leak-1234';
 
@@ -39,8 +39,7 @@ describe('bug-fix tasks end to end', () => {
   };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'asa-bugfix-'));
-    chmodSync(dir, 0o711); // the sandbox's user (uid 65534 when tests run as root) passes through to the workspaces
+    dir = sandboxReachableTempDir('asa-bugfix-');
     workspaces = join(dir, 'workspaces');
     repo = createBuggyRepo(dir);
     fake = await FakeOpenAi.start({ defaultReply: { content: 'no idea' } });

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HostLookup, REPO_HOST_LOOKUP, systemHostLookup } from '../src/modules/tasks/repo-source/repo-source.policy';
@@ -9,6 +9,7 @@ import { FakeOpenAi } from './fixtures/fake-openai';
 import { createTestApp, TestApp } from './support/create-app';
 import { GitHttpServer, startGitHttpServer } from './support/git-http-server';
 import { ADMIN_KEY, ALICE_KEY, bearer, BuggyRepo, createBuggyRepo, isFinal, ScriptedAgent, waitForTask, writeApiKeys } from './support/tasks';
+import { sandboxReachableTempDir } from './support/scratch';
 
 const fenced = (diff: string) => `Here is the fix:\n\n\`\`\`diff\n${diff}\`\`\`\n`;
 
@@ -27,8 +28,7 @@ describe('repository sources a task may clone', () => {
   const alice = bearer(ALICE_KEY);
 
   beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'asa-repo-sources-'));
-    chmodSync(dir, 0o711); // the sandbox's user (uid 65534 when tests run as root) passes through to the workspaces
+    dir = sandboxReachableTempDir('asa-repo-sources-');
     repo = createBuggyRepo(dir);
     served = join(dir, 'served');
     execFileSync('git', ['clone', '-q', '--bare', repo.path, join(served, 'repo.git')]);

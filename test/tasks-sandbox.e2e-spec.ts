@@ -1,11 +1,11 @@
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeOpenAi } from './fixtures/fake-openai';
 import { pidsRunning } from './support/processes';
 import { buildService, freePort, ServiceProcess, startService, waitForHttp } from './support/service-process';
 import { ADMIN_KEY, ALICE_KEY, bearer, BuggyRepo, createBuggyRepo, until, writeApiKeys } from './support/tasks';
+import { sandboxReachableTempDir } from './support/scratch';
 
 const SECRET_KEY = 'sk-sandbox-e2e-secret-7f3a9c1e5b';
 
@@ -25,8 +25,7 @@ describe('task sandbox (real service process)', () => {
 
   beforeAll(async () => {
     buildService();
-    dir = mkdtempSync(join(tmpdir(), 'asa-sandbox-e2e-'));
-    chmodSync(dir, 0o711); // the sandbox's user (uid 65534 when tests run as root) passes through to the workspaces
+    dir = sandboxReachableTempDir('asa-sandbox-e2e-');
     repo = createBuggyRepo(dir);
     keysFile = writeApiKeys(dir);
     workspaces = join(dir, 'workspaces');

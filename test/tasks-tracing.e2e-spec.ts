@@ -1,12 +1,12 @@
 import { context, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { BasicTracerProvider, InMemorySpanExporter, ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FakeOpenAi } from './fixtures/fake-openai';
 import { createTestApp, TestApp } from './support/create-app';
 import { BuggyRepo, createBuggyRepo, isFinal, until, waitForTask } from './support/tasks';
+import { sandboxReachableTempDir } from './support/scratch';
 
 /**
  * A task runs inside a `task {id}` span: the bug-fix agent's stage spans and the LLM client's
@@ -22,8 +22,7 @@ describe('task tracing', () => {
   beforeAll(async () => {
     context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
     trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }));
-    dir = mkdtempSync(join(tmpdir(), 'asa-trace-'));
-    chmodSync(dir, 0o711); // the sandbox's user (uid 65534 when tests run as root) passes through to the workspaces
+    dir = sandboxReachableTempDir('asa-trace-');
     repo = createBuggyRepo(dir);
     fake = await FakeOpenAi.start();
     t = await createTestApp({

@@ -1,5 +1,4 @@
-import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
@@ -11,6 +10,7 @@ import { sqlite, TcpProxy, waitFor } from './support/pipeline';
 import { createScratchPostgres, describePostgres, ScratchDatabase } from './support/postgres';
 import { buildService, freePort, ServiceProcess, startService, waitForHttp } from './support/service-process';
 import { createBuggyRepo } from './support/tasks';
+import { sandboxReachableTempDir } from './support/scratch';
 
 /** A usage row as both databases give it back, normalised. */
 interface Row {
@@ -150,8 +150,7 @@ function crashUnderLoad(makeDb: (dir: string) => Promise<Database & { drop?: () 
   const pricing = new PricingService({ provider: 'openai', pricingFile: '/nonexistent/pricing.json' });
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'asa-crash-'));
-    chmodSync(dir, 0o711); // the sandbox's user (uid 65534 when tests run as root) passes through to the workspaces
+    dir = sandboxReachableTempDir('asa-crash-');
     db = await makeDb(dir);
     provider = await slowProvider(() => 400 + Math.floor(Math.random() * 800));
   }, 300_000);
@@ -253,8 +252,7 @@ describePostgres('usage journal: SIGTERM while the database is unreachable (real
   let provider: Awaited<ReturnType<typeof slowProvider>>;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'asa-pgdown-'));
-    chmodSync(dir, 0o711); // the sandbox's user (uid 65534 when tests run as root) passes through to the workspaces
+    dir = sandboxReachableTempDir('asa-pgdown-');
     scratch = await createScratchPostgres();
     proxy = new TcpProxy(Number(new URL(scratch.url).port || 5432));
     await proxy.start();
@@ -313,8 +311,7 @@ describe('usage journal: one process per journal folder (real process)', () => {
   let fake: FakeOpenAi;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'asa-journal-lock-'));
-    chmodSync(dir, 0o711); // the start-up sandbox probe runs as uid 65534 in TASK_WORKSPACE_DIR
+    dir = sandboxReachableTempDir('asa-journal-lock-');
     fake = await FakeOpenAi.start();
   });
   afterAll(async () => {
