@@ -1,9 +1,13 @@
-import { Module } from '@nestjs/common';
+import { Global, Module } from '@nestjs/common';
 import { ConfigType } from '@nestjs/config';
-import { TypeOrmModule } from '@nestjs/typeorm';
+import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
 import { databaseConfig } from '../config/database.config';
+import { openReadDataSource, READ_DATA_SOURCE, ReadDataSourceLifecycle } from './read-data-source';
 import { buildTypeOrmOptions } from './typeorm-options';
 
+// Global like TypeORM's own DataSource: every module that reads may inject the read side.
+@Global()
 @Module({
   imports: [
     TypeOrmModule.forRootAsync({
@@ -17,5 +21,14 @@ import { buildTypeOrmOptions } from './typeorm-options';
       }),
     }),
   ],
+  providers: [
+    {
+      provide: READ_DATA_SOURCE,
+      inject: [getDataSourceToken(), databaseConfig.KEY],
+      useFactory: (main: DataSource, db: ConfigType<typeof databaseConfig>) => openReadDataSource(main, db),
+    },
+    ReadDataSourceLifecycle,
+  ],
+  exports: [READ_DATA_SOURCE],
 })
 export class DatabaseModule {}
