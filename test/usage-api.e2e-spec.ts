@@ -167,7 +167,8 @@ function usageApiSuite(env: () => Record<string, string>) {
   });
 
   it('names only the kind of value expected when a value is of the wrong kind', async () => {
-    expect((await get('/api/v1/usage/overall?days=abc')).json()).toMatchObject({ message: 'days must be a whole number of days', errors: ['days must be a whole number of days'] });
+    const kind = 'days must be a whole number of days, written in decimal digits (got "abc")';
+    expect((await get('/api/v1/usage/overall?days=abc')).json()).toMatchObject({ message: kind, errors: [kind] });
     expect((await get('/api/v1/usage/overall?days=0')).json().message).toBe('days must be at least 1');
   });
 
