@@ -170,4 +170,40 @@ describePostgres('database outage while tasks finish', () => {
       await a.close();
     }
   }, 120_000);
+
+  it('shutdown while an end state cannot be stored gives up after its deadline; the row is reaped as interrupted later', async () => {
+    const viaProxy = new URL(db.url);
+    viaProxy.port = String(proxy.port);
+    const env = {
+      DATABASE_URL: viaProxy.toString(),
+      TASK_POLL_INTERVAL_MS: '100',
+      TASK_STALE_AFTER_MS: '3000',
+      TASK_SHUTDOWN_GRACE_MS: '0',
+      SHUTDOWN_DRAIN_TIMEOUT_MS: '1000',
+    };
+    const agent = new ScriptedAgent();
+    const first = await createTestApp({ env, override: (m) => m.overrideProvider(TASK_AGENTS).useValue([agent]) });
+    let id: string;
+    try {
+      const res = await first.app.inject({ method: 'POST', url: '/api/v1/task/submit', payload: submitBody('hold') });
+      id = res.json().task_id;
+      await until(() => agent.started.includes(id), 'task running');
+      await proxy.stop();
+      agent.release(id);
+      await until(() => agent.running === 0, 'agent returned while the database is down');
+    } finally {
+      // Bounded: the end state is retried until grace + 10 s, then given up (logged), so close() returns.
+      await first.close();
+    }
+    await proxy.start();
+    const row = await direct.query(`SELECT status FROM tasks WHERE id = $1`, [id!]);
+    expect(row.rows[0].status).toBe('running');
+
+    const second = await createTestApp({ env, override: (m) => m.overrideProvider(TASK_AGENTS).useValue([new ScriptedAgent()]) });
+    try {
+      expect(await waitForTask(second.app, id!, isFinal, { timeoutMs: 30_000 })).toMatchObject({ status: 'failed', failure_reason: 'interrupted' });
+    } finally {
+      await second.close();
+    }
+  }, 90_000);
 });
