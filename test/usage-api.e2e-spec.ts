@@ -187,7 +187,7 @@ function usageApiSuite(env: () => Record<string, string>) {
     ]) {
       const op = doc.paths[path]?.get;
       expect(op, path).toBeDefined();
-      expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '403']));
+      expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '403', '503']));
     }
     expect(doc.paths['/api/v1/usage/task/{task_id}'].get.responses['404']).toBeDefined();
     expect(doc.components.schemas.OverallUsageDto.properties).toHaveProperty('total_cost_usd_exact');
