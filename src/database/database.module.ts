@@ -3,10 +3,10 @@ import { ConfigType } from '@nestjs/config';
 import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { databaseConfig } from '../config/database.config';
-import { openReadDataSource, READ_DATA_SOURCE, ReadDataSourceLifecycle } from './read-data-source';
+import { DataSourcesLifecycle, openReadDataSource, openWriteDataSource, READ_DATA_SOURCE, WRITE_DATA_SOURCE } from './data-sources';
 import { buildTypeOrmOptions } from './typeorm-options';
 
-// Global like TypeORM's own DataSource: every module that reads may inject the read side.
+// Global like TypeORM's own DataSource: every module may inject the read and write sides.
 @Global()
 @Module({
   imports: [
@@ -27,8 +27,13 @@ import { buildTypeOrmOptions } from './typeorm-options';
       inject: [getDataSourceToken(), databaseConfig.KEY],
       useFactory: (main: DataSource, db: ConfigType<typeof databaseConfig>) => openReadDataSource(main, db),
     },
-    ReadDataSourceLifecycle,
+    {
+      provide: WRITE_DATA_SOURCE,
+      inject: [getDataSourceToken(), databaseConfig.KEY],
+      useFactory: (main: DataSource, db: ConfigType<typeof databaseConfig>) => openWriteDataSource(main, db),
+    },
+    DataSourcesLifecycle,
   ],
-  exports: [READ_DATA_SOURCE],
+  exports: [READ_DATA_SOURCE, WRITE_DATA_SOURCE],
 })
 export class DatabaseModule {}

@@ -5,7 +5,7 @@ import { Database, OPEN_READWRITE } from 'sqlite3';
 import { DataSource } from 'typeorm';
 import { databaseConfig } from '../../config/database.config';
 import { databaseUnavailableReason } from '../../database/database-errors';
-import { InjectReadDataSource } from '../../database/read-data-source';
+import { InjectReadDataSource } from '../../database/data-sources';
 
 /** Longest a health check waits for the database before it reports it down. */
 export const HEALTH_CHECK_TIMEOUT_MS = 2_000;

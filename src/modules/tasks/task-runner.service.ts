@@ -107,6 +107,17 @@ export class TaskRunner implements OnApplicationBootstrap, OnModuleDestroy {
     return this.active.has(taskId);
   }
 
+  /**
+   * Waits (up to `waitMs`) until this process is done with a task whose end state is already
+   * stored. The API reads through its own connection, which can see the stored end state a moment
+   * before the runner has counted it in the metrics and ended its span; a client polling this
+   * process must not be told "finished" before its metrics and trace say so too.
+   */
+  async settled(taskId: string, waitMs: number): Promise<void> {
+    const entry = this.active.get(taskId);
+    if (entry) await Promise.race([entry.done, sleep(waitMs, undefined, { ref: false })]);
+  }
+
   /** Aborts a task running in this process and waits up to `waitMs` for it to end. */
   async abortLocal(taskId: string, reason: AbortReason, waitMs: number): Promise<void> {
     const entry = this.active.get(taskId);
@@ -257,6 +268,9 @@ export class TaskRunner implements OnApplicationBootstrap, OnModuleDestroy {
     const controller = new AbortController();
     const entry: ActiveTask = { task, controller, done: Promise.resolve(), outcome: null };
     this.active.set(task.id, entry);
+    // A cancel that landed between the claim and this point found no task to abort here yet: the
+    // row read right after the claim carries its flag. (One landing later finds the entry.)
+    if (task.cancelRequested) controller.abort('cancelled' satisfies AbortReason);
     // A task is its own trace (it outlives the submit request that woke the workers): root context.
     // It stays in `active` (so it is heartbeated and never reaped) until its end state is stored.
     entry.done = context

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, Repository, SelectQueryBuilder } from 'typeorm';
-import { InjectReadDataSource } from '../../database/read-data-source';
+import { InjectReadDataSource } from '../../database/data-sources';
 import { TaskStatsDto } from './dto/task.dto';
 import { FINAL_TASK_STATUSES, Task, TASK_STATUSES, TaskStatus } from './entities/task.entity';
 import { divRoundHalfUp } from '../../common/decimal';

@@ -1,7 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
 import { Brackets, DataSource, In, Repository } from 'typeorm';
-import { InjectReadDataSource } from '../../database/read-data-source';
+import { InjectReadDataSource, InjectWriteDataSource } from '../../database/data-sources';
 import { Task, TaskStatus } from './entities/task.entity';
 import { parseNanos } from '../../common/money';
 import { TaskCursor } from './task-cursor';
@@ -35,16 +34,16 @@ function storable<T extends Partial<Record<keyof Task, unknown>>>(fields: T): T 
  * Every read and write of the `tasks` table. State changes are conditional UPDATEs whose
  * affected-row count decides who won, so they stay correct with several workers and replicas.
  * What the API reads goes through the read side (on SQLite its own connection, which never waits
- * behind a write); the workers' reads that decide a write stay on the writer.
+ * behind a write); writes, and the workers' reads that decide one, go through the write side (on
+ * SQLite a connection no other caller's transaction can swallow them into, see data-sources.ts).
  */
 @Injectable()
 export class TaskStore {
+  private readonly repo: Repository<Task>;
   private readonly reader: Repository<Task>;
 
-  constructor(
-    @InjectRepository(Task) private readonly repo: Repository<Task>,
-    @InjectReadDataSource() read: DataSource,
-  ) {
+  constructor(@InjectWriteDataSource() write: DataSource, @InjectReadDataSource() read: DataSource) {
+    this.repo = write.getRepository(Task);
     this.reader = read.getRepository(Task);
   }
 

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, Repository, SelectQueryBuilder } from 'typeorm';
-import { InjectReadDataSource } from '../../database/read-data-source';
+import { InjectReadDataSource } from '../../database/data-sources';
 import { canAccessUser, Principal } from '../auth/principal';
 import {
   OverallUsageDto,
