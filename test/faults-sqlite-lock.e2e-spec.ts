@@ -1,10 +1,12 @@
+import { getDataSourceToken } from '@nestjs/typeorm';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { DataSource } from 'typeorm';
 import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
 import { TASK_AGENTS } from '../src/plugins/sdk';
 import { createTestApp, TestApp } from './support/create-app';
 import { sqlite } from './support/pipeline';
-import { isFinal, ScriptedAgent, waitForTask } from './support/tasks';
+import { isFinal, ScriptedAgent, until, waitForTask } from './support/tasks';
 import { usageRecord } from './support/usage-records';
 
 const submitBody = (bug: string, extra: Record<string, unknown> = {}) => ({
@@ -95,6 +97,41 @@ describe('SQLite: another process holds the write lock', () => {
       expect(await locker.all("SELECT id FROM tasks WHERE user_id = 'refused-under-lock'")).toEqual([]);
     } finally {
       await locker.close();
+    }
+  }, 60_000);
+
+  it("a transaction rolled back on the main connection (a refused usage batch) does not undo a task's end state", async () => {
+    const agent = new ScriptedAgent();
+    const app = await createTestApp({ env: { TASK_POLL_INTERVAL_MS: '100' }, override: (b) => b.overrideProvider(TASK_AGENTS).useValue([agent]) });
+    try {
+      const id = (await app.app.inject({ method: 'POST', url: '/api/v1/task/submit', payload: submitBody('hold') })).json().task_id;
+      await until(() => agent.started.includes(id), 'task running');
+      // What the usage sink does for each batch: a transaction on the main DataSource, here held open and then rolled back.
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const batch = app.app
+        .get<DataSource>(getDataSourceToken())
+        .transaction(async (m) => {
+          await m.query('SELECT COUNT(*) FROM llm_usage');
+          await gate;
+          throw new Error('batch refused');
+        })
+        .catch((err: Error) => err.message);
+      agent.release(id);
+      // The end state is committed (visible to other connections) while that transaction is still open...
+      expect(await waitForTask(app.app, id, isFinal, { timeoutMs: 10_000 })).toMatchObject({ status: 'succeeded' });
+      release();
+      expect(await batch).toBe('batch refused');
+      // ...and its rollback does not take the end state with it.
+      const locker = sqlite(join(app.dir, 'asa.db'));
+      try {
+        expect(await locker.all(`SELECT status FROM tasks WHERE id = '${id}'`)).toEqual([{ status: 'succeeded' }]);
+      } finally {
+        await locker.close();
+      }
+    } finally {
+      agent.releaseAll();
+      await app.close();
     }
   }, 60_000);
 });
