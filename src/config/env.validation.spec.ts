@@ -1,3 +1,4 @@
+import { tasksConfig } from './tasks.config';
 import { parseDatabaseUrl } from './database.config';
 import { validateEnv } from './env.validation';
 import { defaultJournalDir } from './usage.config';
@@ -77,5 +78,30 @@ describe('usage journal settings', () => {
     expect(defaultJournalDir('sqlite:/tmp/x.db')).toBe('/tmp/x.db.usage-journal');
     expect(defaultJournalDir(undefined)).toBe(`${process.cwd()}/data/asa.db.usage-journal`);
     expect(defaultJournalDir('postgres://u@h:5432/d')).toBe(`${process.cwd()}/data/journal`);
+  });
+});
+
+describe('tasksConfig stale window', () => {
+  const withEnv = <T>(vars: Record<string, string>, fn: () => T): T => {
+    const saved = { ...process.env };
+    try {
+      Object.assign(process.env, vars);
+      return fn();
+    } finally {
+      process.env = saved;
+    }
+  };
+
+  it('defaults to 30 s or 10 poll intervals, whichever is longer', () => {
+    expect(withEnv({ TASK_POLL_INTERVAL_MS: '1000' }, () => tasksConfig().staleAfterMs)).toBe(30_000);
+    expect(withEnv({ TASK_POLL_INTERVAL_MS: '5000' }, () => tasksConfig().staleAfterMs)).toBe(50_000);
+    expect(withEnv({ TASK_POLL_INTERVAL_MS: '100', TASK_STALE_AFTER_MS: '2000' }, () => tasksConfig().staleAfterMs)).toBe(2_000);
+  });
+
+  it('refuses a window shorter than three poll intervals, naming both variables', () => {
+    expect(() => withEnv({ TASK_POLL_INTERVAL_MS: '1000', TASK_STALE_AFTER_MS: '2000' }, () => tasksConfig())).toThrow(
+      /TASK_STALE_AFTER_MS=2000: TASK_STALE_AFTER_MS must be at least 3 x TASK_POLL_INTERVAL_MS \(3000\)/,
+    );
+    expect(() => withEnv({ TASK_STALE_AFTER_MS: '500' }, () => tasksConfig())).toThrow(/TASK_STALE_AFTER_MS=500/);
   });
 });
