@@ -1,9 +1,8 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { ConfigType } from '@nestjs/config';
-import { InjectRepository } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { Counter } from 'prom-client';
-import { Repository } from 'typeorm';
+import { DataSource, Repository } from 'typeorm';
 import { alertsConfig } from '../../../config/alerts.config';
 import { ALERT_NOTIFIERS, AlertNotifier, CostAlert } from '../../../plugins/sdk';
 import { METRICS_REGISTRY } from '../../metrics/metrics.constants';
@@ -11,6 +10,7 @@ import type { MetricsRegistry } from '../../metrics/metrics-registry.provider';
 import { toCostAlert } from './alert-mapping';
 import { AlertDelivery, DeliveryState } from './entities/alert-delivery.entity';
 import { Alert } from './entities/alert.entity';
+import { InjectWriteDataSource } from '../../../database/data-sources';
 
 export interface AttemptOutcome {
   notifier: string;
@@ -65,9 +65,18 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
   private readonly running = new Map<string, Promise<void>>();
   private readonly stopping = new AbortController();
 
+  private get alerts(): Repository<Alert> {
+    return this.db.getRepository(Alert);
+  }
+
+  private get deliveries(): Repository<AlertDelivery> {
+    return this.db.getRepository(AlertDelivery);
+  }
+
   constructor(
-    @InjectRepository(Alert) private readonly alerts: Repository<Alert>,
-    @InjectRepository(AlertDelivery) private readonly deliveries: Repository<AlertDelivery>,
+    // The task-state connection (see WRITE_DATA_SOURCE): on SQLite's main connection an alert row
+    // written while the usage sink has a batch transaction open would be undone with a rollback.
+    @InjectWriteDataSource() private readonly db: DataSource,
     @Inject(ALERT_NOTIFIERS) private readonly notifiers: AlertNotifier[],
     @Inject(METRICS_REGISTRY) registry: MetricsRegistry,
     @Inject(alertsConfig.KEY) private readonly config: ConfigType<typeof alertsConfig>,

@@ -1,13 +1,13 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
-import { In, Repository } from 'typeorm';
+import { DataSource, In, Repository } from 'typeorm';
 import type { CostAlert } from '../../../plugins/sdk';
 import { AlertDispatcher, AttemptOutcome } from './alert-dispatcher.service';
 import { toCostAlert, toPayload } from './alert-mapping';
 import { AlertBadRequestException } from './alerts.exceptions';
 import { AlertDelivery } from './entities/alert-delivery.entity';
 import { Alert, AlertState } from './entities/alert.entity';
+import { InjectWriteDataSource } from '../../../database/data-sources';
 
 export interface RaiseAlertInput {
   dedupKey: string;
@@ -51,9 +51,18 @@ function decodeCursor(value: string): { firedAtMs: number; id: string } | null {
 export class AlertService {
   private readonly logger = new Logger(AlertService.name);
 
+  private get alerts(): Repository<Alert> {
+    return this.db.getRepository(Alert);
+  }
+
+  private get deliveries(): Repository<AlertDelivery> {
+    return this.db.getRepository(AlertDelivery);
+  }
+
   constructor(
-    @InjectRepository(Alert) private readonly alerts: Repository<Alert>,
-    @InjectRepository(AlertDelivery) private readonly deliveries: Repository<AlertDelivery>,
+    // The task-state connection (see WRITE_DATA_SOURCE): on SQLite's main connection an alert row
+    // written while the usage sink has a batch transaction open would be undone with a rollback.
+    @InjectWriteDataSource() private readonly db: DataSource,
     private readonly dispatcher: AlertDispatcher,
   ) {}
 
