@@ -63,6 +63,8 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
   private readonly byName: Map<string, AlertNotifier>;
   /** Dispatches this process runs, by lease token. */
   private readonly running = new Map<string, Promise<void>>();
+  /** Single attempts started outside a dispatch (re-sends while firing), awaited at shutdown. */
+  private readonly loose = new Set<Promise<unknown>>();
   private readonly stopping = new AbortController();
 
   constructor(
@@ -107,6 +109,8 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   onApplicationBootstrap(): void {
+    const names = this.notifierNames();
+    this.logger.log(names.length > 0 ? `Alert notifiers: ${names.join(', ')}` : 'No alert notifier is configured: alerts are stored only');
     // Not awaited: the start does not wait on receivers; the resumed deliveries run in the background.
     void this.resumePending().catch((err) => this.logger.error(`Could not resume pending alert deliveries: ${(err as Error).message}`));
   }
@@ -114,7 +118,7 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
   async beforeApplicationShutdown(): Promise<void> {
     this.stopping.abort();
     const tokens = [...this.running.keys()];
-    await Promise.allSettled(this.running.values());
+    await Promise.allSettled([...this.running.values(), ...this.loose]);
     if (tokens.length > 0) {
       // Released, not dropped: whoever starts next resumes these from the stored attempts.
       const res = await this.alerts
@@ -135,6 +139,13 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
       .catch((err) => this.logger.error(`Alert ${alertId}: dispatch failed: ${(err as Error).message}`))
       .finally(() => this.running.delete(token));
     this.running.set(token, run);
+  }
+
+  /** One re-send of a firing alert in the background: not retried (the next sweep sends again), stored only when it fails. */
+  resend(notifier: AlertNotifier, alert: CostAlert): void {
+    if (this.stopping.signal.aborted) return;
+    const p = this.attempt(notifier, alert, 'firing', 0, false).finally(() => this.loose.delete(p));
+    this.loose.add(p);
   }
 
   /** Takes over pending dispatches whose lease has expired or was released; returns how many. */

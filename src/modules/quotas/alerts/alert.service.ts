@@ -149,7 +149,7 @@ export class AlertService {
         for (const name of (JSON.parse(row.notify) as string[]).filter((n) => resenders.includes(n))) {
           resent++;
           // Attempt 0 marks a re-send; only failed ones are stored (a row a minute per alert otherwise).
-          void this.dispatcher.attempt(this.dispatcher.notifier(name)!, alert, 'firing', 0, false);
+          this.dispatcher.resend(this.dispatcher.notifier(name)!, alert);
         }
       }
     }
