@@ -26,8 +26,8 @@ export async function postOrThrow(
   try {
     res = await fetch(url, { method: 'POST', body: init.body, headers: init.headers, signal: AbortSignal.timeout(init.timeoutMs) });
   } catch (err) {
-    const e = err as Error & { cause?: { code?: string } };
-    const reason = e.name === 'TimeoutError' ? `no answer within ${init.timeoutMs} ms` : (e.cause?.code ?? e.message);
+    const e = err as Error & { cause?: { code?: string; message?: string } };
+    const reason = e.name === 'TimeoutError' ? `no answer within ${init.timeoutMs} ms` : (e.cause?.code ?? e.cause?.message ?? e.message);
     throw new NotifierHttpError(`${target} could not be reached: ${redact(reason, url)}`, null);
   }
   const text = await res.text().catch(() => '');
