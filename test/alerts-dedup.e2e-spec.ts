@@ -61,7 +61,7 @@ function dedupSuite(databaseUrl: () => string) {
     return app;
   };
 
-  it('two instances raising the same keys at once create each alert exactly once; a restart does not repeat it', async () => {
+  it('two instances raising the same keys at once create each alert exactly once, sweeping at once resolve it once; a restart does not repeat it', async () => {
     relay.respond = { status: 200, body: 'ok' };
     const a = await start();
     const b = await start();
@@ -81,11 +81,25 @@ function dedupSuite(databaseUrl: () => string) {
     expect(relay.requests).toHaveLength(KEYS);
     expect(new Set(relay.requests.map((r) => JSON.parse(r.raw).id)).size).toBe(KEYS);
 
+    // Both instances sweep past the window's end at once: each alert resolves (and notifies) once.
+    await eventually('the first dispatches to finish', async () => {
+      const [{ n: pending }] = await ds.query(`SELECT COUNT(*) AS n FROM alerts WHERE dispatch_state = 'pending'`);
+      return Number(pending) === 0 ? true : undefined;
+    });
+    const end = new Date('2026-12-01T00:00:00.000Z');
+    const swept = await Promise.all([a, b].map((app) => app.app.get(AlertService).sweep(end)));
+    expect(swept[0].resolved + swept[1].resolved).toBe(KEYS);
+    await eventually('every resolution delivered', () => (relay.requests.length >= 2 * KEYS ? true : undefined));
+    await new Promise((r) => setTimeout(r, 200));
+    const resolutions = relay.requests.map((r) => JSON.parse(r.raw)).filter((m) => m.state === 'resolved');
+    expect(resolutions).toHaveLength(KEYS);
+    expect(new Set(resolutions.map((m) => m.id)).size).toBe(KEYS);
+
     await closeAll();
     const c = await start();
     const again = await c.app.get(AlertService).raise(inputs[0]);
     expect(again).toEqual({ alertId: results[0].alertId, created: false });
-    expect(relay.requests).toHaveLength(KEYS);
+    expect(relay.requests).toHaveLength(2 * KEYS);
   });
 
   it('a delivery pending at shutdown is resumed by the next start, continuing its attempt count', async () => {
