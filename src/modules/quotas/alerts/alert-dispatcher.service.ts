@@ -228,7 +228,7 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
         ? notify.filter((n) => history.some((d) => d.notifier === n && d.state === 'firing' && d.result === 'ok'))
         : notify;
     const alert = toCostAlert(row);
-    await Promise.allSettled(targets.map((name) => this.deliver(alert, name, history)));
+    await Promise.allSettled(targets.map((name) => this.deliver(alert, name, history, token)));
     if (this.stopping.signal.aborted) return; // left pending: released in beforeApplicationShutdown
     await this.alerts
       .createQueryBuilder()
@@ -239,7 +239,7 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   /** Delivers one state of an alert to one notifier, continuing from the attempts already stored. */
-  private async deliver(alert: CostAlert, name: string, history: AlertDelivery[]): Promise<void> {
+  private async deliver(alert: CostAlert, name: string, history: AlertDelivery[], token: string): Promise<void> {
     const notifier = this.byName.get(name);
     if (!notifier) {
       this.logger.warn(`Alert ${alert.id}: notifier "${name}" is no longer configured; not delivered there`);
@@ -250,6 +250,8 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
     const { maxAttempts } = this.config.delivery;
     for (let attempt = previous.length + 1; attempt <= maxAttempts; attempt++) {
       if (this.stopping.signal.aborted) return;
+      // A retry after the alert resolved (a new dispatch took the row) would say "firing" too late.
+      if (attempt > previous.length + 1 && (await this.alerts.countBy({ id: alert.id, dispatchToken: token })) === 0) return;
       const outcome = await this.attempt(notifier, alert, alert.state, attempt);
       if (outcome.ok) return;
       if (attempt === maxAttempts) {
