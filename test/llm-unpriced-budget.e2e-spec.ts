@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
@@ -23,6 +23,7 @@ describe('unpriced models under a budget', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'asa-unpriced-'));
+    chmodSync(dir, 0o711); // the sandbox's user (uid 65534 when tests run as root) passes through to the workspaces
     fake = await FakeOpenAi.start({ defaultReply: { content: 'no idea', usage: { prompt_tokens: 1300, completion_tokens: 20 } } });
   });
   afterAll(async () => {

@@ -9,7 +9,7 @@
  * that loads them is imported dynamically below.
  */
 import { trace } from '@opentelemetry/api';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { flushTracing, startTracing } from '../src/modules/metrics/tracing';
@@ -49,6 +49,7 @@ describe('OpenTelemetry traces over OTLP', () => {
     const { createTestApp, listenOnLoopback } = await import('./support/create-app');
     const { createBuggyRepo } = await import('./support/tasks');
     dir = mkdtempSync(join(tmpdir(), 'asa-otel-'));
+    chmodSync(dir, 0o711); // the sandbox's user (uid 65534 when tests run as root) passes through to the workspaces
     repo = createBuggyRepo(dir);
     simulator = await startOpenAiCompatibleServer({
       respond: ({ body }) => ({

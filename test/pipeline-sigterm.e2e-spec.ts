@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeOpenAi } from './fixtures/fake-openai';
@@ -18,6 +18,7 @@ describe('SIGTERM drains queued usage records (real process)', () => {
   beforeAll(async () => {
     buildService();
     dir = mkdtempSync(join(tmpdir(), 'asa-sigterm-'));
+    chmodSync(dir, 0o711); // the sandbox's user (uid 65534 when tests run as root) passes through to the workspaces
     // The model never produces a usable patch, so each attempt is one LLM call.
     fake = await FakeOpenAi.start({ defaultReply: { content: 'no idea', usage: { prompt_tokens: 1234, completion_tokens: 56 } } });
   }, 300_000);

@@ -1,24 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
 import { FakeOpenAi } from './fixtures/fake-openai';
 import { createTestApp, TestApp } from './support/create-app';
+import { pidsRunning } from './support/processes';
 import { BuggyRepo, createBuggyRepo, isFinal, until, waitForTask } from './support/tasks';
 
 const SECRET_KEY = 'sk-test-secret-key-must-not-leak-1234';
-
-/** Is any process of group `pgid` still alive? (`kill(-pgid, 0)` throws ESRCH once none is.) */
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
-    throw err;
-  }
-}
 
 /**
  * End to end with the built-in bug-fix agent: the real AppModule, a real git repository with a
@@ -50,6 +40,7 @@ describe('bug-fix tasks end to end', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'asa-bugfix-'));
+    chmodSync(dir, 0o711); // the sandbox's user (uid 65534 when tests run as root) passes through to the workspaces
     workspaces = join(dir, 'workspaces');
     repo = createBuggyRepo(dir);
     fake = await FakeOpenAi.start({ defaultReply: { content: 'no idea' } });
@@ -155,32 +146,38 @@ describe('bug-fix tasks end to end', () => {
     expect(usage).toMatchObject({ task_id: id, total_requests: 0, total_cost_usd: 0 });
   });
 
-  it('cancel kills a long-running test command: its whole process group is gone', async () => {
-    const pgidFile = join(dir, 'pgid.txt');
-    // The command and a background child of it both sleep; both are in the command's process group.
-    const id = await submit({ test_command: `ps -o pgid= -p $$ > ${pgidFile}; sleep 300 & sleep 300; wait` });
-    await until(() => existsSync(pgidFile) && readFileSync(pgidFile, 'utf8').trim() !== '', 'test command started', 30_000);
-    const pgid = Number(readFileSync(pgidFile, 'utf8').trim());
-    expect(pgid).toBeGreaterThan(1);
-    expect(pgid).not.toBe(process.pid);
-    expect(groupAlive(pgid)).toBe(true);
+  it('cancel kills a long-running test command and everything it started', async () => {
+    // Background children, one in a new session (outside the process group): all must go.
+    const id = await submit({ test_command: 'sleep 616161 & setsid sleep 616162 & sleep 616163; wait' });
+    await until(() => pidsRunning('sleep', '616163').length === 1, 'test command started', 30_000);
+    expect(pidsRunning('sleep', '616162')).toHaveLength(1);
 
     const res = await t.app.inject({ method: 'POST', url: `/api/v1/task/${id}/cancel` });
     expect(res.statusCode).toBe(202);
     const done = await waitForTask(t.app, id, isFinal);
     expect(done).toMatchObject({ status: 'cancelled', failure_reason: 'cancelled' });
-    await until(() => !groupAlive(pgid), 'process group gone', 10_000);
-    expect(() => process.kill(-pgid, 0)).toThrow(expect.objectContaining({ code: 'ESRCH' }));
+    await until(() => ['616161', '616162', '616163'].every((n) => pidsRunning('sleep', n).length === 0), 'test processes gone', 10_000);
+    expect(existsSync(workspaces) ? readdirSync(workspaces) : []).toEqual([]);
+  });
+
+  it('what a passing test command leaves in the background (setsid, nohup, double fork) does not outlive it', async () => {
+    fake.enqueue({ content: fenced(repo.goodDiff) });
+    const id = await submit({
+      test_command: `setsid sleep 626261 & nohup sleep 626262 >/dev/null 2>&1 & (setsid sh -c 'sleep 626263' &); node test.js`,
+    });
+    const done = await waitForTask(t.app, id, isFinal, { timeoutMs: 60_000 });
+    expect(done.status).toBe('succeeded'); // both runs (before and after the patch) started the sleeps
+    for (const n of ['626261', '626262', '626263']) expect(pidsRunning('sleep', n), `sleep ${n}`).toEqual([]);
   });
 
   it('the test command cannot see OPENAI_API_KEY or the database URL', async () => {
     fake.enqueue({ content: fenced(repo.goodDiff) });
-    const envFile = join(dir, 'env.txt');
-    const id = await submit({ test_command: `env > ${envFile}; node test.js` });
+    const id = await submit({ test_command: 'env; node test.js' });
     const done = await waitForTask(t.app, id, isFinal, { timeoutMs: 60_000 });
     expect(done.status).toBe('succeeded');
-    const seen = readFileSync(envFile, 'utf8');
+    const seen = done.test_output_tail as string;
     expect(seen).toContain('PATH=');
+    expect(seen).toContain('CI=true');
     expect(seen).not.toContain(SECRET_KEY);
     expect(seen).not.toMatch(/^OPENAI_API_KEY=/m);
     expect(seen).not.toMatch(/^DATABASE_URL=/m);

@@ -13,6 +13,8 @@ describe('validateEnv', () => {
     ['OPENAI_BASE_URL', 'not a url'],
     ['ENABLE_OPENTELEMETRY', 'maybe'],
     ['USAGE_FLUSH_INTERVAL_MS', '-5'],
+    ['TASK_SANDBOX', 'docker'],
+    ['TASK_SANDBOX_NETWORK', 'maybe'],
   ])('rejects %s=%s with a message naming the variable', (name, value) => {
     expect(() => validateEnv({ [name]: value })).toThrow(new RegExp(`\\b${name}=`));
   });
@@ -37,6 +39,29 @@ describe('parseDatabaseUrl', () => {
     expect(parseDatabaseUrl('sqlite:///tmp/x.db')).toEqual({ type: 'sqlite', path: '/tmp/x.db' });
     expect(parseDatabaseUrl('sqlite:rel/x.db')).toEqual({ type: 'sqlite', path: `${process.cwd()}/rel/x.db` });
     expect(parseDatabaseUrl('postgres://u@h:5432/d')).toEqual({ type: 'postgres', url: 'postgres://u@h:5432/d' });
+  });
+});
+
+describe('repository source variables', () => {
+  it('reads TASK_ALLOW_LOCAL_REPOS_FOR_USERS as a boolean and names it when it is not one', () => {
+    expect(validateEnv({ TASK_ALLOW_LOCAL_REPOS_FOR_USERS: 'true' }).TASK_ALLOW_LOCAL_REPOS_FOR_USERS).toBe(true);
+    expect(validateEnv({ TASK_ALLOW_LOCAL_REPOS_FOR_USERS: 'false' }).TASK_ALLOW_LOCAL_REPOS_FOR_USERS).toBe(false);
+    expect(() => validateEnv({ TASK_ALLOW_LOCAL_REPOS_FOR_USERS: 'sometimes' })).toThrow(
+      /TASK_ALLOW_LOCAL_REPOS_FOR_USERS="sometimes": TASK_ALLOW_LOCAL_REPOS_FOR_USERS must be true or false/,
+    );
+  });
+
+  it('accepts host names, addresses and CIDR ranges in TASK_REPO_HOST_ALLOWLIST', () => {
+    expect(() => validateEnv({ TASK_REPO_HOST_ALLOWLIST: 'git.corp.example, 10.0.0.0/8,192.168.1.5,fd00::/8,[::1],' })).not.toThrow();
+  });
+
+  it.each([
+    ['10.0.0.0/40', '"10.0.0.0/40" is not a host name, an IP address or a CIDR range'],
+    ['git.corp.example,https://git.corp.example', '"https://git.corp.example" is not a host name'],
+    ['two words', '"two words" is not a host name'],
+  ])('names TASK_REPO_HOST_ALLOWLIST and the bad entry in %j', (value, message) => {
+    expect(() => validateEnv({ TASK_REPO_HOST_ALLOWLIST: value })).toThrow(/TASK_REPO_HOST_ALLOWLIST=.*TASK_REPO_HOST_ALLOWLIST must be a comma-separated list/);
+    expect(() => validateEnv({ TASK_REPO_HOST_ALLOWLIST: value })).toThrow(message);
   });
 });
 

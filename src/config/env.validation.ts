@@ -16,7 +16,9 @@ import {
   MinLength,
   ValidateIf,
   validateSync,
+  ValidateBy,
 } from 'class-validator';
+import { hostAllowlistEntryProblem } from '../modules/tasks/repo-source/host-address';
 
 const HTTP_URL = { require_tld: false, protocols: ['http', 'https'], require_protocol: true };
 const EMAIL = /^[^\s@<>,]+@[^\s@<>,]+$/;
@@ -30,6 +32,19 @@ const toBool = ({ value }: { value: unknown }) => {
   if (['false', '0', 'no', 'off'].includes(v)) return false;
   return value; // left as a string so IsBoolean reports it
 };
+/** A comma-separated TASK_REPO_HOST_ALLOWLIST: every entry a host name, an IP address or a CIDR range. */
+const IsHostAllowlist = () =>
+  ValidateBy({
+    name: 'isHostAllowlist',
+    validator: {
+      validate: (value: unknown) =>
+        typeof value === 'string' && value.split(',').every((e) => e.trim() === '' || hostAllowlistEntryProblem(e.trim()) === null),
+      defaultMessage: (args) => {
+        const bad = String(args?.value ?? '').split(',').map((e) => e.trim()).find((e) => e !== '' && hostAllowlistEntryProblem(e) !== null);
+        return `TASK_REPO_HOST_ALLOWLIST must be a comma-separated list of host names, IP addresses and CIDR ranges: ${bad ? hostAllowlistEntryProblem(bad) : 'not a list'}`;
+      },
+    },
+  });
 const toInt = ({ value }: { value: unknown }) =>
   value === undefined || value === '' ? undefined : /^-?\d+$/.test(String(value).trim()) ? Number(value) : value;
 
@@ -157,6 +172,12 @@ export class EnvironmentVariables {
   })
   TASK_REPO_URL_SCHEMES?: string;
 
+  @IsOptional() @Transform(toBool) @IsBoolean({ message: 'TASK_ALLOW_LOCAL_REPOS_FOR_USERS must be true or false' })
+  TASK_ALLOW_LOCAL_REPOS_FOR_USERS?: boolean;
+
+  @IsOptional() @IsHostAllowlist()
+  TASK_REPO_HOST_ALLOWLIST?: string;
+
   @IsOptional() @Transform(toInt) @IsInt() @Min(0)
   TASK_SHUTDOWN_GRACE_MS?: number;
 
@@ -186,6 +207,14 @@ export class EnvironmentVariables {
     message: 'TASK_TEST_ENV_PASSTHROUGH must be a comma-separated list of environment variable names',
   })
   TASK_TEST_ENV_PASSTHROUGH?: string;
+
+  @IsOptional() @IsIn(['bwrap', 'none'], {
+    message: 'TASK_SANDBOX must be bwrap (test commands run in a bubblewrap sandbox; the default) or none (no isolation; only admin API keys may submit tasks)',
+  })
+  TASK_SANDBOX?: string;
+
+  @IsOptional() @Transform(toBool) @IsBoolean({ message: 'TASK_SANDBOX_NETWORK must be true or false' })
+  TASK_SANDBOX_NETWORK?: boolean;
 
   // Alerts: delivery of cost alerts to notifiers (src/modules/quotas/alerts, src/plugins/notifiers).
   @IsOptional() @IsString()

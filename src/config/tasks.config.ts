@@ -2,11 +2,17 @@ import { registerAs } from '@nestjs/config';
 import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { pickPassthroughEnv } from '../modules/tasks/agent/sandbox-env';
+import { servicePaths } from '../modules/tasks/repo-source/local-path';
 import { DEFAULT_REPO_URL_SCHEMES, RepoUrlScheme } from '../modules/tasks/repo-url';
+import type { SandboxKind } from '../modules/tasks/sandbox/sandbox';
+import { DEFAULT_API_KEYS_FILE } from './auth.config';
+import { parseDatabaseUrl } from './database.config';
 import { validateEnv } from './env.validation';
 
 export const tasksConfig = registerAs('tasks', () => {
   const env = validateEnv(process.env);
+  const workspaceDir = env.TASK_WORKSPACE_DIR ? resolve(env.TASK_WORKSPACE_DIR) : tmpdir();
+  const db = parseDatabaseUrl(env.DATABASE_URL);
   return {
     /** Tasks one process runs at the same time (each replica runs its own workers). */
     concurrency: env.TASK_CONCURRENCY ?? 2,
@@ -20,11 +26,24 @@ export const tasksConfig = registerAs('tasks', () => {
     repoUrlSchemes: (env.TASK_REPO_URL_SCHEMES
       ? env.TASK_REPO_URL_SCHEMES.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean)
       : [...DEFAULT_REPO_URL_SCHEMES]) as RepoUrlScheme[],
+    /** User-scoped keys may use the kinds above beyond https (http, file, local, ssh, git) only when true. */
+    allowLocalReposForUsers: env.TASK_ALLOW_LOCAL_REPOS_FOR_USERS ?? false,
+    /** Host names, addresses and CIDR ranges that may be cloned from although they are loopback, private or link-local. */
+    repoHostAllowlist: (env.TASK_REPO_HOST_ALLOWLIST ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    /**
+     * The service's own paths no local repo_url may reach, for any key: the working folder (and the
+     * git repository it is in), the database file, the API keys file, other tasks' workspaces.
+     */
+    servicePaths: servicePaths({
+      workingDir: process.cwd(),
+      dataFiles: [...(db.type === 'sqlite' && db.path !== ':memory:' ? [db.path] : []), resolve(env.API_KEYS_FILE ?? DEFAULT_API_KEYS_FILE)],
+      workspaceDir,
+    }),
     /** On shutdown, running tasks get this long to finish before they are aborted as `interrupted`. */
     shutdownGraceMs: env.TASK_SHUTDOWN_GRACE_MS ?? 5_000,
     // --- bug-fix agent ---
     /** Each task gets a temporary folder here (checkout, HOME and TMPDIR of its tests), removed when it ends. */
-    workspaceDir: env.TASK_WORKSPACE_DIR ? resolve(env.TASK_WORKSPACE_DIR) : tmpdir(),
+    workspaceDir,
     /** Time limit of `git clone` and of each other git command of a task. */
     cloneTimeoutMs: env.TASK_CLONE_TIMEOUT_MS ?? 120_000,
     /** Time limit of one run of a task's test_command; its whole process group is killed after it. */
@@ -42,6 +61,15 @@ export const tasksConfig = registerAs('tasks', () => {
      * settings plus TASK_TEST_ENV_PASSTHROUGH, never anything named like a secret.
      */
     testEnv: pickPassthroughEnv(process.env, (env.TASK_TEST_ENV_PASSTHROUGH ?? '').split(',').map((s) => s.trim()).filter(Boolean)),
+    /**
+     * Where a task's test command and git on its checkout run: `bwrap` (a bubblewrap sandbox, the
+     * default) or `none` (no isolation: set explicitly; user-scoped API keys may then not submit tasks).
+     */
+    sandbox: (env.TASK_SANDBOX ?? 'bwrap') as SandboxKind,
+    /** Whether sandboxed test commands may use the network (off by default). */
+    sandboxNetwork: env.TASK_SANDBOX_NETWORK ?? false,
+    /** The service's PATH, where bubblewrap is looked for. */
+    executableSearchPath: process.env.PATH ?? '',
   };
 });
 export type TasksConfig = ReturnType<typeof tasksConfig>;

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { LoggerService } from '@nestjs/common';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -90,6 +90,9 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
   const out = opts.print ?? ((line: string) => process.stdout.write(`${line}\n`));
   const say = (text = '') => text.split('\n').forEach((l) => out(l ? `${DEMO_PREFIX} ${l}` : DEMO_PREFIX));
   const scratch = await mkdtemp(join(tmpdir(), 'asa-demo-'));
+  // The workspaces are made in here: a sandboxed test command's user (uid 65534 when the demo
+  // runs as root) must be able to pass through this folder to reach its own.
+  await chmod(scratch, 0o711);
   let sim: SimulatorHandle | undefined;
   let app: NestFastifyApplication | undefined;
   let restoreEnv: (() => void) | undefined;

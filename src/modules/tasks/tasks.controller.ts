@@ -23,7 +23,11 @@ export class TasksController {
   @ApiOperation({ summary: 'Submit a bug-fix task', description: 'Queues the task; poll GET /api/v1/task/{task_id} for its progress.' })
   @ApiAcceptedResponse({ type: SubmitTaskResponseDto })
   @ApiBadRequestResponse({ description: 'A field is missing or malformed (the message names it)' })
-  @ApiForbiddenResponse({ description: 'user_id names another user than the API key\'s' })
+  @ApiForbiddenResponse({
+    description:
+      'user_id names another user than the API key\'s, a user-scoped key names a repo_url kind only admin keys may use, ' +
+      'or a user-scoped key submits while TASK_SANDBOX=none (TASK_SANDBOX_REQUIRED)',
+  })
   submit(@Body() dto: SubmitTaskDto, @CurrentPrincipal() principal: Principal): Promise<SubmitTaskResponseDto> {
     return this.tasks.submit(dto, principal);
   }

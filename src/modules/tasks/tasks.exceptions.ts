@@ -33,6 +33,18 @@ export class TaskBadRequestException extends DomainException {
   }
 }
 
+/** TASK_SANDBOX=none: test commands would run unconfined, so only admins may submit tasks. */
+export class TaskSandboxRequiredException extends DomainException {
+  readonly code = 'TASK_SANDBOX_REQUIRED';
+  readonly status = HttpStatus.FORBIDDEN;
+  constructor() {
+    super(
+      'This service runs test commands without a sandbox (TASK_SANDBOX=none), so user-scoped API keys may not submit tasks: ' +
+        'a task\'s test command could read the service\'s secrets and data. Submit with an admin key, or ask the operator to enable TASK_SANDBOX=bwrap.',
+    );
+  }
+}
+
 /** The task's model has no known price, so its budget could not be enforced (LLM_UNPRICED_UNDER_BUDGET=refuse). */
 export class TaskUnpricedModelException extends DomainException {
   readonly code = 'TASK_UNPRICED_MODEL';

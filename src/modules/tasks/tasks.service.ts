@@ -13,7 +13,7 @@ import { SubmitTaskDto, SubmitTaskResponseDto } from './dto/submit-task.dto';
 import { CancelTaskResponseDto, TaskDto, TaskListDto, TaskSummaryDto, UsageLimitsDto } from './dto/task.dto';
 import { FINAL_TASK_STATUSES, Task } from './entities/task.entity';
 import { nanosToUsd, nanosToUsdExact, usdToNanos } from '../../common/money';
-import { parseRepoUrl } from './repo-url';
+import { RepoSourcePolicy } from './repo-source/repo-source.policy';
 import { decodeTaskCursor, encodeTaskCursor } from './task-cursor';
 import { TaskRunner } from './task-runner.service';
 import { TaskStore } from './task-store.service';
@@ -21,6 +21,7 @@ import {
   TaskAlreadyFinishedException,
   TaskBadRequestException,
   TaskNotFoundException,
+  TaskSandboxRequiredException,
   TaskUnpricedModelException,
   TaskUserForbiddenException,
 } from './tasks.exceptions';
@@ -38,6 +39,7 @@ export class TasksService {
     private readonly runner: TaskRunner,
     private readonly llm: LlmClientFactory,
     private readonly metrics: TaskMetricsService,
+    private readonly repoSources: RepoSourcePolicy,
     @Inject(TASK_AGENTS) private readonly agents: TaskAgent[],
     @Inject(tasksConfig.KEY) private readonly config: ConfigType<typeof tasksConfig>,
     private readonly pricing: PricingService,
@@ -45,7 +47,8 @@ export class TasksService {
   ) {}
 
   async submit(dto: SubmitTaskDto, principal: Principal): Promise<SubmitTaskResponseDto> {
-    parseRepoUrl(dto.repo_url, this.config.repoUrlSchemes);
+    if (this.config.sandbox === 'none' && principal.scope === 'user') throw new TaskSandboxRequiredException();
+    await this.repoSources.checkSubmit(dto.repo_url, principal);
     const userId = this.ownerFor(principal, dto.user_id);
     const maxCostNanos = usdToNanos(dto.max_cost_usd ?? this.config.defaultMaxCostUsd);
     if (maxCostNanos === null) throw new TaskBadRequestException('max_cost_usd must be a non-negative number of USD');

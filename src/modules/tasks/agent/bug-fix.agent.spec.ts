@@ -1,7 +1,7 @@
 import { context, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
@@ -9,6 +9,9 @@ import { copyAsRepo } from '../../../demo/git-init';
 import { demoResponder, MATH_BUG, MATH_FIX, STRINGS_BUG, STRINGS_FIX, STRINGS_WRONG_FIX } from '../../../demo/demo-responder';
 import { AgentLlm, AgentProgress, AgentTask, TaskAgentContext } from '../../../plugins/sdk';
 import { Responder, SimulatorHandle, startOpenAiCompatibleServer } from '../../../simulator/openai-compatible-server';
+import { pidsRunning } from '../../../../test/support/processes';
+import { createSandbox } from '../sandbox/create-sandbox';
+import { Sandbox } from '../sandbox/sandbox';
 import { BugFixAgent, BugFixAgentConfig } from './bug-fix.agent';
 import { pickPassthroughEnv } from './sandbox-env';
 
@@ -16,7 +19,8 @@ const SAMPLE_REPO = join(__dirname, '../../../../demo/sample-repo');
 
 /**
  * The agent loop end to end at unit level: a real git repository (the demo's sample repo), real
- * test runs with node, the real openai SDK against the local OpenAI-compatible simulator.
+ * test runs with node in the real bubblewrap sandbox, the real openai SDK against the local
+ * OpenAI-compatible simulator.
  * (test/agent-bug-fix.e2e-spec.ts runs it through the service's LlmClient with usage records.)
  */
 describe('BugFixAgent (real git, real processes, openai SDK against the simulator)', () => {
@@ -27,12 +31,15 @@ describe('BugFixAgent (real git, real processes, openai SDK against the simulato
   let openai: OpenAI;
   let config: BugFixAgentConfig;
   let agent: BugFixAgent;
+  let sandbox: Sandbox;
   const exporter = new InMemorySpanExporter();
 
   beforeAll(async () => {
     context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
     trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }));
     scratch = mkdtempSync(join(tmpdir(), 'asa-agent-spec-'));
+    chmodSync(scratch, 0o711); // the sandbox's user passes through to the workspaces
+    sandbox = await createSandbox({ sandbox: 'bwrap', sandboxNetwork: false, workspaceDir: scratch, executableSearchPath: process.env.PATH ?? '' });
     repo = join(scratch, 'sample-repo');
     await copyAsRepo(SAMPLE_REPO, repo);
     sim = await startOpenAiCompatibleServer({ respond: (req) => respond(req) });
@@ -59,7 +66,7 @@ describe('BugFixAgent (real git, real processes, openai SDK against the simulato
       contextMaxFileBytes: 100_000,
       testEnv: pickPassthroughEnv({ PATH: process.env.PATH }),
     };
-    agent = new BugFixAgent(config);
+    agent = new BugFixAgent(config, sandbox);
   });
 
   const llm: AgentLlm = { chat: (params, opts) => openai.chat.completions.create(params, { signal: opts?.signal }) };
@@ -196,17 +203,15 @@ describe('BugFixAgent (real git, real processes, openai SDK against the simulato
     expect(workspaceLeft()).toEqual([]);
   });
 
-  it('cancel kills a long-running test command (its whole process group) and removes the workspace', async () => {
-    const pidFile = join(scratch, 'cancel.pgid');
+  it('cancel kills a long-running test command (everything it started) and removes the workspace', async () => {
     const controller = new AbortController();
-    const { ctx, progress } = makeCtx({ testCommand: `echo $$ > ${pidFile}; sleep 300 & sleep 300` }, { signal: controller.signal });
+    const { ctx, progress } = makeCtx({ testCommand: 'sleep 310001 & setsid sleep 310002 & sleep 310003' }, { signal: controller.signal });
     const running = agent.run(ctx);
-    await vi.waitFor(() => expect(existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim()).toBeTruthy(), { timeout: 10_000 });
+    await vi.waitFor(() => expect(pidsRunning('sleep', '310003')).toHaveLength(1), { timeout: 10_000 });
     controller.abort();
     const result = await running;
     expect(result).toMatchObject({ outcome: 'failed', reason: 'cancelled' });
-    const pgid = Number(readFileSync(pidFile, 'utf8'));
-    expect(() => process.kill(-pgid, 0)).toThrow(expect.objectContaining({ code: 'ESRCH' }));
+    for (const s of ['310001', '310002', '310003']) expect(pidsRunning('sleep', s), s).toEqual([]);
     expect(progress.map((p) => p.stage)).toContain('test');
     expect(chatPrompts()).toHaveLength(0);
     expect(workspaceLeft()).toEqual([]);

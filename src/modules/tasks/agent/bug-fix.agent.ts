@@ -1,8 +1,11 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { tasksConfig, TasksConfig } from '../../../config/tasks.config';
 import { AgentProgress, TaskAgent, TaskAgentContext, TaskAgentResult } from '../../../plugins/sdk';
 import { llmRefusalReason } from '../../llm/llm.exceptions';
-import { InvalidRepoUrlException, parseRepoUrl } from '../repo-url';
+import { servicePaths } from '../repo-source/local-path';
+import { GitCannotPinException, RepoHostForbiddenException, RepoHostUnresolvedException, RepoPathForbiddenException } from '../repo-source/repo-source.exceptions';
+import { RepoSourcePolicy } from '../repo-source/repo-source.policy';
+import { InvalidRepoUrlException, ParsedRepoUrl } from '../repo-url';
 import { inSpan } from './agent-tracing';
 import { tailOf } from './capped-output';
 import { ContextBuilder } from './context-builder';
@@ -11,6 +14,7 @@ import { GitCommandError } from './git';
 import { PatchApplier } from './patch-applier';
 import { AttemptFeedback, buildMessages } from './prompt-builder';
 import { buildSandboxEnv } from './sandbox-env';
+import { Sandbox, TASK_SANDBOX } from '../sandbox/sandbox';
 import { runSandboxedCommand, SandboxedCommandResult } from './sandboxed-command';
 import { TokenCounter } from './token-counter';
 import { Workspace } from './workspace';
@@ -55,7 +59,23 @@ export class BugFixAgent implements TaskAgent {
   private readonly contextBuilder = new ContextBuilder(this.tokens);
   private readonly patches = new PatchApplier();
 
-  constructor(@Inject(tasksConfig.KEY) private readonly config: BugFixAgentConfig) {}
+  private readonly repoSources: RepoSourcePolicy;
+
+  constructor(
+    @Inject(tasksConfig.KEY) private readonly config: BugFixAgentConfig,
+    @Inject(TASK_SANDBOX) private readonly sandbox: Sandbox,
+    @Optional() repoSources?: RepoSourcePolicy,
+  ) {
+    // Built on its own (outside the service): the strict defaults, no internal hosts, no service paths.
+    this.repoSources =
+      repoSources ??
+      new RepoSourcePolicy({
+        repoUrlSchemes: config.repoUrlSchemes,
+        allowLocalReposForUsers: false,
+        repoHostAllowlist: [],
+        servicePaths: servicePaths({ workingDir: process.cwd(), dataFiles: [], workspaceDir: config.workspaceDir }),
+      });
+  }
 
   async run(ctx: TaskAgentContext): Promise<TaskAgentResult> {
     const { task, signal } = ctx;
@@ -83,11 +103,17 @@ export class BugFixAgent implements TaskAgent {
 
     let ws: Workspace | undefined;
     try {
-      let repo;
+      // Checked again here, not only at submit: the host is resolved now and git is pinned to what was checked.
+      let repo: ParsedRepoUrl;
+      let cloneConfig: string[];
       try {
-        repo = parseRepoUrl(task.repoUrl, this.config.repoUrlSchemes);
+        ({ repo, gitConfig: cloneConfig } = await this.repoSources.prepareClone(task.repoUrl));
       } catch (err) {
-        if (err instanceof InvalidRepoUrlException) return result('failed', 'invalid_repo_url', err.message);
+        if (err instanceof InvalidRepoUrlException || err instanceof RepoHostForbiddenException || err instanceof RepoPathForbiddenException) {
+          this.logger.warn(`task ${task.id}: repo_url refused: ${err.message}`);
+          return result('failed', 'invalid_repo_url', err.message);
+        }
+        if (err instanceof RepoHostUnresolvedException || err instanceof GitCannotPinException) return result('failed', 'clone_failed', err.message);
         throw err;
       }
 
@@ -96,15 +122,16 @@ export class BugFixAgent implements TaskAgent {
         parentDir: this.config.workspaceDir,
         gitEnv: this.config.testEnv,
         gitTimeoutMs: this.config.cloneTimeoutMs,
+        sandbox: this.sandbox,
       });
       const workspace = ws;
       try {
-        await inSpan('task.clone', { 'asa.task.repo_scheme': repo.scheme }, () => workspace.clone(repo, signal));
+        await inSpan('task.clone', { 'asa.task.repo_scheme': repo.scheme }, () => workspace.clone(repo, signal, cloneConfig));
       } catch (err) {
         if (signal.aborted) throw new Cancelled();
         this.logger.warn(`task ${task.id}: clone failed: ${(err as Error).message}`);
         lastTail = tailOf((err as Error).message, TEST_OUTPUT_TAIL_CHARS);
-        return result('failed', 'clone_failed', (err as Error).message);
+        return result('failed', 'clone_failed', cloneFailureDetail(err as Error));
       }
       const paths = await workspace.trackedFiles(signal);
 
@@ -222,13 +249,16 @@ export class BugFixAgent implements TaskAgent {
   private async runTests(ws: Workspace, command: string, attempt: number, signal: AbortSignal): Promise<SandboxedCommandResult> {
     const run = await inSpan('task.test', { 'asa.task.attempt': attempt }, async (span) => {
       const r = await runSandboxedCommand(command, {
+        sandbox: this.sandbox,
+        mounts: ws.mounts,
+        onStart: (pgid) => ws.recordProcessGroup(pgid),
         cwd: ws.repoDir,
         env: buildSandboxEnv(this.config.testEnv, { home: ws.homeDir, tmp: ws.tmpDir }),
         timeoutMs: this.config.testTimeoutMs,
         killGraceMs: this.config.killGraceMs,
         maxOutputBytes: this.config.testOutputMaxBytes,
         signal,
-      });
+      }).finally(() => ws.clearProcessGroup());
       span.setAttributes({
         'asa.task.test.exit_code': r.exitCode ?? -1,
         'asa.task.test.passed': r.passed,
@@ -251,4 +281,15 @@ export class BugFixAgent implements TaskAgent {
     if (fb.kind === 'no_patch') return 50;
     return this.tokens.count(fb.patch) + this.tokens.count(fb.kind === 'tests_failed' ? fb.testOutput : fb.error);
   }
+}
+
+/** git's message, plus why when the server answered with a redirect (which is never followed). */
+function cloneFailureDetail(err: Error): string {
+  if (/returned error: 30[12378]\b/.test(err.message)) {
+    return (
+      `${err.message.trim()} (the server redirected; redirects are not followed, because the address they lead to was never checked: ` +
+      'submit the repository\'s final URL)'
+    );
+  }
+  return err.message;
 }

@@ -30,4 +30,15 @@ describe('ContextBuilder.build (real files)', () => {
     for (const p of paths) expect(ctx.tree).toContain(p);
     expect(JSON.stringify(ctx)).not.toContain('sk-service-secret');
   });
+
+  it('never reads through a folder that a test command replaced with a symlink (e.g. to /proc/self)', async () => {
+    // A tracked `lib/environ` whose folder now points at the service's secrets.
+    const outside = join(dir, 'outside');
+    mkdirSync(outside);
+    writeFileSync(join(outside, 'environ'), secret);
+    symlinkSync(outside, join(repo, 'lib'));
+    const ctx = await new ContextBuilder().build(repo, ['src/app.js', 'lib/environ'], { bugDescription: 'lib/environ handler' }, { maxTokens: 10_000, maxFileBytes: 10_000 });
+    expect(ctx.files.map((f) => f.path)).toEqual(['src/app.js']);
+    expect(JSON.stringify(ctx)).not.toContain('sk-service-secret');
+  });
 });

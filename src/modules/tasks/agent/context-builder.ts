@@ -1,5 +1,5 @@
-import { lstat, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { lstat, readFile, realpath } from 'node:fs/promises';
+import { join, sep } from 'node:path';
 import { CandidateFile, rankFiles, RankingInput } from './context-ranker';
 import { TokenCounter } from './token-counter';
 
@@ -49,11 +49,12 @@ export class ContextBuilder {
 
   async build(repoDir: string, paths: readonly string[], input: RankingInput, budget: ContextBudget): Promise<RepoContext> {
     const candidates: CandidateFile[] = new Array(paths.length);
+    const realRepo = await realpath(repoDir);
     // A few reads at a time: a large repository must not exhaust file descriptors.
     let next = 0;
     const worker = async () => {
       for (let i = next++; i < paths.length; i = next++) {
-        candidates[i] = i < MAX_FILES_READ ? await this.load(repoDir, paths[i], budget.maxFileBytes) : { path: paths[i], content: null };
+        candidates[i] = i < MAX_FILES_READ ? await this.load(realRepo, paths[i], budget.maxFileBytes) : { path: paths[i], content: null };
       }
     };
     await Promise.all(Array.from({ length: READ_CONCURRENCY }, worker));
@@ -119,6 +120,10 @@ export class ContextBuilder {
       // lstat, not stat: a symlink could point anywhere on the machine (the service's .env).
       const st = await lstat(full);
       if (!st.isFile() || st.size > maxBytes) return { path, content: null };
+      // A folder on the way may be a symlink too (the test command can replace `src/` with a link
+      // to /proc/self): the file must really be inside the checkout. The service reads it with its
+      // own rights, outside the sandbox, and nothing sandboxed runs while it does.
+      if (!(await realpath(full)).startsWith(repoDir + sep)) return { path, content: null };
       const buf = await readFile(full);
       if (buf.subarray(0, 8000).includes(0)) return { path, content: null };
       return { path, content: buf.toString('utf8') };

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { Sandbox, SandboxMounts } from '../sandbox/sandbox';
 
 export interface GitOptions {
   readonly cwd?: string;
@@ -8,6 +9,8 @@ export interface GitOptions {
   readonly signal?: AbortSignal;
   /** Text written to git's stdin. */
   readonly input?: string;
+  /** Runs git in this sandbox, seeing only these folders (cwd must be one of them). */
+  readonly sandbox?: { readonly sandbox: Sandbox; readonly mounts: SandboxMounts };
 }
 
 export class GitCommandError extends Error {
@@ -33,17 +36,21 @@ function subcommandOf(args: readonly string[]): string {
 }
 
 /**
- * Runs git with an argument array (never through a shell), a timeout and an abort signal.
- * Resolves with stdout; rejects with GitCommandError carrying git's stderr.
+ * Runs git with an argument array (never through a shell), a timeout and an abort signal,
+ * optionally in a sandbox. Resolves with stdout; rejects with GitCommandError carrying git's stderr.
  */
 export function runGit(args: readonly string[], opts: GitOptions): Promise<string> {
+  const launch = opts.sandbox
+    ? opts.sandbox.sandbox.launch(['git', ...args], { cwd: opts.cwd ?? '/', env: opts.env, mounts: opts.sandbox.mounts })
+    : { file: 'git', args: [...args], cwd: opts.cwd, env: opts.env, uid: undefined, gid: undefined };
   return new Promise((resolve, reject) => {
     const child = execFile(
-      'git',
-      args as string[],
+      launch.file,
+      launch.args,
       {
-        cwd: opts.cwd,
-        env: opts.env,
+        cwd: launch.cwd,
+        env: launch.env,
+        ...(launch.uid !== undefined ? { uid: launch.uid, gid: launch.gid } : {}),
         timeout: opts.timeoutMs,
         killSignal: 'SIGKILL',
         signal: opts.signal,

@@ -1,19 +1,41 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pidsRunning } from '../../../../test/support/processes';
 import { tasksConfig } from '../../../config/tasks.config';
+import { createSandbox } from '../sandbox/create-sandbox';
+import { NoSandbox } from '../sandbox/no-sandbox';
+import { Sandbox } from '../sandbox/sandbox';
 import { buildSandboxEnv } from './sandbox-env';
 import { processGroupAlive, runSandboxedCommand, SandboxedCommandOptions } from './sandboxed-command';
 
-/** Real /bin/sh child processes in a scratch folder. */
-describe('runSandboxedCommand', () => {
+const bwrap = (network = false) =>
+  createSandbox({ sandbox: 'bwrap', sandboxNetwork: network, workspaceDir: tmpdir(), executableSearchPath: process.env.PATH ?? '' });
+
+/** Sleeps with durations no other test uses, so they can be found in /proc by their command line. */
+let nextSleep = 300_000 + (process.pid % 1000) * 100;
+const uniqueSleep = () => String(nextSleep++);
+
+/** Real /bin/sh child processes in a scratch folder, with and without the bubblewrap sandbox. */
+describe.each([
+  ['none', async () => new NoSandbox() as Sandbox],
+  ['bwrap', () => bwrap()],
+])('runSandboxedCommand (TASK_SANDBOX=%s)', (kind, make) => {
+  let sandbox: Sandbox;
   let dir: string;
   let opts: SandboxedCommandOptions;
   const savedEnv = { ...process.env };
 
-  beforeEach(() => {
+  beforeAll(async () => {
+    sandbox = await make();
+  });
+  beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'asa-sandbox-'));
+    await sandbox.handOver(dir);
     opts = {
+      sandbox,
+      mounts: { readOnly: [], writable: [dir] },
       cwd: dir,
       env: buildSandboxEnv(tasksConfig().testEnv, { home: dir, tmp: dir }),
       timeoutMs: 20_000,
@@ -58,15 +80,16 @@ describe('runSandboxedCommand', () => {
 
   it('on timeout kills the whole process group, grandchildren included', async () => {
     // The shell starts a background grandchild and waits on a foreground one; both must die.
-    const r = await runSandboxedCommand(`sleep 300 & echo $! > ${join(dir, 'bg.pid')}; echo started; sleep 300`, { ...opts, timeoutMs: 800 });
+    const [bg, fg] = [uniqueSleep(), uniqueSleep()];
+    const r = await runSandboxedCommand(`sleep ${bg} & echo started; sleep ${fg}`, { ...opts, timeoutMs: 800 });
     expect(r.timedOut).toBe(true);
     expect(r.passed).toBe(false);
     expect(r.output).toContain('started');
     expect(r.output).toContain('timed out after 800 ms');
     expect(r.pgid).toBeGreaterThan(0);
-    expect(() => process.kill(-r.pgid!, 0)).toThrow(expect.objectContaining({ code: 'ESRCH' }));
-    const bgPid = Number(readFileSync(join(dir, 'bg.pid'), 'utf8'));
-    expect(() => process.kill(bgPid, 0)).toThrow(expect.objectContaining({ code: 'ESRCH' }));
+    expect(processGroupAlive(r.pgid!)).toBe(false);
+    expect(pidsRunning('sleep', bg)).toEqual([]);
+    expect(pidsRunning('sleep', fg)).toEqual([]);
   });
 
   it('a process that ignores SIGTERM is SIGKILLed after the grace period', async () => {
@@ -75,18 +98,28 @@ describe('runSandboxedCommand', () => {
     expect(processGroupAlive(r.pgid!)).toBe(false);
   });
 
+  it('on timeout the command gets SIGTERM first and may clean up within the grace period', async () => {
+    const r = await runSandboxedCommand(`trap 'echo got-TERM; exit 143' TERM; echo ready; sleep ${uniqueSleep()} & wait`, {
+      ...opts,
+      timeoutMs: 800,
+      killGraceMs: 5_000,
+    });
+    expect(r.timedOut).toBe(true);
+    expect(r.output).toContain('got-TERM');
+  });
+
   it('on abort (cancel) kills the whole process group', async () => {
+    const [bg, fg] = [uniqueSleep(), uniqueSleep()];
     const controller = new AbortController();
-    const pending = runSandboxedCommand(`sleep 300 & echo $! > ${join(dir, 'bg.pid')}; sleep 300`, { ...opts, signal: controller.signal });
-    await new Promise((r) => setTimeout(r, 300));
+    const pending = runSandboxedCommand(`sleep ${bg} & sleep ${fg}`, { ...opts, signal: controller.signal });
+    await vi.waitFor(() => expect(pidsRunning('sleep', fg)).toHaveLength(1), { timeout: 10_000 });
     controller.abort();
     const r = await pending;
     expect(r.aborted).toBe(true);
     expect(r.timedOut).toBe(false);
     expect(r.passed).toBe(false);
-    expect(() => process.kill(-r.pgid!, 0)).toThrow(expect.objectContaining({ code: 'ESRCH' }));
-    const bgPid = Number(readFileSync(join(dir, 'bg.pid'), 'utf8'));
-    expect(processGroupAlive(bgPid) || (() => { try { process.kill(bgPid, 0); return true; } catch { return false; } })()).toBe(false);
+    expect(processGroupAlive(r.pgid!)).toBe(false);
+    expect(pidsRunning('sleep', bg)).toEqual([]);
   });
 
   it('does not start at all when already aborted', async () => {
@@ -94,14 +127,14 @@ describe('runSandboxedCommand', () => {
     controller.abort();
     const r = await runSandboxedCommand(`touch ${join(dir, 'ran')}`, { ...opts, signal: controller.signal });
     expect(r).toMatchObject({ aborted: true, passed: false, pgid: null });
-    expect(() => readFileSync(join(dir, 'ran'))).toThrow();
+    expect(existsSync(join(dir, 'ran'))).toBe(false);
   });
 
   it('kills what a passing command left running in the background', async () => {
-    const r = await runSandboxedCommand(`sleep 300 & echo $! > ${join(dir, 'bg.pid')}; echo done`, opts);
+    const bg = uniqueSleep();
+    const r = await runSandboxedCommand(`sleep ${bg} & echo done`, opts);
     expect(r.passed).toBe(true);
-    const bgPid = Number(readFileSync(join(dir, 'bg.pid'), 'utf8'));
-    expect(() => process.kill(bgPid, 0)).toThrow(expect.objectContaining({ code: 'ESRCH' }));
+    expect(pidsRunning('sleep', bg)).toEqual([]);
   });
 
   it('caps the output, keeping head and tail', async () => {
@@ -113,5 +146,104 @@ describe('runSandboxedCommand', () => {
     expect(r.output.trimEnd().endsWith('LAST')).toBe(true);
     expect(r.output).toMatch(/\[\.\.\. \d+ bytes of output omitted \.\.\.\]/);
     expect(r.output.length).toBeLessThan(3200);
+  });
+
+  it(`${kind === 'bwrap' ? 'kills' : 'cannot kill'} processes that left the group (setsid, nohup, double fork) when the command ends`, async () => {
+    const [a, b, c] = [uniqueSleep(), uniqueSleep(), uniqueSleep()];
+    try {
+      const r = await runSandboxedCommand(`setsid sleep ${a} & nohup sleep ${b} >/dev/null 2>&1 & (setsid sh -c "sleep ${c}" &); sleep 0.3; echo done`, opts);
+      expect(r.passed).toBe(true);
+      if (kind === 'bwrap') {
+        for (const s of [a, b, c]) expect(pidsRunning('sleep', s), `sleep ${s}`).toEqual([]);
+      } else {
+        // Without the sandbox's PID namespace, a new session escapes the process group: the gap bwrap closes.
+        expect(pidsRunning('sleep', a).length + pidsRunning('sleep', c).length).toBeGreaterThan(0);
+      }
+    } finally {
+      for (const s of [a, b, c]) for (const pid of pidsRunning('sleep', s)) process.kill(pid, 'SIGKILL');
+    }
+  });
+});
+
+/** What only the bubblewrap sandbox guarantees, shown against the real bwrap. */
+describe('runSandboxedCommand in bubblewrap: isolation', () => {
+  let sandbox: Sandbox;
+  let scratch: string;
+  let work: string;
+  let outside: string;
+  let server: Server;
+  let port: number;
+  let opts: SandboxedCommandOptions;
+
+  beforeAll(async () => {
+    sandbox = await bwrap();
+    scratch = mkdtempSync(join(tmpdir(), 'asa-sandbox-iso-'));
+    work = join(scratch, 'work');
+    outside = join(scratch, 'outside');
+    // As for TASK_WORKSPACE_DIR: the sandbox's user must be able to pass through to its folder.
+    chmodSync(scratch, 0o711);
+    mkdirSync(work);
+    mkdirSync(outside);
+    writeFileSync(join(outside, 'secret.txt'), 'outside-secret-5150\n');
+    await sandbox.handOver(work);
+    opts = {
+      sandbox,
+      mounts: { readOnly: [], writable: [work] },
+      cwd: work,
+      env: buildSandboxEnv({ PATH: process.env.PATH ?? '' }, { home: work, tmp: work }),
+      timeoutMs: 20_000,
+      killGraceMs: 500,
+      maxOutputBytes: 64 * 1024,
+    };
+    server = createServer((s) => s.on('error', () => {}).end('hello\n'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as { port: number }).port;
+  });
+  afterAll(async () => {
+    await new Promise((r) => server.close(r));
+    rmSync(scratch, { recursive: true, force: true });
+  });
+
+  const connect = `node -e "require('net').connect(${'$PORT'}, '127.0.0.1').on('connect', () => { console.log('CONNECTED'); process.exit(0) }).on('error', (e) => { console.log('NO-CONNECTION', e.code); process.exit(1) })"`;
+
+  it('sees only its own processes: not the service, not its environment', async () => {
+    const r = await runSandboxedCommand(`ls /proc | grep -E '^[0-9]+$' | tr '\\n' ' '; echo; cat /proc/${process.pid}/environ || echo NO-SERVICE-PROC; echo "ppid=$PPID"`, opts);
+    const pids = r.output.split('\n')[0].trim().split(' ').map(Number);
+    expect(Math.max(...pids)).toBeLessThan(50); // a fresh PID namespace, not the host's thousands
+    expect(r.output).toContain('NO-SERVICE-PROC');
+    expect(r.output).toContain('ppid=1'); // its parent is the sandbox's init, not the service
+  });
+
+  it('runs as an unprivileged user, and the files it writes belong to that user', async () => {
+    const r = await runSandboxedCommand('id -u; touch made-here', opts);
+    const expected = process.getuid?.() === 0 ? 65534 : process.getuid?.();
+    expect(r.output.trim()).toBe(String(expected));
+    expect(statSync(join(work, 'made-here')).uid).toBe(expected);
+  });
+
+  it('writes only its own folders: system folders are read-only, other folders absent', async () => {
+    const r = await runSandboxedCommand(
+      `touch /usr/pwned || echo RO-USR; touch /etc/pwned || echo RO-ETC; touch /pwned || echo RO-ROOT; cat ${outside}/secret.txt || echo NO-OUTSIDE; echo ROOT: $(ls /)`,
+      opts,
+    );
+    expect(r.output).toContain('RO-USR');
+    expect(r.output).toContain('RO-ETC');
+    expect(r.output).toContain('NO-OUTSIDE');
+    expect(r.output).not.toContain('outside-secret-5150');
+    expect(r.output).toContain('RO-ROOT');
+    // Of the machine's top-level folders only the system ones are there: no /root, /home, /var, /srv, /opt, /work.
+    const top = /^ROOT: (.*)$/m.exec(r.output)?.[1].split(' ') ?? [];
+    expect(top.length).toBeGreaterThan(3);
+    for (const name of top) expect(['bin', 'dev', 'etc', 'lib', 'lib32', 'lib64', 'libx32', 'proc', 'sbin', 'tmp', 'usr']).toContain(name);
+    expect(existsSync('/usr/pwned')).toBe(false);
+  });
+
+  it('cannot open a network connection, even to 127.0.0.1; TASK_SANDBOX_NETWORK=true allows it', async () => {
+    const off = await runSandboxedCommand(connect.replace('$PORT', String(port)), opts);
+    expect(off.output).toMatch(/NO-CONNECTION (ECONNREFUSED|ENETUNREACH)/);
+    expect(off.passed).toBe(false);
+    const on = await runSandboxedCommand(connect.replace('$PORT', String(port)), { ...opts, sandbox: await bwrap(true) });
+    expect(on.output).toContain('CONNECTED');
+    expect(on.passed).toBe(true);
   });
 });

@@ -1,7 +1,13 @@
 import { spawn } from 'node:child_process';
+import { listProcesses } from '../sandbox/proc';
+import { Sandbox, SandboxMounts } from '../sandbox/sandbox';
 import { CappedOutput } from './capped-output';
 
 export interface SandboxedCommandOptions {
+  /** Where the command runs (TASK_SANDBOX): bubblewrap, or none. */
+  readonly sandbox: Sandbox;
+  /** The folders the command may see and write (the task's workspace). */
+  readonly mounts: SandboxMounts;
   /** Working directory (the task's checkout). */
   readonly cwd: string;
   /** Complete environment of the command (see buildSandboxEnv); nothing is inherited. */
@@ -13,6 +19,8 @@ export interface SandboxedCommandOptions {
   readonly maxOutputBytes: number;
   /** Stops the command (cancel, shutdown). */
   readonly signal?: AbortSignal;
+  /** Told the process group as soon as the command started (to record it for clean-up after a crash). */
+  readonly onStart?: (pgid: number) => void;
 }
 
 export interface SandboxedCommandResult {
@@ -32,10 +40,11 @@ export interface SandboxedCommandResult {
 }
 
 /**
- * Runs a shell command as the leader of its own process group, so that everything it starts
- * (test workers, servers, a stray `sleep`) can be stopped together: SIGTERM to the whole group,
- * then SIGKILL after a grace period. Stopped on timeout and on abort; leftovers of a command
- * that exited normally are killed too.
+ * Runs a shell command in the sandbox, as the leader of its own process group, so that
+ * everything it starts (test workers, servers, a stray `sleep`) can be stopped together: SIGTERM
+ * to the group, then SIGKILL after a grace period. Stopped on timeout and on abort; leftovers of a
+ * command that exited normally are killed too. Under bubblewrap the PID namespace also catches
+ * what left the group (setsid): it ends with the command.
  */
 export function runSandboxedCommand(command: string, opts: SandboxedCommandOptions): Promise<SandboxedCommandResult> {
   const started = Date.now();
@@ -55,20 +64,24 @@ export function runSandboxedCommand(command: string, opts: SandboxedCommandOptio
     }
 
     // `exec 2>&1` first: one pipe for both streams keeps stdout and stderr in the order written.
-    const child = spawn('/bin/sh', ['-c', `exec 2>&1\n${command}`], {
-      cwd: opts.cwd,
-      env: opts.env,
+    const launch = opts.sandbox.launch(['/bin/sh', '-c', `exec 2>&1\n${command}`], { cwd: opts.cwd, env: opts.env, mounts: opts.mounts });
+    const child = spawn(launch.file, launch.args, {
+      cwd: launch.cwd,
+      env: launch.env,
+      ...(launch.uid !== undefined ? { uid: launch.uid, gid: launch.gid } : {}),
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const pgid = child.pid ?? null;
+    if (pgid !== null) opts.onStart?.(pgid);
 
-    const killGroup = (sig: NodeJS.Signals) => {
-      if (pgid !== null) signalGroup(pgid, sig);
-    };
     const stop = () => {
-      killGroup('SIGTERM');
-      killTimer ??= setTimeout(() => killGroup('SIGKILL'), opts.killGraceMs);
+      if (pgid === null) return;
+      // bwrap itself ends the whole sandbox at once when signalled: the grace period is for the
+      // command, so SIGTERM goes to the others in the group and bwrap gets the final SIGKILL.
+      if (launch.supervised) signalMembers(pgid, 'SIGTERM', pgid);
+      else signalGroup(pgid, 'SIGTERM');
+      killTimer ??= setTimeout(() => signalGroup(pgid, 'SIGKILL'), opts.killGraceMs);
     };
 
     const timer = setTimeout(() => {
@@ -154,9 +167,25 @@ function signalGroup(pgid: number, sig: NodeJS.Signals | 0): boolean {
   }
 }
 
-/** Whether any process (zombies included) is still in the group. */
+/** Signals every process of the group except `except` (one by one, from /proc). */
+function signalMembers(pgid: number, sig: NodeJS.Signals, except: number): void {
+  for (const p of listProcesses()) {
+    if (p.pgid !== pgid || p.pid === except) continue;
+    try {
+      process.kill(p.pid, sig);
+    } catch {
+      // Gone in the meantime.
+    }
+  }
+}
+
+/**
+ * Whether a process of the group still runs. Zombies do not count: they have ended and only wait
+ * for their new parent (the machine's init, which may reap slowly) to collect them.
+ */
 export function processGroupAlive(pgid: number): boolean {
-  return signalGroup(pgid, 0);
+  if (!signalGroup(pgid, 0)) return false;
+  return listProcesses().some((p) => p.pgid === pgid && p.state !== 'Z');
 }
 
 async function waitForGroupExit(pgid: number, maxWaitMs: number): Promise<void> {

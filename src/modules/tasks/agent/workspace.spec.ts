@@ -1,30 +1,37 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { initRepo } from '../../../demo/git-init';
 import { parseRepoUrl } from '../repo-url';
+import { createSandbox } from '../sandbox/create-sandbox';
+import { Sandbox } from '../sandbox/sandbox';
 import { GitCommandError, runGit } from './git';
 import { PatchApplier } from './patch-applier';
 import { pickPassthroughEnv } from './sandbox-env';
 import { cloneArgs, Workspace } from './workspace';
 
 const gitEnv = pickPassthroughEnv({ PATH: process.env.PATH });
+/** git run by the test itself on a checkout that now belongs to the sandbox's user. */
+const hostGit = (cwd: string, ...args: string[]) => execFileSync('git', ['-c', 'safe.directory=*', ...args], { cwd, encoding: 'utf8' });
 
-/** Real git repositories in scratch folders. */
+/** Real git repositories in scratch folders; git on the checkout runs in the real bubblewrap sandbox. */
 describe('Workspace (real git)', () => {
   let scratch: string;
   let origin: string;
+  let sandbox: Sandbox;
   const open: Workspace[] = [];
 
   const create = async () => {
-    const ws = await Workspace.create('task-1', { parentDir: join(scratch, 'work'), gitEnv, gitTimeoutMs: 20_000 });
+    const ws = await Workspace.create('task-1', { parentDir: join(scratch, 'work'), gitEnv, gitTimeoutMs: 20_000, sandbox });
     open.push(ws);
     return ws;
   };
 
   beforeAll(async () => {
     scratch = mkdtempSync(join(tmpdir(), 'asa-ws-spec-'));
+    chmodSync(scratch, 0o711); // the sandbox's user passes through to the workspaces
+    sandbox = await createSandbox({ sandbox: 'bwrap', sandboxNetwork: false, workspaceDir: scratch, executableSearchPath: process.env.PATH ?? '' });
     origin = join(scratch, 'origin');
     mkdirSync(join(origin, 'src'), { recursive: true });
     writeFileSync(join(origin, 'src/math.js'), 'function add(a, b) {\n  return a - b;\n}\nmodule.exports = { add };\n');
@@ -58,7 +65,7 @@ describe('Workspace (real git)', () => {
       const ws = await create();
       await ws.clone(parseRepoUrl(url));
       expect(readFileSync(join(ws.repoDir, 'src/math.js'), 'utf8')).toContain('return a - b');
-      expect(execFileSync('git', ['rev-list', '--count', 'HEAD'], { cwd: ws.repoDir, encoding: 'utf8' }).trim()).toBe('1');
+      expect(hostGit(ws.repoDir, 'rev-list', '--count', 'HEAD').trim()).toBe('1');
       expect(existsSync(ws.homeDir) && existsSync(ws.tmpDir)).toBe(true);
       expect((await ws.trackedFiles()).sort()).toEqual(['CHANGES.md', 'README.md', 'src/math.js']);
     }
@@ -104,6 +111,7 @@ describe('Workspace (real git)', () => {
     unlinkSync(join(ws.repoDir, 'README.md'));
     mkdirSync(join(ws.repoDir, 'new-dir'));
     writeFileSync(join(ws.repoDir, 'new-dir/file.js'), 'x');
+    await sandbox.handOver(join(ws.repoDir, 'new-dir')); // as if the test command had made it
     await ws.reset();
     expect(readFileSync(join(ws.repoDir, 'src/math.js'), 'utf8')).toContain('return a - b');
     expect(existsSync(join(ws.repoDir, 'README.md'))).toBe(true);
@@ -115,6 +123,43 @@ describe('Workspace (real git)', () => {
     await ws.clone(parseRepoUrl(origin));
     await ws.dispose();
     expect(existsSync(ws.root)).toBe(false);
+  });
+
+  it('records its owner; the sandbox user owns the checkout, HOME and TMPDIR but not the root', async () => {
+    const ws = await create();
+    await ws.clone(parseRepoUrl(origin));
+    const owner = JSON.parse(readFileSync(join(ws.root, 'owner.json'), 'utf8'));
+    expect(owner).toMatchObject({ pid: process.pid });
+    expect(owner.startTicks).toBeGreaterThan(0);
+    const rootUid = process.getuid!();
+    const sandboxUid = rootUid === 0 ? 65534 : rootUid;
+    expect(statSync(ws.root).uid).toBe(rootUid);
+    for (const d of [ws.repoDir, ws.homeDir, ws.tmpDir, join(ws.repoDir, 'src/math.js'), join(ws.repoDir, '.git/config')]) expect(statSync(d).uid, d).toBe(sandboxUid);
+  });
+
+  it('git on the checkout runs sandboxed: a filter planted in .git/config runs as the sandbox user, and sees nothing of the service', async () => {
+    const ws = await create();
+    await ws.clone(parseRepoUrl(origin));
+    const marker = join(scratch, 'filter-ran-outside');
+    // What a test command could leave behind for the next `git checkout` (reset before each attempt).
+    writeFileSync(join(ws.repoDir, '.gitattributes'), '*.js filter=evil\n');
+    const filterOut = join(ws.tmpDir, 'filter.txt');
+    hostGit(ws.repoDir, 'config', 'filter.evil.smudge', `sh -c 'id -u > ${filterOut}; ls /proc | wc -l >> ${filterOut}; touch ${marker}; cat'`);
+    writeFileSync(join(ws.repoDir, 'src/math.js'), 'changed');
+    await ws.reset();
+    expect(existsSync(marker)).toBe(false); // the filter could not write outside the workspace
+    const [uid, procEntries] = readFileSync(filterOut, 'utf8').trim().split('\n');
+    expect(Number(uid)).toBe(process.getuid!() === 0 ? 65534 : process.getuid!());
+    expect(Number(procEntries)).toBeLessThan(100); // its own /proc, not the machine's
+  });
+
+  it('writes patch files without following a symlink planted under their name', async () => {
+    const ws = await create();
+    const target = join(scratch, 'must-stay.txt');
+    writeFileSync(target, 'original');
+    symlinkSync(target, join(ws.root, 'a1.patch'));
+    await expect(ws.writeScratchFile('a1.patch', 'x')).rejects.toMatchObject({ code: 'ELOOP' });
+    expect(readFileSync(target, 'utf8')).toBe('original');
   });
 
   describe('PatchApplier', () => {
@@ -129,7 +174,7 @@ describe('Workspace (real git)', () => {
       expect(readFileSync(join(ws.repoDir, 'src/math.js'), 'utf8')).toContain('return a + b');
       // The patch file lives outside the checkout.
       expect(existsSync(join(ws.root, 'a1.patch'))).toBe(true);
-      expect(execFileSync('git', ['status', '--porcelain'], { cwd: ws.repoDir, encoding: 'utf8' }).trim()).toBe('M src/math.js');
+      expect(hostGit(ws.repoDir, 'status', '--porcelain').trim()).toBe('M src/math.js');
     });
 
     it('applies a diff without a/ b/ prefixes', async () => {

@@ -9,6 +9,10 @@ export class SubmitTaskDto {
   @ApiProperty({
     description:
       'Repository to fix: an https://, http:// or file:// URL or an absolute local path (kinds allowed by TASK_REPO_URL_SCHEMES). ' +
+      'User-scoped API keys may use only https:// unless TASK_ALLOW_LOCAL_REPOS_FOR_USERS=true (403 otherwise). ' +
+      'Loopback, private, link-local and metadata hosts are refused unless listed in TASK_REPO_HOST_ALLOWLIST (checked at submit ' +
+      'for address literals and localhost, and again after name resolution at clone time); local paths into the service\'s own ' +
+      'folder, /proc, /sys or /dev are refused for every key. ' +
       'Values starting with "-", git remote-helper transports (ext::...), whitespace and embedded credentials are rejected.',
     example: 'https://github.com/example/repo',
     maxLength: 2048,
