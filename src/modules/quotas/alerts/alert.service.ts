@@ -77,6 +77,11 @@ export class AlertService {
     if (!input.dedupKey || input.dedupKey.length > DEDUP_KEY_MAX) {
       throw new Error(`dedupKey must be 1-${DEDUP_KEY_MAX} characters`);
     }
+    const windowStartMs = Date.parse(input.alert.window.start);
+    const windowEndMs = input.alert.window.end ? Date.parse(input.alert.window.end) : null;
+    if (Number.isNaN(windowStartMs) || (windowEndMs !== null && Number.isNaN(windowEndMs))) {
+      throw new Error(`Alert ${input.dedupKey}: window start and end must be ISO 8601 instants`);
+    }
     const now = input.now ?? new Date();
     const configured = this.notifierNames();
     const unknown = (input.notify ?? []).filter((n) => !configured.includes(n));
@@ -96,8 +101,8 @@ export class AlertService {
         ruleId: a.ruleId,
         scope: JSON.stringify(a.scope),
         thresholdPercent: a.thresholdPercent,
-        windowStartMs: Date.parse(a.window.start),
-        windowEndMs: a.window.end ? Date.parse(a.window.end) : null,
+        windowStartMs,
+        windowEndMs,
         payload: JSON.stringify(toPayload(a)),
         state: 'firing',
         notify: JSON.stringify(notify),
@@ -158,7 +163,7 @@ export class AlertService {
         for (const name of (JSON.parse(row.notify) as string[]).filter((n) => resenders.includes(n))) {
           resent++;
           // Attempt 0 marks a re-send; only failed ones are stored (a row a minute per alert otherwise).
-          void this.dispatcher.attempt(this.dispatcher.notifier(name)!, alert, 'firing', 0, false);
+          this.dispatcher.resend(this.dispatcher.notifier(name)!, alert);
         }
       }
     }
