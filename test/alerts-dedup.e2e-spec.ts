@@ -3,12 +3,12 @@
  * file, PostgreSQL) and across a restart; a delivery left pending at shutdown is resumed by the
  * next start from its stored attempts.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { AlertService } from '../src/modules/quotas/alerts/alert.service';
-import { quotaAlert } from './support/alerts';
+import { quotaAlert, writeRelayNotifierPlugin } from './support/alerts';
 import { createTestApp, TestApp } from './support/create-app';
 import { eventually, HttpReceiver, startHttpReceiver } from './support/notifier-receivers';
 import { createScratchPostgres, describePostgres, ScratchDatabase } from './support/postgres';
@@ -24,16 +24,7 @@ function dedupSuite(databaseUrl: () => string) {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'asa-alert-dedup-'));
     relay = await startHttpReceiver();
-    const plugin = join(dir, 'relay-notifier.mjs');
-    writeFileSync(
-      plugin,
-      `export function createAlertNotifier() {
-        return { name: 'relay', async send(alert) {
-          const res = await fetch(${JSON.stringify(relay.url)}, { method: 'POST', body: JSON.stringify({ id: alert.id, state: alert.state }) });
-          if (!res.ok) throw Object.assign(new Error('relay answered HTTP ' + res.status), { httpStatus: res.status });
-        } };
-      }\n`,
-    );
+    const plugin = writeRelayNotifierPlugin(dir, relay.url);
     env = {
       DATABASE_URL: databaseUrl(),
       ALERT_NOTIFIER_PLUGINS: plugin,

@@ -5,12 +5,13 @@
  * continuing the attempt count.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eventually, HttpReceiver, startHttpReceiver } from './support/notifier-receivers';
 import { sqlite } from './support/pipeline';
 import { buildService, freePort, startService, waitForHttp } from './support/service-process';
+import { writeRelayNotifierPlugin } from './support/alerts';
 
 interface DeliveryRow {
   attempt: number;
@@ -27,16 +28,7 @@ describe('alert deliveries across process restarts (real process)', () => {
     buildService();
     dir = mkdtempSync(join(tmpdir(), 'asa-alert-restart-'));
     relay = await startHttpReceiver({ status: 500, body: 'down' });
-    const plugin = join(dir, 'relay-notifier.mjs');
-    writeFileSync(
-      plugin,
-      `export function createAlertNotifier() {
-        return { name: 'relay', async send(alert) {
-          const res = await fetch(${JSON.stringify(relay.url)}, { method: 'POST', body: JSON.stringify({ id: alert.id, state: alert.state }) });
-          if (!res.ok) throw Object.assign(new Error('relay answered HTTP ' + res.status), { httpStatus: res.status });
-        } };
-      }\n`,
-    );
+    const plugin = writeRelayNotifierPlugin(dir, relay.url);
     env = {
       DATABASE_URL: `sqlite:${join(dir, 'asa.db')}`,
       ALERT_NOTIFIER_PLUGINS: plugin,

@@ -2,7 +2,6 @@ import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBoo
 import { ConfigType } from '@nestjs/config';
 import { randomUUID } from 'node:crypto';
 import { Counter } from 'prom-client';
-import { DataSource, Repository } from 'typeorm';
 import { alertsConfig } from '../../../config/alerts.config';
 import { ALERT_NOTIFIERS, AlertNotifier, CostAlert } from '../../../plugins/sdk';
 import { METRICS_REGISTRY } from '../../metrics/metrics.constants';
@@ -10,7 +9,7 @@ import type { MetricsRegistry } from '../../metrics/metrics-registry.provider';
 import { toCostAlert } from './alert-mapping';
 import { AlertDelivery, DeliveryState } from './entities/alert-delivery.entity';
 import { Alert } from './entities/alert.entity';
-import { InjectWriteDataSource } from '../../../database/data-sources';
+import { AlertTables } from './alert-tables';
 
 export interface AttemptOutcome {
   notifier: string;
@@ -67,18 +66,8 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
   private readonly loose = new Set<Promise<unknown>>();
   private readonly stopping = new AbortController();
 
-  private get alerts(): Repository<Alert> {
-    return this.db.getRepository(Alert);
-  }
-
-  private get deliveries(): Repository<AlertDelivery> {
-    return this.db.getRepository(AlertDelivery);
-  }
-
   constructor(
-    // The task-state connection (see WRITE_DATA_SOURCE): on SQLite's main connection an alert row
-    // written while the usage sink has a batch transaction open would be undone with a rollback.
-    @InjectWriteDataSource() private readonly db: DataSource,
+    private readonly tables: AlertTables,
     @Inject(ALERT_NOTIFIERS) private readonly notifiers: AlertNotifier[],
     @Inject(METRICS_REGISTRY) registry: MetricsRegistry,
     @Inject(alertsConfig.KEY) private readonly config: ConfigType<typeof alertsConfig>,
@@ -130,7 +119,7 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
     await Promise.allSettled([...this.running.values(), ...this.loose]);
     if (tokens.length > 0) {
       // Released, not dropped: whoever starts next resumes these from the stored attempts.
-      const res = await this.alerts
+      const res = await this.tables.alerts
         .createQueryBuilder()
         .update(Alert)
         .set({ dispatchLeaseUntilMs: 0 })
@@ -161,7 +150,7 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
   async resumePending(): Promise<number> {
     if (this.stopping.signal.aborted) return 0;
     const now = Date.now();
-    const stale = await this.alerts
+    const stale = await this.tables.alerts
       .createQueryBuilder('a')
       .select(['a.id'])
       .where("a.dispatch_state = 'pending'")
@@ -172,7 +161,7 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
     let resumed = 0;
     for (const { id } of stale) {
       const token = randomUUID();
-      const res = await this.alerts
+      const res = await this.tables.alerts
         .createQueryBuilder()
         .update(Alert)
         .set({ dispatchToken: token, dispatchLeaseUntilMs: Date.now() + this.leaseMs() })
@@ -208,7 +197,7 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
     this.notifications.inc({ notifier: notifier.name, result });
     if (result !== 'ok') this.logger.warn(`Alert ${alert.id} (${state}) to ${notifier.name}, attempt ${attempt}: ${error}`);
     if (store || result !== 'ok') {
-      await this.deliveries
+      await this.tables.deliveries
         .insert({
           id: randomUUID(),
           alertId: alert.id,
@@ -227,9 +216,9 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   private async run(alertId: string, token: string): Promise<void> {
-    const row = await this.alerts.findOneBy({ id: alertId });
+    const row = await this.tables.alerts.findOneBy({ id: alertId });
     if (!row || row.dispatchToken !== token || row.dispatchState !== 'pending') return;
-    const history = await this.deliveries.findBy({ alertId });
+    const history = await this.tables.deliveries.findBy({ alertId });
     const notify = JSON.parse(row.notify) as string[];
     // A resolution goes to those that were told the alert fired.
     const targets =
@@ -239,7 +228,7 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
     const alert = toCostAlert(row);
     await Promise.allSettled(targets.map((name) => this.deliver(alert, name, history, token)));
     if (this.stopping.signal.aborted) return; // left pending: released in beforeApplicationShutdown
-    await this.alerts
+    await this.tables.alerts
       .createQueryBuilder()
       .update(Alert)
       .set({ dispatchState: 'done', dispatchToken: null, dispatchLeaseUntilMs: null })
@@ -260,7 +249,7 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
     for (let attempt = previous.length + 1; attempt <= maxAttempts; attempt++) {
       if (this.stopping.signal.aborted) return;
       // A retry after the alert resolved (a new dispatch took the row) would say "firing" too late.
-      if (attempt > previous.length + 1 && (await this.alerts.countBy({ id: alert.id, dispatchToken: token })) === 0) return;
+      if (attempt > previous.length + 1 && (await this.tables.alerts.countBy({ id: alert.id, dispatchToken: token })) === 0) return;
       const outcome = await this.attempt(notifier, alert, alert.state, attempt);
       if (outcome.ok) return;
       if (attempt === maxAttempts) {
