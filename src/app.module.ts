@@ -34,12 +34,17 @@ import { PrometheusUsageSink } from './plugins/sinks/prometheus-usage.sink';
  * OTLP_USAGE_SINK=true, decided when this file is loaded (main.ts reads .env first), as
  * ENABLE_OPENTELEMETRY is: off loads nothing.
  */
-async function usageModule(): Promise<DynamicModule> {
-  const otlp = await otlpUsageSinkParts();
-  return UsageModule.forRoot({
-    sinks: [DatabaseUsageSink, PrometheusUsageSink, ...otlp.sinks],
-    imports: [MetricsModule, ...otlp.imports],
-  });
+function usageModule(): Promise<DynamicModule> {
+  const module = otlpUsageSinkParts().then((otlp) =>
+    UsageModule.forRoot({
+      sinks: [DatabaseUsageSink, PrometheusUsageSink, ...otlp.sinks],
+      imports: [MetricsModule, ...otlp.imports],
+    }),
+  );
+  // Nest awaits it only when it scans the modules (and reports a failure then); until then a
+  // rejection must not count as unhandled and end the process with a stack trace.
+  module.catch(() => undefined);
+  return module;
 }
 
 @Module({

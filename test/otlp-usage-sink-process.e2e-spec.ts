@@ -44,6 +44,9 @@ describe('OTLP usage sink in the built service (real process)', () => {
         TASK_POLL_INTERVAL_MS: '100',
         TASK_DEFAULT_MODEL: 'gpt-4o-mini',
         TASK_WORKSPACE_DIR: join(dir, 'workspaces'),
+        // Tracing on too, to the same receiver: the two share nothing but the endpoint.
+        ENABLE_OPENTELEMETRY: 'true',
+        OTEL_BSP_SCHEDULE_DELAY: '50',
         OTLP_USAGE_SINK: 'true',
         OTLP_USAGE_LOGS: 'true',
         OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
@@ -84,5 +87,8 @@ describe('OTLP usage sink in the built service (real process)', () => {
     expect(total('output')).toBe(rows.reduce((n, r) => n + r.output_tokens, 0));
     expect(receiver.logRecords.map((l) => l.attributes.id).sort()).toEqual(rows.map((r) => r.id).sort());
     expect(svc.output()).toMatch(/usage queues drained: .*otlp \d+ written/);
+    // Traces still flow, and the sink's own exports make no spans in them.
+    expect(receiver.spans.some((s) => s.name === 'chat gpt-4o-mini')).toBe(true);
+    expect(receiver.spans.filter((s) => /v1\/(metrics|logs)/.test(String(s.attributes['url.full'] ?? s.attributes['http.url'] ?? '')))).toEqual([]);
   });
 });

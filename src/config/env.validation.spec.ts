@@ -99,6 +99,14 @@ describe('OTLP usage sink settings', () => {
     expect(() => validateEnv({ OTEL_EXPORTER_OTLP_LOGS_HEADERS: 'api-key secret-token' })).not.toThrow(/secret-token/);
   });
 
+  it('refuses the sink together with the tracing SDK exporting metrics of its own', () => {
+    expect(() => validateEnv({ OTLP_USAGE_SINK: 'true', ENABLE_OPENTELEMETRY: 'true', OTEL_METRICS_EXPORTER: 'otlp' })).toThrow(
+      /OTLP_USAGE_SINK=true: OTLP_USAGE_SINK=true cannot be combined with OTEL_METRICS_EXPORTER/,
+    );
+    expect(() => validateEnv({ OTLP_USAGE_SINK: 'true', ENABLE_OPENTELEMETRY: 'true', OTEL_METRICS_EXPORTER: 'none' })).not.toThrow();
+    expect(() => validateEnv({ OTLP_USAGE_SINK: 'true', ENABLE_OPENTELEMETRY: 'true' })).not.toThrow();
+  });
+
   it('reads the flags and the export interval', () => {
     const env = validateEnv({ OTLP_USAGE_SINK: 'true', OTLP_USAGE_LOGS: 'off', OTEL_METRIC_EXPORT_INTERVAL: '15000' });
     expect(env).toMatchObject({ OTLP_USAGE_SINK: true, OTLP_USAGE_LOGS: false, OTEL_METRIC_EXPORT_INTERVAL: 15000 });

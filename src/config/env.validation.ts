@@ -164,6 +164,18 @@ export class EnvironmentVariables {
 
   // OTLP usage sink (usage records as OpenTelemetry metrics and, optionally, log records).
   @IsOptional() @Transform(toBool) @IsBoolean({ message: 'OTLP_USAGE_SINK must be true or false' })
+  @ValidateBy({
+    name: 'ownsMeterProvider',
+    validator: {
+      // Both would register the process-wide meter provider; nestjs-otel's instruments need the sink's.
+      validate: (value: unknown, args) => {
+        const env = args?.object as EnvironmentVariables;
+        return !(value === true && env.ENABLE_OPENTELEMETRY === true && env.OTEL_METRICS_EXPORTER && env.OTEL_METRICS_EXPORTER !== 'none');
+      },
+      defaultMessage: () =>
+        'OTLP_USAGE_SINK=true cannot be combined with OTEL_METRICS_EXPORTER when ENABLE_OPENTELEMETRY=true: unset OTEL_METRICS_EXPORTER (the usage sink exports its metrics over OTLP itself)',
+    },
+  })
   OTLP_USAGE_SINK?: boolean;
 
   @IsOptional() @Transform(toBool) @IsBoolean({ message: 'OTLP_USAGE_LOGS must be true or false' })
