@@ -233,6 +233,7 @@ describe('OTLP usage sink', () => {
           OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: `${receiver.url}/v1/metrics`,
           OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: 'http/json',
           OTEL_EXPORTER_OTLP_METRICS_HEADERS: 'x-collector-key=k123',
+          OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=otlp-test',
           OTLP_USAGE_LOGS: undefined,
         },
       });
@@ -251,6 +252,7 @@ describe('OTLP usage sink', () => {
         return sum(pointsWith(p, { 'gen_ai.token.type': 'input' }).map((x) => x.count!)) === 3 && p;
       });
       expect(sum(pointsWith(points, { 'gen_ai.token.type': 'output' }).map((p) => p.sum!))).toBe(overall.output_tokens);
+      expect(points[0].resource).toMatchObject({ 'service.name': 'asa-backend', 'deployment.environment.name': 'otlp-test' });
       const metricExports = receiver.exports.filter((e) => e.path === '/v1/metrics');
       expect(metricExports.length).toBeGreaterThan(0);
       expect(metricExports.every((e) => e.contentType.startsWith('application/json') && e.headers['x-collector-key'] === 'k123')).toBe(true);

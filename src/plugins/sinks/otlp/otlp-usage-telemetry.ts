@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/commo
 import { ConfigType } from '@nestjs/config';
 import { metrics } from '@opentelemetry/api';
 import type { Logger as OtelLogger } from '@opentelemetry/api-logs';
-import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
+import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchLogRecordProcessor, LoggerProvider, LogRecordExporter } from '@opentelemetry/sdk-logs';
 import { MeterProvider, PeriodicExportingMetricReader, PushMetricExporter } from '@opentelemetry/sdk-metrics';
 import { OtlpProtocol, otlpUsageConfig } from '../../../config/otlp-usage.config';
@@ -36,7 +36,10 @@ export class OtlpUsageTelemetry implements OnApplicationShutdown {
     @Inject(otlpUsageConfig.KEY) readonly config: ConfigType<typeof otlpUsageConfig>,
     @Inject(usageConfig.KEY) usage: ConfigType<typeof usageConfig>,
   ) {
-    const resource = defaultResource().merge(resourceFromAttributes({ 'service.name': config.serviceName, ...serviceVersion() }));
+    // As the tracing SDK: OTEL_RESOURCE_ATTRIBUTES honoured, service name and version ours.
+    const resource = defaultResource()
+      .merge(detectResources({ detectors: [envDetector] }))
+      .merge(resourceFromAttributes({ 'service.name': config.serviceName, ...serviceVersion() }));
 
     const metricExporter = trackedMetricExporter(config.metricsProtocol, config.metricsTimeoutMs, this.metricExports);
     this.reader = new PeriodicExportingMetricReader({
