@@ -1,9 +1,8 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { ConfigType } from '@nestjs/config';
-import { InjectRepository } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { Counter } from 'prom-client';
-import { Repository } from 'typeorm';
+import { DataSource, Repository } from 'typeorm';
 import { alertsConfig } from '../../../config/alerts.config';
 import { ALERT_NOTIFIERS, AlertNotifier, CostAlert } from '../../../plugins/sdk';
 import { METRICS_REGISTRY } from '../../metrics/metrics.constants';
@@ -11,6 +10,7 @@ import type { MetricsRegistry } from '../../metrics/metrics-registry.provider';
 import { toCostAlert } from './alert-mapping';
 import { AlertDelivery, DeliveryState } from './entities/alert-delivery.entity';
 import { Alert } from './entities/alert.entity';
+import { InjectWriteDataSource } from '../../../database/data-sources';
 
 export interface AttemptOutcome {
   notifier: string;
@@ -63,11 +63,22 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
   private readonly byName: Map<string, AlertNotifier>;
   /** Dispatches this process runs, by lease token. */
   private readonly running = new Map<string, Promise<void>>();
+  /** Single attempts started outside a dispatch (re-sends while firing), awaited at shutdown. */
+  private readonly loose = new Set<Promise<unknown>>();
   private readonly stopping = new AbortController();
 
+  private get alerts(): Repository<Alert> {
+    return this.db.getRepository(Alert);
+  }
+
+  private get deliveries(): Repository<AlertDelivery> {
+    return this.db.getRepository(AlertDelivery);
+  }
+
   constructor(
-    @InjectRepository(Alert) private readonly alerts: Repository<Alert>,
-    @InjectRepository(AlertDelivery) private readonly deliveries: Repository<AlertDelivery>,
+    // The task-state connection (see WRITE_DATA_SOURCE): on SQLite's main connection an alert row
+    // written while the usage sink has a batch transaction open would be undone with a rollback.
+    @InjectWriteDataSource() private readonly db: DataSource,
     @Inject(ALERT_NOTIFIERS) private readonly notifiers: AlertNotifier[],
     @Inject(METRICS_REGISTRY) registry: MetricsRegistry,
     @Inject(alertsConfig.KEY) private readonly config: ConfigType<typeof alertsConfig>,
@@ -107,6 +118,8 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   onApplicationBootstrap(): void {
+    const names = this.notifierNames();
+    this.logger.log(names.length > 0 ? `Alert notifiers: ${names.join(', ')}` : 'No alert notifier is configured: alerts are stored only');
     // Not awaited: the start does not wait on receivers; the resumed deliveries run in the background.
     void this.resumePending().catch((err) => this.logger.error(`Could not resume pending alert deliveries: ${(err as Error).message}`));
   }
@@ -114,7 +127,7 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
   async beforeApplicationShutdown(): Promise<void> {
     this.stopping.abort();
     const tokens = [...this.running.keys()];
-    await Promise.allSettled(this.running.values());
+    await Promise.allSettled([...this.running.values(), ...this.loose]);
     if (tokens.length > 0) {
       // Released, not dropped: whoever starts next resumes these from the stored attempts.
       const res = await this.alerts
@@ -135,6 +148,13 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
       .catch((err) => this.logger.error(`Alert ${alertId}: dispatch failed: ${(err as Error).message}`))
       .finally(() => this.running.delete(token));
     this.running.set(token, run);
+  }
+
+  /** One re-send of a firing alert in the background: not retried (the next sweep sends again), stored only when it fails. */
+  resend(notifier: AlertNotifier, alert: CostAlert): void {
+    if (this.stopping.signal.aborted) return;
+    const p = this.attempt(notifier, alert, 'firing', 0, false).finally(() => this.loose.delete(p));
+    this.loose.add(p);
   }
 
   /** Takes over pending dispatches whose lease has expired or was released; returns how many. */
@@ -217,7 +237,7 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
         ? notify.filter((n) => history.some((d) => d.notifier === n && d.state === 'firing' && d.result === 'ok'))
         : notify;
     const alert = toCostAlert(row);
-    await Promise.allSettled(targets.map((name) => this.deliver(alert, name, history)));
+    await Promise.allSettled(targets.map((name) => this.deliver(alert, name, history, token)));
     if (this.stopping.signal.aborted) return; // left pending: released in beforeApplicationShutdown
     await this.alerts
       .createQueryBuilder()
@@ -228,7 +248,7 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   /** Delivers one state of an alert to one notifier, continuing from the attempts already stored. */
-  private async deliver(alert: CostAlert, name: string, history: AlertDelivery[]): Promise<void> {
+  private async deliver(alert: CostAlert, name: string, history: AlertDelivery[], token: string): Promise<void> {
     const notifier = this.byName.get(name);
     if (!notifier) {
       this.logger.warn(`Alert ${alert.id}: notifier "${name}" is no longer configured; not delivered there`);
@@ -239,6 +259,8 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
     const { maxAttempts } = this.config.delivery;
     for (let attempt = previous.length + 1; attempt <= maxAttempts; attempt++) {
       if (this.stopping.signal.aborted) return;
+      // A retry after the alert resolved (a new dispatch took the row) would say "firing" too late.
+      if (attempt > previous.length + 1 && (await this.alerts.countBy({ id: alert.id, dispatchToken: token })) === 0) return;
       const outcome = await this.attempt(notifier, alert, alert.state, attempt);
       if (outcome.ok) return;
       if (attempt === maxAttempts) {

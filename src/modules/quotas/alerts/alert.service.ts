@@ -1,13 +1,13 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
-import { In, Repository } from 'typeorm';
+import { DataSource, In, Repository } from 'typeorm';
 import type { CostAlert } from '../../../plugins/sdk';
 import { AlertDispatcher, AttemptOutcome } from './alert-dispatcher.service';
 import { toCostAlert, toPayload } from './alert-mapping';
 import { AlertBadRequestException } from './alerts.exceptions';
 import { AlertDelivery } from './entities/alert-delivery.entity';
 import { Alert, AlertState } from './entities/alert.entity';
+import { InjectWriteDataSource } from '../../../database/data-sources';
 
 export interface RaiseAlertInput {
   dedupKey: string;
@@ -51,9 +51,18 @@ function decodeCursor(value: string): { firedAtMs: number; id: string } | null {
 export class AlertService {
   private readonly logger = new Logger(AlertService.name);
 
+  private get alerts(): Repository<Alert> {
+    return this.db.getRepository(Alert);
+  }
+
+  private get deliveries(): Repository<AlertDelivery> {
+    return this.db.getRepository(AlertDelivery);
+  }
+
   constructor(
-    @InjectRepository(Alert) private readonly alerts: Repository<Alert>,
-    @InjectRepository(AlertDelivery) private readonly deliveries: Repository<AlertDelivery>,
+    // The task-state connection (see WRITE_DATA_SOURCE): on SQLite's main connection an alert row
+    // written while the usage sink has a batch transaction open would be undone with a rollback.
+    @InjectWriteDataSource() private readonly db: DataSource,
     private readonly dispatcher: AlertDispatcher,
   ) {}
 
@@ -67,6 +76,11 @@ export class AlertService {
   async raise(input: RaiseAlertInput): Promise<{ alertId: string; created: boolean }> {
     if (!input.dedupKey || input.dedupKey.length > DEDUP_KEY_MAX) {
       throw new Error(`dedupKey must be 1-${DEDUP_KEY_MAX} characters`);
+    }
+    const windowStartMs = Date.parse(input.alert.window.start);
+    const windowEndMs = input.alert.window.end ? Date.parse(input.alert.window.end) : null;
+    if (Number.isNaN(windowStartMs) || (windowEndMs !== null && Number.isNaN(windowEndMs))) {
+      throw new Error(`Alert ${input.dedupKey}: window start and end must be ISO 8601 instants`);
     }
     const now = input.now ?? new Date();
     const configured = this.notifierNames();
@@ -87,8 +101,8 @@ export class AlertService {
         ruleId: a.ruleId,
         scope: JSON.stringify(a.scope),
         thresholdPercent: a.thresholdPercent,
-        windowStartMs: Date.parse(a.window.start),
-        windowEndMs: a.window.end ? Date.parse(a.window.end) : null,
+        windowStartMs,
+        windowEndMs,
         payload: JSON.stringify(toPayload(a)),
         state: 'firing',
         notify: JSON.stringify(notify),
@@ -149,7 +163,7 @@ export class AlertService {
         for (const name of (JSON.parse(row.notify) as string[]).filter((n) => resenders.includes(n))) {
           resent++;
           // Attempt 0 marks a re-send; only failed ones are stored (a row a minute per alert otherwise).
-          void this.dispatcher.attempt(this.dispatcher.notifier(name)!, alert, 'firing', 0, false);
+          this.dispatcher.resend(this.dispatcher.notifier(name)!, alert);
         }
       }
     }
