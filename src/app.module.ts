@@ -1,4 +1,4 @@
-import { Module } from '@nestjs/common';
+import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { ScheduleModule } from '@nestjs/schedule';
 import { alertsConfig } from './config/alerts.config';
@@ -26,7 +26,26 @@ import { EmailNotifier } from './plugins/notifiers/email.notifier';
 import { SlackNotifier } from './plugins/notifiers/slack.notifier';
 import { WebhookNotifier } from './plugins/notifiers/webhook.notifier';
 import { DatabaseUsageSink } from './plugins/sinks/database-usage.sink';
+import { otlpUsageSinkParts } from './plugins/sinks/optional-sinks';
 import { PrometheusUsageSink } from './plugins/sinks/prometheus-usage.sink';
+
+/**
+ * The usage pipeline with its sinks. The OTLP sink is listed (and its packages loaded) only when
+ * OTLP_USAGE_SINK=true, decided when this file is loaded (main.ts reads .env first), as
+ * ENABLE_OPENTELEMETRY is: off loads nothing.
+ */
+function usageModule(): Promise<DynamicModule> {
+  const module = otlpUsageSinkParts().then((otlp) =>
+    UsageModule.forRoot({
+      sinks: [DatabaseUsageSink, PrometheusUsageSink, ...otlp.sinks],
+      imports: [MetricsModule, ...otlp.imports],
+    }),
+  );
+  // Nest awaits it only when it scans the modules (and reports a failure then); until then a
+  // rejection must not count as unhandled and end the process with a stack trace.
+  module.catch(() => undefined);
+  return module;
+}
 
 @Module({
   imports: [
@@ -42,7 +61,7 @@ import { PrometheusUsageSink } from './plugins/sinks/prometheus-usage.sink';
     AuthModule,
     HealthModule,
     MetricsModule,
-    UsageModule.forRoot({ sinks: [DatabaseUsageSink, PrometheusUsageSink], imports: [MetricsModule] }),
+    usageModule(),
     QuotasModule,
     LlmModule.forRoot({ admissionPolicies: [QuotaAdmissionPolicy], imports: [QuotasModule] }),
     TasksModule.forRoot({ agents: [BugFixAgent] }),

@@ -1,4 +1,4 @@
-/** With ENABLE_OPENTELEMETRY unset, no OpenTelemetry SDK code is even loaded. */
+/** With ENABLE_OPENTELEMETRY and OTLP_USAGE_SINK unset, no OpenTelemetry SDK code is even loaded. */
 import { trace } from '@opentelemetry/api';
 import { randomUUID } from 'node:crypto';
 import { startTracing } from '../src/modules/metrics/tracing';
@@ -11,6 +11,8 @@ const loadedOtelPackages = () =>
 describe('OpenTelemetry disabled', () => {
   let t: TestApp;
   beforeAll(async () => {
+    // AppModule (imported above) decided on the OTLP usage sink when it was loaded: it must have been off.
+    expect(process.env.OTLP_USAGE_SINK ?? '').toMatch(/^(|false|0|no|off)$/);
     delete process.env.ENABLE_OPENTELEMETRY;
     expect(startTracing()).toBe(false);
     t = await createTestApp({ env: { ENABLE_OPENTELEMETRY: 'false' } });
@@ -22,6 +24,9 @@ describe('OpenTelemetry disabled', () => {
     const loaded = loadedOtelPackages();
     expect(loaded.length).toBeGreaterThan(0); // sanity: the cache is visible from here (the API is loaded)
     expect(loaded.filter((p) => p !== '@opentelemetry/api')).toEqual([]);
+    // Nor nestjs-otel, which the OTLP usage sink is built on (test/otlp-usage-sink.e2e-spec.ts sees it loaded when on).
+    expect(Object.keys(require.cache).filter((k) => /node_modules\/nestjs-otel\//.test(k))).toEqual([]);
+    expect(t.app.get(UsageRecorder).stats().map((s) => s.sink)).toEqual(['database', 'prometheus']);
     // Spans are non-recording: nothing is kept, nothing is exported.
     const span = trace.getTracer('x').startSpan('noop');
     expect(span.isRecording()).toBe(false);

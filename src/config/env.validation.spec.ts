@@ -81,6 +81,39 @@ describe('usage journal settings', () => {
   });
 });
 
+describe('OTLP usage sink settings', () => {
+  it.each([
+    ['OTLP_USAGE_SINK', 'maybe', 'OTLP_USAGE_SINK must be true or false'],
+    ['OTLP_USAGE_LOGS', 'sometimes', 'OTLP_USAGE_LOGS must be true or false'],
+    ['OTEL_EXPORTER_OTLP_METRICS_ENDPOINT', 'collector:4318', 'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT must be an http(s) URL'],
+    ['OTEL_EXPORTER_OTLP_LOGS_PROTOCOL', 'udp', 'OTEL_EXPORTER_OTLP_LOGS_PROTOCOL must be one of: http/protobuf, http/json, grpc'],
+    ['OTEL_METRIC_EXPORT_INTERVAL', '1m', 'OTEL_METRIC_EXPORT_INTERVAL must be a whole number of milliseconds'],
+    ['OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE', 'sometimes', 'OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE must be one of'],
+  ])('rejects %s=%s with a message naming it', (name, value, message) => {
+    expect(() => validateEnv({ [name]: value })).toThrow(message);
+  });
+
+  it('never echoes OTLP headers, which carry collector credentials', () => {
+    expect(() => validateEnv({ OTEL_EXPORTER_OTLP_METRICS_HEADERS: 'api-key secret-token' })).toThrow(
+      /OTEL_EXPORTER_OTLP_METRICS_HEADERS=\(hidden\): OTEL_EXPORTER_OTLP_METRICS_HEADERS must be a comma-separated list of key=value pairs/,
+    );
+    expect(() => validateEnv({ OTEL_EXPORTER_OTLP_LOGS_HEADERS: 'api-key secret-token' })).not.toThrow(/secret-token/);
+  });
+
+  it('refuses the sink together with the tracing SDK exporting metrics of its own', () => {
+    expect(() => validateEnv({ OTLP_USAGE_SINK: 'true', ENABLE_OPENTELEMETRY: 'true', OTEL_METRICS_EXPORTER: 'otlp' })).toThrow(
+      /OTLP_USAGE_SINK=true: OTLP_USAGE_SINK=true cannot be combined with OTEL_METRICS_EXPORTER/,
+    );
+    expect(() => validateEnv({ OTLP_USAGE_SINK: 'true', ENABLE_OPENTELEMETRY: 'true', OTEL_METRICS_EXPORTER: 'none' })).not.toThrow();
+    expect(() => validateEnv({ OTLP_USAGE_SINK: 'true', ENABLE_OPENTELEMETRY: 'true' })).not.toThrow();
+  });
+
+  it('reads the flags and the export interval', () => {
+    const env = validateEnv({ OTLP_USAGE_SINK: 'true', OTLP_USAGE_LOGS: 'off', OTEL_METRIC_EXPORT_INTERVAL: '15000' });
+    expect(env).toMatchObject({ OTLP_USAGE_SINK: true, OTLP_USAGE_LOGS: false, OTEL_METRIC_EXPORT_INTERVAL: 15000 });
+  });
+});
+
 describe('tasksConfig stale window', () => {
   const withEnv = <T>(vars: Record<string, string>, fn: () => T): T => {
     const saved = { ...process.env };

@@ -46,6 +46,8 @@ const IsHostAllowlist = () =>
       },
     },
   });
+/** OTLP exporter headers: `key=value,key2=value2` (W3C baggage-like, as the OpenTelemetry spec defines them). */
+const OTLP_HEADERS = /^\s*([^=,\s]+\s*=[^,]*)(,\s*[^=,\s]+\s*=[^,]*)*\s*$/;
 const toInt = ({ value }: { value: unknown }) =>
   value === undefined || value === '' ? undefined : /^-?\d+$/.test(String(value).trim()) ? Number(value) : value;
 
@@ -159,6 +161,60 @@ export class EnvironmentVariables {
     message: 'OTEL_LOGS_EXPORTER must list exporters from: otlp, console, none',
   })
   OTEL_LOGS_EXPORTER?: string;
+
+  // OTLP usage sink (usage records as OpenTelemetry metrics and, optionally, log records).
+  @IsOptional() @Transform(toBool) @IsBoolean({ message: 'OTLP_USAGE_SINK must be true or false' })
+  @ValidateBy({
+    name: 'ownsMeterProvider',
+    validator: {
+      // Both would register the process-wide meter provider; nestjs-otel's instruments need the sink's.
+      validate: (value: unknown, args) => {
+        const env = args?.object as EnvironmentVariables;
+        return !(value === true && env.ENABLE_OPENTELEMETRY === true && env.OTEL_METRICS_EXPORTER && env.OTEL_METRICS_EXPORTER !== 'none');
+      },
+      defaultMessage: () =>
+        'OTLP_USAGE_SINK=true cannot be combined with OTEL_METRICS_EXPORTER when ENABLE_OPENTELEMETRY=true: unset OTEL_METRICS_EXPORTER (the usage sink exports its metrics over OTLP itself)',
+    },
+  })
+  OTLP_USAGE_SINK?: boolean;
+
+  @IsOptional() @Transform(toBool) @IsBoolean({ message: 'OTLP_USAGE_LOGS must be true or false' })
+  OTLP_USAGE_LOGS?: boolean;
+
+  @IsOptional() @IsUrl(HTTP_URL, { message: 'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT must be an http(s) URL, e.g. http://collector:4318/v1/metrics' })
+  OTEL_EXPORTER_OTLP_METRICS_ENDPOINT?: string;
+
+  @IsOptional() @IsIn(['http/protobuf', 'http/json', 'grpc'], { message: 'OTEL_EXPORTER_OTLP_METRICS_PROTOCOL must be one of: http/protobuf, http/json, grpc' })
+  OTEL_EXPORTER_OTLP_METRICS_PROTOCOL?: string;
+
+  @IsOptional() @Matches(OTLP_HEADERS, { message: 'OTEL_EXPORTER_OTLP_METRICS_HEADERS must be a comma-separated list of key=value pairs' })
+  OTEL_EXPORTER_OTLP_METRICS_HEADERS?: string;
+
+  @IsOptional() @IsUrl(HTTP_URL, { message: 'OTEL_EXPORTER_OTLP_LOGS_ENDPOINT must be an http(s) URL, e.g. http://collector:4318/v1/logs' })
+  OTEL_EXPORTER_OTLP_LOGS_ENDPOINT?: string;
+
+  @IsOptional() @IsIn(['http/protobuf', 'http/json', 'grpc'], { message: 'OTEL_EXPORTER_OTLP_LOGS_PROTOCOL must be one of: http/protobuf, http/json, grpc' })
+  OTEL_EXPORTER_OTLP_LOGS_PROTOCOL?: string;
+
+  @IsOptional() @Matches(OTLP_HEADERS, { message: 'OTEL_EXPORTER_OTLP_LOGS_HEADERS must be a comma-separated list of key=value pairs' })
+  OTEL_EXPORTER_OTLP_LOGS_HEADERS?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt({ message: 'OTEL_EXPORTER_OTLP_TIMEOUT must be a whole number of milliseconds' }) @Min(1) @Max(600_000)
+  OTEL_EXPORTER_OTLP_TIMEOUT?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt({ message: 'OTEL_EXPORTER_OTLP_METRICS_TIMEOUT must be a whole number of milliseconds' }) @Min(1) @Max(600_000)
+  OTEL_EXPORTER_OTLP_METRICS_TIMEOUT?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt({ message: 'OTEL_EXPORTER_OTLP_LOGS_TIMEOUT must be a whole number of milliseconds' }) @Min(1) @Max(600_000)
+  OTEL_EXPORTER_OTLP_LOGS_TIMEOUT?: number;
+
+  @IsOptional() @IsIn(['cumulative', 'delta', 'lowmemory'], {
+    message: 'OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE must be one of: cumulative, delta, lowmemory',
+  })
+  OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt({ message: 'OTEL_METRIC_EXPORT_INTERVAL must be a whole number of milliseconds' }) @Min(100) @Max(86_400_000)
+  OTEL_METRIC_EXPORT_INTERVAL?: number;
 
   @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(64)
   TASK_CONCURRENCY?: number;
@@ -293,7 +349,11 @@ export class EnvironmentVariables {
 }
 
 /** Values never echoed in a validation error (they are, or contain, credentials). */
-const SECRET_VARIABLES = new Set(['OPENAI_API_KEY', 'SLACK_WEBHOOK_URL', 'ALERT_WEBHOOK_URL', 'ALERT_WEBHOOK_SECRET', 'SMTP_URL']);
+const SECRET_VARIABLES = new Set([
+  'OPENAI_API_KEY', 'SLACK_WEBHOOK_URL', 'ALERT_WEBHOOK_URL', 'ALERT_WEBHOOK_SECRET', 'SMTP_URL',
+  // OTLP headers usually carry the collector's API key or bearer token.
+  'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_METRICS_HEADERS', 'OTEL_EXPORTER_OTLP_LOGS_HEADERS',
+]);
 
 export function validateEnv(config: Record<string, unknown>): EnvironmentVariables {
   const validated = plainToInstance(EnvironmentVariables, config, { enableImplicitConversion: false });

@@ -4,8 +4,9 @@ import { gunzipSync } from 'node:zlib';
 import * as protobuf from 'protobufjs';
 
 /**
- * A local OTLP/HTTP trace receiver (what Jaeger or a collector is to the service): accepts
- * `POST /v1/traces` in http/protobuf or http/json, decodes every span and keeps it.
+ * A local OTLP/HTTP receiver (what Jaeger or a collector is to the service): accepts
+ * `POST /v1/traces`, `/v1/metrics` and `/v1/logs` in http/protobuf or http/json, decodes every
+ * span, metric data point and log record and keeps them.
  */
 
 /** The part of opentelemetry/proto/collector/trace/v1 (and its imports) a span tree check needs; other fields are skipped. */
@@ -36,7 +37,42 @@ message ArrayValue { repeated AnyValue values = 1; }
 message KeyValueList { repeated KeyValue values = 1; }
 `;
 
-const ExportTraceServiceRequest = protobuf.parse(OTLP_TRACE_PROTO, { keepCase: false }).root.lookupType('otlp.ExportTraceServiceRequest');
+/** The parts of opentelemetry/proto/collector/{metrics,logs}/v1 the usage sink checks need (exemplars and summaries skipped). */
+const OTLP_METRICS_LOGS_PROTO = `
+message ExportMetricsServiceRequest { repeated ResourceMetrics resource_metrics = 1; }
+message ResourceMetrics { Resource resource = 1; repeated ScopeMetrics scope_metrics = 2; string schema_url = 3; }
+message ScopeMetrics { InstrumentationScope scope = 1; repeated Metric metrics = 2; string schema_url = 3; }
+message Metric {
+  string name = 1; string description = 2; string unit = 3;
+  oneof data { Gauge gauge = 5; Sum sum = 7; Histogram histogram = 9; }
+}
+message Gauge { repeated NumberDataPoint data_points = 1; }
+message Sum { repeated NumberDataPoint data_points = 1; int32 aggregation_temporality = 2; bool is_monotonic = 3; }
+message Histogram { repeated HistogramDataPoint data_points = 1; int32 aggregation_temporality = 2; }
+message NumberDataPoint {
+  repeated KeyValue attributes = 7; fixed64 start_time_unix_nano = 2; fixed64 time_unix_nano = 3;
+  oneof value { double as_double = 4; sfixed64 as_int = 6; }
+  uint32 flags = 8;
+}
+message HistogramDataPoint {
+  repeated KeyValue attributes = 9; fixed64 start_time_unix_nano = 2; fixed64 time_unix_nano = 3;
+  fixed64 count = 4; optional double sum = 5; repeated fixed64 bucket_counts = 6; repeated double explicit_bounds = 7;
+  uint32 flags = 10; optional double min = 11; optional double max = 12;
+}
+message ExportLogsServiceRequest { repeated ResourceLogs resource_logs = 1; }
+message ResourceLogs { Resource resource = 1; repeated ScopeLogs scope_logs = 2; string schema_url = 3; }
+message ScopeLogs { InstrumentationScope scope = 1; repeated LogRecord log_records = 2; string schema_url = 3; }
+message LogRecord {
+  fixed64 time_unix_nano = 1; fixed64 observed_time_unix_nano = 11; int32 severity_number = 2; string severity_text = 3;
+  AnyValue body = 5; repeated KeyValue attributes = 6; uint32 dropped_attributes_count = 7; fixed32 flags = 8;
+  bytes trace_id = 9; bytes span_id = 10; string event_name = 12;
+}
+`;
+
+const otlpRoot = protobuf.parse(OTLP_TRACE_PROTO + OTLP_METRICS_LOGS_PROTO, { keepCase: false }).root;
+const ExportTraceServiceRequest = otlpRoot.lookupType('otlp.ExportTraceServiceRequest');
+const ExportMetricsServiceRequest = otlpRoot.lookupType('otlp.ExportMetricsServiceRequest');
+const ExportLogsServiceRequest = otlpRoot.lookupType('otlp.ExportLogsServiceRequest');
 
 export type AttributeValue = string | number | boolean | AttributeValue[] | null;
 
@@ -57,9 +93,42 @@ export interface ReceivedSpan {
   resource: Record<string, AttributeValue>;
 }
 
+/** One data point of a received metric (sums and gauges have `value`, histograms `count`, `sum`, buckets). */
+export interface ReceivedMetricPoint {
+  name: string;
+  unit: string;
+  kind: 'sum' | 'gauge' | 'histogram';
+  /** OTLP AggregationTemporality: 1 delta, 2 cumulative (0 for gauges). */
+  temporality: number;
+  attributes: Record<string, AttributeValue>;
+  startNanos: bigint;
+  timeNanos: bigint;
+  value?: number;
+  count?: number;
+  sum?: number;
+  bucketCounts?: number[];
+  explicitBounds?: number[];
+  scope: string;
+  resource: Record<string, AttributeValue>;
+}
+
+export interface ReceivedLogRecord {
+  timeNanos: bigint;
+  severityNumber: number;
+  severityText: string;
+  eventName: string;
+  body: AttributeValue;
+  attributes: Record<string, AttributeValue>;
+  scope: string;
+  resource: Record<string, AttributeValue>;
+}
+
 export interface ReceivedExport {
+  /** `/v1/traces`, `/v1/metrics` or `/v1/logs`. */
+  path: string;
   contentType: string;
   headers: IncomingHttpHeaders;
+  /** Spans, metric data points or log records in this export. */
   spanCount: number;
 }
 
@@ -67,9 +136,14 @@ export interface OtlpReceiver {
   /** Base URL for OTEL_EXPORTER_OTLP_ENDPOINT, e.g. `http://127.0.0.1:PORT`. */
   url: string;
   spans: ReceivedSpan[];
+  /** Every metric data point received, in arrival order (cumulative points repeat in each export). */
+  metricPoints: ReceivedMetricPoint[];
+  logRecords: ReceivedLogRecord[];
   exports: ReceivedExport[];
   /** Resolves with the spans once `predicate` holds on them; rejects after `timeoutMs`. */
   waitFor<T>(what: string, predicate: (spans: ReceivedSpan[]) => T | undefined | false | null, timeoutMs?: number): Promise<T>;
+  /** Like `waitFor`, with the whole receiver (spans, metric points, log records) given to `predicate`. */
+  waitUntil<T>(what: string, predicate: (r: OtlpReceiver) => T | undefined | false | null, timeoutMs?: number): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -131,6 +205,91 @@ function flatten(request: Any): ReceivedSpan[] {
   return out;
 }
 
+/** Flattens an ExportMetricsServiceRequest (either encoding) into data points. */
+function flattenMetrics(request: Any): ReceivedMetricPoint[] {
+  const out: ReceivedMetricPoint[] = [];
+  for (const rm of request.resourceMetrics ?? []) {
+    const resource = attributes(rm.resource?.attributes);
+    for (const sm of rm.scopeMetrics ?? []) {
+      for (const m of sm.metrics ?? []) {
+        const kind = m.sum ? 'sum' : m.gauge ? 'gauge' : m.histogram ? 'histogram' : null;
+        if (!kind) continue;
+        const data = m[kind];
+        for (const p of data.dataPoints ?? []) {
+          const point: ReceivedMetricPoint = {
+            name: m.name,
+            unit: m.unit ?? '',
+            kind,
+            temporality: Number(data.aggregationTemporality ?? 0),
+            attributes: attributes(p.attributes),
+            startNanos: nanos(p.startTimeUnixNano),
+            timeNanos: nanos(p.timeUnixNano),
+            scope: sm.scope?.name ?? '',
+            resource,
+          };
+          if (kind === 'histogram') {
+            point.count = Number(p.count ?? 0);
+            point.sum = p.sum === undefined ? undefined : Number(p.sum);
+            point.bucketCounts = (p.bucketCounts ?? []).map(Number);
+            point.explicitBounds = (p.explicitBounds ?? []).map(Number);
+          } else {
+            point.value = p.asDouble !== undefined ? Number(p.asDouble) : Number(p.asInt ?? 0);
+          }
+          out.push(point);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Flattens an ExportLogsServiceRequest (either encoding) into log records. */
+function flattenLogs(request: Any): ReceivedLogRecord[] {
+  const out: ReceivedLogRecord[] = [];
+  for (const rl of request.resourceLogs ?? []) {
+    const resource = attributes(rl.resource?.attributes);
+    for (const sl of rl.scopeLogs ?? []) {
+      for (const l of sl.logRecords ?? []) {
+        out.push({
+          timeNanos: nanos(l.timeUnixNano),
+          severityNumber: Number(l.severityNumber ?? 0),
+          severityText: l.severityText ?? '',
+          eventName: l.eventName ?? '',
+          body: anyValue(l.body),
+          attributes: attributes(l.attributes),
+          scope: sl.scope?.name ?? '',
+          resource,
+        });
+      }
+    }
+  }
+  return out;
+}
+
+function decodeBody(type: protobuf.Type, contentType: string, body: Buffer): Any {
+  if (contentType.startsWith('application/json')) return JSON.parse(body.toString('utf8'));
+  if (contentType.startsWith('application/x-protobuf')) return type.toObject(type.decode(body), { longs: String, defaults: false });
+  throw new Error(`unexpected OTLP content type ${contentType}`);
+}
+
+export const decodeMetricsExport = (contentType: string, body: Buffer) => flattenMetrics(decodeBody(ExportMetricsServiceRequest, contentType, body));
+export const decodeLogsExport = (contentType: string, body: Buffer) => flattenLogs(decodeBody(ExportLogsServiceRequest, contentType, body));
+
+/**
+ * The latest point of every series (metric name + attributes) of metric `name`: with cumulative
+ * temporality, the current totals. Points of the same series are told apart by their time.
+ */
+export function latestPoints(points: ReceivedMetricPoint[], name: string): ReceivedMetricPoint[] {
+  const bySeries = new Map<string, ReceivedMetricPoint>();
+  for (const p of points) {
+    if (p.name !== name) continue;
+    const key = JSON.stringify(Object.entries(p.attributes).sort(([a], [b]) => a.localeCompare(b)));
+    const seen = bySeries.get(key);
+    if (!seen || p.timeNanos >= seen.timeNanos) bySeries.set(key, p);
+  }
+  return [...bySeries.values()];
+}
+
 export function decodeTraceExport(contentType: string, body: Buffer): ReceivedSpan[] {
   if (contentType.startsWith('application/json')) return flatten(JSON.parse(body.toString('utf8')));
   if (contentType.startsWith('application/x-protobuf')) {
@@ -143,6 +302,8 @@ export function decodeTraceExport(contentType: string, body: Buffer): ReceivedSp
 
 export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   const spans: ReceivedSpan[] = [];
+  const metricPoints: ReceivedMetricPoint[] = [];
+  const logRecords: ReceivedLogRecord[] = [];
   const exports: ReceivedExport[] = [];
   const errors: Error[] = [];
 
@@ -151,17 +312,30 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const contentType = String(req.headers['content-type'] ?? '');
-      if (req.method !== 'POST' || req.url !== '/v1/traces') {
+      const path = req.url ?? '';
+      if (req.method !== 'POST' || !['/v1/traces', '/v1/metrics', '/v1/logs'].includes(path)) {
         res.writeHead(404).end();
         return;
       }
       try {
         let body = Buffer.concat(chunks);
         if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
-        const received = decodeTraceExport(contentType, body);
-        spans.push(...received);
-        exports.push({ contentType, headers: req.headers, spanCount: received.length });
-        // An empty ExportTraceServiceResponse: zero bytes in protobuf, {} in JSON.
+        let count: number;
+        if (path === '/v1/traces') {
+          const received = decodeTraceExport(contentType, body);
+          spans.push(...received);
+          count = received.length;
+        } else if (path === '/v1/metrics') {
+          const received = decodeMetricsExport(contentType, body);
+          metricPoints.push(...received);
+          count = received.length;
+        } else {
+          const received = decodeLogsExport(contentType, body);
+          logRecords.push(...received);
+          count = received.length;
+        }
+        exports.push({ path, contentType, headers: req.headers, spanCount: count });
+        // An empty Export*ServiceResponse: zero bytes in protobuf, {} in JSON.
         res.writeHead(200, { 'content-type': contentType.startsWith('application/json') ? 'application/json' : 'application/x-protobuf' });
         res.end(contentType.startsWith('application/json') ? '{}' : undefined);
       } catch (err) {
@@ -173,10 +347,27 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
 
-  return {
+  const receiver: OtlpReceiver = {
     url: `http://127.0.0.1:${port}`,
     spans,
+    metricPoints,
+    logRecords,
     exports,
+    async waitUntil(what, predicate, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        if (errors.length > 0) throw errors[0];
+        const result = predicate(receiver);
+        if (result) return result as Exclude<typeof result, undefined | false | null>;
+        if (Date.now() > deadline) {
+          throw new Error(
+            `OTLP receiver: timed out waiting for ${what}; received ${spans.length} spans, ${metricPoints.length} metric points ` +
+              `(${[...new Set(metricPoints.map((p) => p.name))].join(', ')}), ${logRecords.length} log records`,
+          );
+        }
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
     async waitFor(what, predicate, timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
@@ -196,6 +387,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
         server.close(() => resolve());
       }),
   };
+  return receiver;
 }
 
 /** The chain of ancestors of a span (nearest first), within the spans received. */
