@@ -20,6 +20,7 @@ import {
   ValidateBy,
 } from 'class-validator';
 import { hostAllowlistEntryProblem } from '../modules/tasks/repo-source/host-address';
+import { CronTime } from 'cron';
 
 const HTTP_URL = { require_tld: false, protocols: ['http', 'https'], require_protocol: true };
 const EMAIL = /^[^\s@<>,]+@[^\s@<>,]+$/;
@@ -44,6 +45,24 @@ const IsHostAllowlist = () =>
         const bad = String(args?.value ?? '').split(',').map((e) => e.trim()).find((e) => e !== '' && hostAllowlistEntryProblem(e) !== null);
         return `TASK_REPO_HOST_ALLOWLIST must be a comma-separated list of host names, IP addresses and CIDR ranges: ${bad ? hostAllowlistEntryProblem(bad) : 'not a list'}`;
       },
+    },
+  });
+/** A cron expression (5 fields, or 6 with seconds) the scheduler accepts, or empty (= off). */
+const IsCronOrEmpty = (variable: string) =>
+  ValidateBy({
+    name: 'isCronOrEmpty',
+    validator: {
+      validate: (value: unknown) => {
+        if (typeof value !== 'string') return false;
+        if (value.trim() === '') return true;
+        try {
+          new CronTime(value.trim());
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      defaultMessage: () => `${variable} must be a cron expression such as "15 0 * * *" (minute hour day month weekday), or empty to turn the export off`,
     },
   });
 const toInt = ({ value }: { value: unknown }) =>
@@ -287,6 +306,22 @@ export class EnvironmentVariables {
   @IsDefined({ message: 'ALERT_WEBHOOK_SECRET is required when ALERT_WEBHOOK_URL is set (the HMAC key receivers verify signatures with)' })
   @IsString() @MinLength(16, { message: 'ALERT_WEBHOOK_SECRET must be at least 16 characters' })
   ALERT_WEBHOOK_SECRET?: string;
+
+  // Billing exports (src/config/billing.config.ts).
+  @IsOptional() @IsTimeZone({ message: 'BILLING_TIMEZONE must be an IANA time zone such as UTC or America/Los_Angeles' })
+  BILLING_TIMEZONE?: string;
+
+  @IsOptional() @IsCronOrEmpty('BILLING_DAILY_CRON')
+  BILLING_DAILY_CRON?: string;
+
+  @IsOptional() @IsCronOrEmpty('BILLING_MONTHLY_CRON')
+  BILLING_MONTHLY_CRON?: string;
+
+  @IsOptional() @IsString() @Matches(/\S/, { message: 'BILLING_EXPORT_DIR must be a folder path' })
+  BILLING_EXPORT_DIR?: string;
+
+  @IsOptional() @IsString()
+  BILLING_EXPORT_DESTINATION_PLUGINS?: string;
 }
 
 /** Values never echoed in a validation error (they are, or contain, credentials). */
