@@ -25,6 +25,19 @@ export class JobLeaseService {
     return taken === 1;
   }
 
+  /**
+   * True when this process takes `name` and no one (this process included) held it: for a job that
+   * must run once per period, not once per tick of each holder. The lease then simply expires.
+   */
+  async claim(name: string, ttlMs: number, nowMs = Date.now()): Promise<boolean> {
+    await this.run(`INSERT INTO job_leases (name, owner, expires_at_ms) VALUES (:name, '', 0) ON CONFLICT DO NOTHING`, { name });
+    const taken = await this.run(
+      `UPDATE job_leases SET owner = :owner, expires_at_ms = CAST(:exp AS BIGINT) WHERE name = :name AND expires_at_ms < CAST(:now AS BIGINT)`,
+      { name, owner: this.owner, exp: String(nowMs + ttlMs), now: String(nowMs) },
+    );
+    return taken === 1;
+  }
+
   /** Gives the lease up (on shutdown), so another replica need not wait for it to expire. */
   async release(name: string): Promise<void> {
     await this.run(`UPDATE job_leases SET expires_at_ms = 0 WHERE name = :name AND owner = :owner`, { name, owner: this.owner });

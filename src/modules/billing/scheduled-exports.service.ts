@@ -17,11 +17,14 @@ import { BillingExport } from './entities/billing-export.entity';
  */
 export const LATE_DATA_LOOKBACK = { daily: 7, monthly: 1 } as const;
 
-/** Long enough that a replica whose clock or cron runs a little late does not export the period again. */
+/**
+ * A period's scheduled export is claimed once for this long, by whichever replica ticks first: long
+ * enough that a replica whose clock or cron runs a little late does not export the period again.
+ */
 const TICK_LEASE_TTL_MS = 6 * 3_600_000;
 
 export interface ScheduledRun {
-  /** False when another replica holds this tick's lease (it runs the export). */
+  /** False when another replica (or an earlier tick) already claimed this period's scheduled export. */
   ran: boolean;
   period: BillingPeriod;
   outcomes: ExportOutcome[];
@@ -37,6 +40,8 @@ export class ScheduledExportsService {
   private readonly logger = new Logger(ScheduledExportsService.name);
   /** Ticks this process ran (took the lease for); read by tests of the once-per-tick rule. */
   ticksRun = 0;
+  /** Ticks that found the period already claimed (by another replica or an earlier tick). */
+  ticksSkipped = 0;
 
   constructor(
     private readonly exporter: BillingExportService,
@@ -47,7 +52,8 @@ export class ScheduledExportsService {
 
   async runScheduled(kind: 'daily' | 'monthly', nowMs = Date.now()): Promise<ScheduledRun> {
     const period = previousPeriod(kind, nowMs, this.config.timeZone);
-    if (!(await this.lease.acquire(`billing-${kind}:${period.startMs}`, TICK_LEASE_TTL_MS, nowMs))) {
+    if (!(await this.lease.claim(`billing-${kind}:${period.startMs}`, TICK_LEASE_TTL_MS, nowMs))) {
+      this.ticksSkipped++;
       return { ran: false, period, outcomes: [] };
     }
     this.ticksRun++;
