@@ -1,6 +1,6 @@
 import { parse } from 'csv-parse/sync';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ScheduledExportsService } from '../src/modules/billing/scheduled-exports.service';
@@ -269,5 +269,65 @@ describePostgres('scheduled billing export across two app instances', () => {
     // Both instances ticked several times; exactly one tick of one instance exported the day.
     for (const s of services) expect(s.ticksRun + s.ticksSkipped).toBeGreaterThanOrEqual(2);
     expect(services.reduce((n, s) => n + s.ticksRun, 0)).toBe(1);
+  });
+});
+
+describe('export destinations', () => {
+  let pluginDir: string;
+  beforeAll(() => {
+    pluginDir = mkdtempSync(join(tmpdir(), 'asa-billing-dest-'));
+    // A destination that copies the file (as an upload would) and one that always fails.
+    writeFileSync(
+      join(pluginDir, 'copy-destination.js'),
+      `const fs = require('node:fs'); const path = require('node:path');
+exports.createExportDestination = () => ({
+  name: 'copy',
+  async deliver(file) {
+    const target = path.join(${JSON.stringify(pluginDir)}, 'copies', file.fileName);
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.copyFileSync(file.path, target);
+    return { location: target, detail: { sha256: file.sha256, rows: file.rows } };
+  },
+});\n`,
+    );
+    writeFileSync(join(pluginDir, 'broken-destination.js'), `exports.createExportDestination = () => ({ name: 'broken', async deliver() { throw new Error('bucket unreachable'); } });\n`);
+  });
+  afterAll(() => rmSync(pluginDir, { recursive: true, force: true }));
+
+  it('hands each new version to every destination and stores each result; a failing one does not fail the export', async () => {
+    const t = await createTestApp({
+      env: {
+        BILLING_DAILY_CRON: '',
+        BILLING_MONTHLY_CRON: '',
+        BILLING_EXPORT_DESTINATION_PLUGINS: `${join(pluginDir, 'copy-destination.js')}, ${join(pluginDir, 'broken-destination.js')}`,
+      },
+    });
+    try {
+      await record(t, [usageRecord({ userId: 'd', costNanos: 5, createdAtMs: Date.parse('2026-11-25T12:00:00Z') })]);
+      const res = await t.app.inject({ method: 'POST', url: '/api/v1/billing/exports', payload: { from: '2026-11-25', to: '2026-11-26' } });
+      expect(res.statusCode).toBe(201);
+      const exp = res.json();
+      const copy = join(pluginDir, 'copies', exp.file_name);
+      expect(exp.destinations).toEqual([
+        expect.objectContaining({ destination: 'local', status: 'delivered', location: join(t.dir, 'exports', exp.file_name) }),
+        expect.objectContaining({ destination: 'copy', status: 'delivered', location: copy, detail: { sha256: exp.sha256, rows: 1 } }),
+        expect.objectContaining({ destination: 'broken', status: 'failed', error: 'bucket unreachable' }),
+      ]);
+      expect(sha256(readFileSync(copy))).toBe(exp.sha256);
+      // The stored results are what the list shows too.
+      expect((await t.app.inject({ method: 'GET', url: `/api/v1/billing/exports/${exp.id}` })).json().destinations).toEqual(exp.destinations);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('a destination plugin that cannot be loaded stops the start, naming it', async () => {
+    await expect(createTestApp({ env: { BILLING_EXPORT_DESTINATION_PLUGINS: './no/such/destination.js' } })).rejects.toThrow(
+      /Export destination plugin "\.\/no\/such\/destination\.js" could not be loaded/,
+    );
+  });
+
+  it('a bad schedule stops the start, naming the variable', async () => {
+    await expect(createTestApp({ env: { BILLING_DAILY_CRON: '61 * * * *' } })).rejects.toThrow(/BILLING_DAILY_CRON must be a cron expression/);
   });
 });

@@ -117,11 +117,13 @@ export class UsageRecordsCsvService {
           'u.ttft_ms AS ttft_ms',
           'u.streamed AS streamed',
         ])
-        .where('u.created_at_ms >= :fromMs AND u.created_at_ms < :toMs', { fromMs: f.fromMs, toMs: f.toMs });
+        // After the first page the range starts at the last row's time, so each page is an index range
+        // scan from where the previous one stopped (an OR alone would rescan from `from` every page).
+        .where('u.created_at_ms >= :fromMs AND u.created_at_ms < :toMs', { fromMs: after ? Math.max(f.fromMs, after.ms) : f.fromMs, toMs: f.toMs });
       if (f.userId !== undefined) qb.andWhere('u.user_id = :userId', { userId: f.userId });
       if (f.model !== undefined) qb.andWhere('u.requested_model = :model', { model: f.model });
       if (f.taskId !== undefined) qb.andWhere('u.task_id = :taskId', { taskId: f.taskId });
-      if (after) qb.andWhere('(u.created_at_ms > :afterMs OR (u.created_at_ms = :afterMs AND u.id > :afterId))', { afterMs: after.ms, afterId: after.id });
+      if (after) qb.andWhere('(u.created_at_ms > :afterMs OR u.id > :afterId)', { afterMs: after.ms, afterId: after.id });
       const page = await qb.orderBy('u.created_at_ms', 'ASC').addOrderBy('u.id', 'ASC').limit(RECORDS_PAGE_SIZE).getRawMany<RawRecord>();
       for (const r of page) yield toCsvRecord(r);
       if (page.length < RECORDS_PAGE_SIZE) return;
