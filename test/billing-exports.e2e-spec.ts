@@ -314,6 +314,9 @@ exports.createExportDestination = () => ({
         expect.objectContaining({ destination: 'broken', status: 'failed', error: 'bucket unreachable' }),
       ]);
       expect(sha256(readFileSync(copy))).toBe(exp.sha256);
+      const metrics = (await t.app.inject({ method: 'GET', url: '/metrics' })).payload;
+      expect(metrics).toContain('billing_export_deliveries_total{destination="broken",result="failed"} 1');
+      expect(metrics).toContain('billing_export_versions_total{kind="daily"} 1');
       // The stored results are what the list shows too.
       expect((await t.app.inject({ method: 'GET', url: `/api/v1/billing/exports/${exp.id}` })).json().destinations).toEqual(exp.destinations);
     } finally {

@@ -18,6 +18,7 @@ import { BillingPeriod, classifyPeriod, isDateOnly, localDays, localIso, MAX_PER
 import { BillingExportBusyException, BillingExportNotFoundException, BillingInvalidInputException } from './billing.exceptions';
 import { BillingExport } from './entities/billing-export.entity';
 import { ExportDeliveryService } from './export-delivery.service';
+import { BillingMetrics } from './billing-metrics.service';
 
 export interface ExportRequest {
   period: BillingPeriod;
@@ -60,6 +61,7 @@ export class BillingExportService {
     @InjectRepository(LlmUsage) private readonly usage: Repository<LlmUsage>,
     private readonly lease: JobLeaseService,
     private readonly delivery: ExportDeliveryService,
+    private readonly metrics: BillingMetrics,
     @Inject(billingConfig.KEY) private readonly config: ConfigType<typeof billingConfig>,
   ) {}
 
@@ -173,6 +175,7 @@ export class BillingExportService {
         .where('series_key = :seriesKey AND status = :current AND id <> :id', { seriesKey, current: 'current', id: row.id })
         .execute();
     });
+    this.metrics.versionWritten(req.period.kind);
     this.logger.log(`billing export ${fileName}: ${rows.length} rows, ${nanosToUsdExact(costNanos)} USD${latest ? ` (supersedes v${latest.version})` : ''}`);
     const results = await this.delivery.deliver(this.finished(row));
     row.destinations = JSON.stringify(results);

@@ -3,6 +3,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { JobLeaseModule } from '../../database/job-lease.module';
 import { LlmUsage } from '../usage/entities/llm-usage.entity';
 import { BillingExportScheduler } from './billing-export.scheduler';
+import { BillingMetrics } from './billing-metrics.service';
 import { BillingExportService } from './billing-export.service';
 import { BillingController } from './billing.controller';
 import { BillingModuleBase } from './billing.module-definition';
@@ -20,7 +21,7 @@ import { UsageRecordsCsvService } from './usage-records-csv.service';
 @Module({
   imports: [TypeOrmModule.forFeature([BillingExport, LlmUsage]), JobLeaseModule],
   controllers: [BillingController, UsageRecordsCsvController],
-  providers: [BillingExportService, ExportDeliveryService, ScheduledExportsService, BillingExportScheduler, UsageRecordsCsvService],
+  providers: [BillingMetrics, BillingExportService, ExportDeliveryService, ScheduledExportsService, BillingExportScheduler, UsageRecordsCsvService],
   exports: [BillingExportService, ScheduledExportsService],
 })
 export class BillingModule extends BillingModuleBase {}

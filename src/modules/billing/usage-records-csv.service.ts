@@ -1,8 +1,8 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { ConfigType } from '@nestjs/config';
 import { InjectRepository } from '@nestjs/typeorm';
 import { stringify } from 'csv-stringify';
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { Repository } from 'typeorm';
 import { nanosToUsdExact, parseNanos } from '../../common/money';
 import { billingConfig } from '../../config/billing.config';
@@ -60,6 +60,8 @@ interface RecordFilter {
  */
 @Injectable()
 export class UsageRecordsCsvService {
+  private readonly logger = new Logger(UsageRecordsCsvService.name);
+
   constructor(
     @InjectRepository(LlmUsage) private readonly usage: Repository<LlmUsage>,
     @Inject(billingConfig.KEY) private readonly config: ConfigType<typeof billingConfig>,
@@ -80,10 +82,12 @@ export class UsageRecordsCsvService {
 
   /** The CSV bytes, read page by page as the consumer pulls (backpressure through the pipe). */
   stream(filter: RecordFilter): Readable {
-    const csv = stringify(csvOptions(RECORD_COLUMNS));
-    const source = Readable.from(this.records(filter));
-    source.on('error', (err) => csv.destroy(err));
-    return source.pipe(csv);
+    // pipeline, not pipe: a client that goes away destroys the stringifier, and with it the reader.
+    // The status line is already sent, so a read that fails mid-way can only cut the response short
+    // (the client sees an incomplete body); it is logged here.
+    return pipeline(Readable.from(this.records(filter)), stringify(csvOptions(RECORD_COLUMNS)), (err) => {
+      if (err && (err as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') this.logger.error(`records.csv stream failed: ${err.message}`);
+    });
   }
 
   private async *records(f: RecordFilter): AsyncGenerator<Record<string, string>> {
