@@ -334,3 +334,36 @@ exports.createExportDestination = () => ({
     await expect(createTestApp({ env: { BILLING_DAILY_CRON: '61 * * * *' } })).rejects.toThrow(/BILLING_DAILY_CRON must be a cron expression/);
   });
 });
+
+/** Keyset paging of records.csv: calls sharing a millisecond across page boundaries, none lost or repeated. */
+function recordsPagingSuite(env: () => Record<string, string>) {
+  let t: TestApp;
+  const base = Date.parse('2026-10-01T00:00:00Z');
+  // 4,500 calls (more than two pages of 2,000), seven per millisecond.
+  const records = Array.from({ length: 4_500 }, (_, i) => usageRecord({ userId: `p${i % 3}`, costNanos: i, createdAtMs: base + Math.floor(i / 7) }));
+  beforeAll(async () => {
+    t = await createTestApp({ env: { ...env(), BILLING_DAILY_CRON: '', BILLING_MONTHLY_CRON: '' } });
+    await record(t, records);
+  });
+  afterAll(() => t?.close());
+
+  it('returns every record once, in (created_at, id) order', async () => {
+    const res = await t.app.inject({ method: 'GET', url: '/api/v1/usage/records.csv?from=2026-10-01&to=2026-10-02' });
+    expect(res.statusCode).toBe(200);
+    const rows = rowsOf(res.payload);
+    expect(rows).toHaveLength(records.length);
+    expect(new Set(rows.map((r) => r.id)).size).toBe(records.length);
+    expect(sumUsd(rows.map((r) => r.cost_usd))).toBe(BigInt((4_499 * 4_500) / 2));
+    const keys = rows.map((r) => [Date.parse(r.created_at), r.id] as const);
+    for (let i = 1; i < keys.length; i++) expect(keys[i][0] > keys[i - 1][0] || (keys[i][0] === keys[i - 1][0] && keys[i][1] > keys[i - 1][1])).toBe(true);
+  });
+}
+
+describe('records.csv paging (SQLite)', () => recordsPagingSuite(() => ({})));
+
+describePostgres('records.csv paging', () => {
+  let db: ScratchDatabase;
+  beforeAll(async () => (db = await createScratchPostgres()));
+  afterAll(() => db?.drop());
+  recordsPagingSuite(() => ({ DATABASE_URL: db.url }));
+});
