@@ -3,6 +3,7 @@ import { HttpAdapterHost } from '@nestjs/core';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AllExceptionsFilter } from './common/http-exception.filter';
+import { installRequestInputChecks } from './common/request-input';
 import { validationExceptionFactory } from './common/validation-messages';
 
 /**
@@ -38,6 +39,7 @@ export function setupApp(app: NestFastifyApplication): void {
       }
       done();
     });
+  installRequestInputChecks(app);
   app.enableShutdownHooks();
 
   const document = SwaggerModule.createDocument(

@@ -54,6 +54,9 @@ describe('alert notifiers: Slack, email, webhook and plugins on real peers', () 
   let smtp: RealSmtpServer;
   let t: TestApp;
   let alerts: AlertService;
+  // Everything the service logs while these tests run (Nest's logger writes to stdout and stderr).
+  let logged = '';
+  const realWrite = { out: process.stdout.write.bind(process.stdout), err: process.stderr.write.bind(process.stderr) };
 
   const getAlerts = async (query = '') => {
     const res = await t.app.inject({ method: 'GET', url: `/api/v1/alerts${query}`, headers: bearer(ADMIN) });
@@ -62,6 +65,8 @@ describe('alert notifiers: Slack, email, webhook and plugins on real peers', () 
   };
 
   beforeAll(async () => {
+    process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => ((logged += String(chunk)), realWrite.out(chunk, ...rest))) as typeof process.stdout.write;
+    process.stderr.write = ((chunk: string | Uint8Array, ...rest: never[]) => ((logged += String(chunk)), realWrite.err(chunk, ...rest))) as typeof process.stderr.write;
     dir = mkdtempSync(join(tmpdir(), 'asa-notifiers-'));
     slack = await startHttpReceiver();
     webhook = await startHttpReceiver();
@@ -100,6 +105,8 @@ describe('alert notifiers: Slack, email, webhook and plugins on real peers', () 
   });
 
   afterAll(async () => {
+    process.stdout.write = realWrite.out;
+    process.stderr.write = realWrite.err;
     await t?.close();
     await Promise.all([slack?.close(), webhook?.close(), failing?.close(), smtp?.close()]);
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -249,13 +256,16 @@ describe('alert notifiers: Slack, email, webhook and plugins on real peers', () 
     expect(bad.json().message).toMatch(/state must be one of: firing, resolved/);
   });
 
-  it('never stores or answers a secret', async () => {
+  it('never stores, answers or logs a secret', async () => {
+    const plain = logged.replace(/\u001b\[[0-9;]*m/g, '');
+    expect(plain).toContain('to pager: gave up after 3 attempts'); // the capture works
     const ds = t.app.get(DataSource);
     const rows = JSON.stringify([await ds.query('SELECT * FROM alerts'), await ds.query('SELECT * FROM alert_deliveries')]);
     const api = JSON.stringify(await getAlerts('?limit=100'));
     for (const secret of ['xoxSlackPathSecret', 'T0SECRET', WEBHOOK_SECRET, SMTP_PASSWORD]) {
       expect(rows).not.toContain(secret);
       expect(api).not.toContain(secret);
+      expect(plain).not.toContain(secret);
     }
   });
 });

@@ -95,6 +95,30 @@ const enforcementSuite = (database: 'sqlite' | 'postgres') => () => {
     expect(fake.chatRequests()).toHaveLength(ok);
   });
 
+  it('a transaction rolled back on the main connection (a refused usage batch) undoes neither a rule nor a reservation', async () => {
+    // What the usage sink does for each batch: a transaction on the main DataSource, held open here, then rolled back.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const batch = t.app
+      .get(DataSource)
+      .transaction(async (m) => {
+        await m.query('SELECT COUNT(*) FROM llm_usage');
+        await gate;
+        throw new Error('batch refused');
+      })
+      .catch((err: Error) => err.message);
+    await createRule({ id: 'rollback', scope: { user_id: 'u-rollback' }, limit_usd: nanosToUsdExact(worstNanos * 10n), window: 'day', action: 'block' });
+    await t.app.get(LlmClientFactory).forUser('u-rollback').chat(PARAMS);
+    release();
+    expect(await batch).toBe('batch refused');
+    const status = (await t.app.inject({ method: 'GET', url: '/api/v1/quotas/status' })).json();
+    expect(JSON.stringify(status)).toContain('"rollback"');
+    const [counter] = await t.app
+      .get(DataSource)
+      .query(`SELECT CAST(SUM(spent_nanos) AS TEXT) AS spent FROM quota_counters WHERE rule_id = 'rollback'`);
+    expect(BigInt(counter.spent ?? 0)).toBe(worstNanos);
+  });
+
   it('counts spend recorded before the rule existed', async () => {
     const llm = t.app.get(LlmClientFactory).forUser('u-before');
     await llm.chat(PARAMS);

@@ -198,7 +198,7 @@ describePostgres('task queue', () => {
   });
 
   it('a replica reaps only tasks whose worker stopped heartbeating', async () => {
-    const env = { DATABASE_URL: db.url, TASK_CONCURRENCY: '1', TASK_POLL_INTERVAL_MS: '50' };
+    const env = { DATABASE_URL: db.url, TASK_CONCURRENCY: '1', TASK_POLL_INTERVAL_MS: '50', TASK_STALE_AFTER_MS: '1000' };
     const agent = new ScriptedAgent();
     const setup = await createTestApp({ env, override: (b) => b.overrideProvider(TASK_AGENTS).useValue([agent]) });
     const stale = '22222222-2222-4222-8222-222222222222';
@@ -213,7 +213,8 @@ describePostgres('task queue', () => {
     }
     const t = await createTestApp({ env, override: (b) => b.overrideProvider(TASK_AGENTS).useValue([agent]) });
     try {
-      expect((await t.app.inject({ method: 'GET', url: `/api/v1/task/${stale}` })).json()).toMatchObject({ status: 'failed', failure_reason: 'interrupted' });
+      // Reaped once this replica's own heartbeats have worked for a whole stale window (TASK_STALE_AFTER_MS).
+      expect(await waitForTask(t.app, stale, isFinal, { timeoutMs: 15_000 })).toMatchObject({ status: 'failed', failure_reason: 'interrupted' });
       expect(await statusOf(t, alive)).toBe('running');
     } finally {
       await t.close();

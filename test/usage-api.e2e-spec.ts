@@ -167,7 +167,8 @@ function usageApiSuite(env: () => Record<string, string>) {
   });
 
   it('names only the kind of value expected when a value is of the wrong kind', async () => {
-    expect((await get('/api/v1/usage/overall?days=abc')).json()).toMatchObject({ message: 'days must be a whole number of days', errors: ['days must be a whole number of days'] });
+    const kind = 'days must be a whole number of days, written in decimal digits (got "abc")';
+    expect((await get('/api/v1/usage/overall?days=abc')).json()).toMatchObject({ message: kind, errors: [kind] });
     expect((await get('/api/v1/usage/overall?days=0')).json().message).toBe('days must be at least 1');
   });
 
@@ -186,7 +187,7 @@ function usageApiSuite(env: () => Record<string, string>) {
     ]) {
       const op = doc.paths[path]?.get;
       expect(op, path).toBeDefined();
-      expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '403']));
+      expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '403', '503']));
     }
     expect(doc.paths['/api/v1/usage/task/{task_id}'].get.responses['404']).toBeDefined();
     expect(doc.components.schemas.OverallUsageDto.properties).toHaveProperty('total_cost_usd_exact');

@@ -1,5 +1,6 @@
 import { BadRequestException } from '@nestjs/common';
 import type { ValidationError } from 'class-validator';
+import { QUERY_NUMBER } from './query-number';
 
 /**
  * Constraints that say what kind of value is expected. When one of them fails, the range and
@@ -19,6 +20,7 @@ const KIND_CHECKS = new Set([
   'isEnum',
   'matches',
   'whitelistValidation',
+  QUERY_NUMBER,
 ]);
 
 /** The messages worth showing for one field's failed constraints. */

@@ -1,3 +1,4 @@
+import { tasksConfig } from './tasks.config';
 import { parseDatabaseUrl } from './database.config';
 import { validateEnv } from './env.validation';
 import { defaultJournalDir } from './usage.config';
@@ -77,5 +78,60 @@ describe('usage journal settings', () => {
     expect(defaultJournalDir('sqlite:/tmp/x.db')).toBe('/tmp/x.db.usage-journal');
     expect(defaultJournalDir(undefined)).toBe(`${process.cwd()}/data/asa.db.usage-journal`);
     expect(defaultJournalDir('postgres://u@h:5432/d')).toBe(`${process.cwd()}/data/journal`);
+  });
+});
+
+describe('tasksConfig stale window', () => {
+  const withEnv = <T>(vars: Record<string, string>, fn: () => T): T => {
+    const saved = { ...process.env };
+    try {
+      Object.assign(process.env, vars);
+      return fn();
+    } finally {
+      process.env = saved;
+    }
+  };
+
+  it('defaults to 30 s or 10 poll intervals, whichever is longer', () => {
+    expect(withEnv({ TASK_POLL_INTERVAL_MS: '1000' }, () => tasksConfig().staleAfterMs)).toBe(30_000);
+    expect(withEnv({ TASK_POLL_INTERVAL_MS: '5000' }, () => tasksConfig().staleAfterMs)).toBe(50_000);
+    expect(withEnv({ TASK_POLL_INTERVAL_MS: '100', TASK_STALE_AFTER_MS: '2000' }, () => tasksConfig().staleAfterMs)).toBe(2_000);
+  });
+
+  it('refuses a window shorter than three poll intervals, naming both variables', () => {
+    expect(() => withEnv({ TASK_POLL_INTERVAL_MS: '1000', TASK_STALE_AFTER_MS: '2000' }, () => tasksConfig())).toThrow(
+      /TASK_STALE_AFTER_MS=2000: TASK_STALE_AFTER_MS must be at least 3 x TASK_POLL_INTERVAL_MS \(3000\)/,
+    );
+    expect(() => withEnv({ TASK_STALE_AFTER_MS: '500' }, () => tasksConfig())).toThrow(/TASK_STALE_AFTER_MS=500/);
+  });
+});
+
+describe('validateEnv: alert notifiers', () => {
+  it.each([
+    [{ SLACK_WEBHOOK_URL: 'hooks.slack.com/x' }, /SLACK_WEBHOOK_URL=\(hidden\): SLACK_WEBHOOK_URL must be an http\(s\) URL/],
+    [{ SLACK_WEBHOOK_URL: 'https://h/x', SLACK_WEBHOOK_URL_FILE: '/run/s' }, /SLACK_WEBHOOK_URL_FILE and SLACK_WEBHOOK_URL are both set/],
+    [{ SMTP_URL: 'smtp://u:pw@host:25' }, /SMTP_URL=\(hidden\): SMTP_URL must be smtp:\/\/\[user@\]host\[:port\]/],
+    [{ SMTP_URL: 'smtp://host:25', ALERT_EMAIL_TO: 'a@example.com' }, /ALERT_EMAIL_FROM is required when SMTP_URL is set/],
+    [{ SMTP_URL: 'smtp://host:25', ALERT_EMAIL_FROM: 'a@example.com' }, /ALERT_EMAIL_TO is required when SMTP_URL is set/],
+    [{ ALERT_EMAIL_TO: 'a@example.com, not-an-address' }, /ALERT_EMAIL_TO must be a comma-separated list of email addresses/],
+    [{ ALERTMANAGER_URL: 'alertmanager:9093' }, /ALERTMANAGER_URL must be an http\(s\) URL/],
+    [{ ALERT_WEBHOOK_URL: 'https://h/x' }, /ALERT_WEBHOOK_SECRET is required when ALERT_WEBHOOK_URL is set/],
+    [{ ALERT_WEBHOOK_URL: 'https://h/x', ALERT_WEBHOOK_SECRET: 'short' }, /ALERT_WEBHOOK_SECRET=\(hidden\): ALERT_WEBHOOK_SECRET must be at least 16 characters/],
+    [{ ALERT_DELIVERY_MAX_ATTEMPTS: '0' }, /ALERT_DELIVERY_MAX_ATTEMPTS=0/],
+    [{ ALERT_DELIVERY_TIMEOUT_MS: 'soon' }, /ALERT_DELIVERY_TIMEOUT_MS="soon"/],
+  ])('rejects %o naming the variable', (env, message) => {
+    expect(() => validateEnv(env)).toThrow(message);
+  });
+
+  it('never echoes a secret value', () => {
+    expect(() => validateEnv({ ALERT_WEBHOOK_URL: 'https://h/x', ALERT_WEBHOOK_SECRET: 'tiny-secret' })).toThrow(
+      expect.objectContaining({ message: expect.not.stringContaining('tiny-secret') }),
+    );
+  });
+
+  it('accepts a complete email setup', () => {
+    expect(() =>
+      validateEnv({ SMTP_URL: 'smtp://asa-alerts%40example.com@smtp.example.com:587', ALERT_EMAIL_FROM: 'a@example.com', ALERT_EMAIL_TO: 'b@example.com, c@example.com' }),
+    ).not.toThrow();
   });
 });

@@ -207,6 +207,9 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(toInt) @IsInt() @Min(0)
   TASK_SHUTDOWN_GRACE_MS?: number;
 
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1_000) @Max(86_400_000)
+  TASK_STALE_AFTER_MS?: number;
+
   // Bug-fix agent: workspace, context budget and the test command sandbox.
   @IsOptional() @IsString()
   TASK_WORKSPACE_DIR?: string;

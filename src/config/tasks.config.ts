@@ -14,11 +14,23 @@ export const tasksConfig = registerAs('tasks', () => {
   const env = validateEnv(process.env);
   const workspaceDir = env.TASK_WORKSPACE_DIR ? resolve(env.TASK_WORKSPACE_DIR) : tmpdir();
   const db = parseDatabaseUrl(env.DATABASE_URL);
+  const pollIntervalMs = env.TASK_POLL_INTERVAL_MS ?? 1_000;
+  // Several missed heartbeats, not one late one, must make a worker look dead.
+  if (env.TASK_STALE_AFTER_MS !== undefined && env.TASK_STALE_AFTER_MS < 3 * pollIntervalMs) {
+    throw new Error(
+      `Invalid environment configuration:\n  TASK_STALE_AFTER_MS=${env.TASK_STALE_AFTER_MS}: TASK_STALE_AFTER_MS must be at least 3 x TASK_POLL_INTERVAL_MS (${3 * pollIntervalMs})`,
+    );
+  }
   return {
     /** Tasks one process runs at the same time (each replica runs its own workers). */
     concurrency: env.TASK_CONCURRENCY ?? 2,
     /** How often idle workers look for queued tasks (a submit to this process wakes them at once). */
-    pollIntervalMs: env.TASK_POLL_INTERVAL_MS ?? 1_000,
+    pollIntervalMs,
+    /**
+     * A worker whose heartbeat is older than this is taken for dead and its running tasks are
+     * marked `interrupted` (PostgreSQL replicas; on SQLite at start).
+     */
+    staleAfterMs: env.TASK_STALE_AFTER_MS ?? Math.max(30_000, 10 * pollIntervalMs),
     /** Model used when a submit names none. */
     defaultModel: env.TASK_DEFAULT_MODEL ?? 'gpt-4o-mini',
     /** Budget of a task in USD when a submit names none. */

@@ -1,9 +1,13 @@
-import { Module } from '@nestjs/common';
+import { Global, Module } from '@nestjs/common';
 import { ConfigType } from '@nestjs/config';
-import { TypeOrmModule } from '@nestjs/typeorm';
+import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
 import { databaseConfig } from '../config/database.config';
+import { DataSourcesLifecycle, openReadDataSource, openWriteDataSource, READ_DATA_SOURCE, WRITE_DATA_SOURCE } from './data-sources';
 import { buildTypeOrmOptions } from './typeorm-options';
 
+// Global like TypeORM's own DataSource: every module may inject the read and write sides.
+@Global()
 @Module({
   imports: [
     TypeOrmModule.forRootAsync({
@@ -17,5 +21,19 @@ import { buildTypeOrmOptions } from './typeorm-options';
       }),
     }),
   ],
+  providers: [
+    {
+      provide: READ_DATA_SOURCE,
+      inject: [getDataSourceToken(), databaseConfig.KEY],
+      useFactory: (main: DataSource, db: ConfigType<typeof databaseConfig>) => openReadDataSource(main, db),
+    },
+    {
+      provide: WRITE_DATA_SOURCE,
+      inject: [getDataSourceToken(), databaseConfig.KEY],
+      useFactory: (main: DataSource, db: ConfigType<typeof databaseConfig>) => openWriteDataSource(main, db),
+    },
+    DataSourcesLifecycle,
+  ],
+  exports: [READ_DATA_SOURCE, WRITE_DATA_SOURCE],
 })
 export class DatabaseModule {}

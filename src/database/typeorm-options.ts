@@ -4,6 +4,9 @@ import type { DataSourceOptions } from 'typeorm';
 import type { DatabaseConfig } from '../config/database.config';
 import { MIGRATIONS } from './migration-list';
 
+/** How long a query waits to get a PostgreSQL connection before it fails as "database unavailable". */
+const POSTGRES_CONNECT_TIMEOUT_MS = 5_000;
+
 /**
  * Builds TypeORM options for either database. Entities are registered by their modules
  * (`autoLoadEntities`); migrations are listed explicitly so they run the same from `dist` and tests.
@@ -18,7 +21,15 @@ export function buildTypeOrmOptions(db: DatabaseConfig): DataSourceOptions {
     logging: ['warn', 'migration'] as ('warn' | 'migration')[],
   };
   if (db.type === 'postgres') {
-    return { ...common, type: 'postgres', url: db.url, extra: { max: 10 } };
+    return {
+      ...common,
+      type: 'postgres',
+      url: db.url,
+      extra: { max: 10 },
+      // Bounds both opening a connection and waiting for a free one in the pool: with an
+      // unreachable server a request fails (503, see database-errors.ts) instead of hanging.
+      connectTimeoutMS: POSTGRES_CONNECT_TIMEOUT_MS,
+    };
   }
   if (db.path !== ':memory:') mkdirSync(dirname(db.path), { recursive: true });
   return {

@@ -17,6 +17,8 @@ import type { TaskAgent, TaskAgentContext, TaskAgentResult } from '../../src/plu
  * - `llm-until-budget`: LLM calls until the client refuses one (the exception propagates);
  * - `hold`: waits until released by the test or aborted (then returns failed `cancelled`);
  * - `hold-ignore-abort`: waits until released, ignoring the abort signal;
+ * - `llm-hold`: one LLM call, then waits until released (or aborted), then succeeded with a
+ *   patch and test output naming the task (see `heldOutcome`);
  * - `quick`: succeeded at once, no LLM call;
  * - `throw`: throws.
  */
@@ -54,6 +56,17 @@ export class ScriptedAgent implements TaskAgent {
     }
   }
 
+  /** Waits until the task is released or its signal aborted. */
+  private held(ctx: TaskAgentContext): Promise<'released' | 'aborted'> {
+    const { task, signal } = ctx;
+    return new Promise((resolve) => {
+      this.releases.set(task.id, () => resolve('released'));
+      if (this.releasedAll || this.released.has(task.id)) resolve('released');
+      if (signal.aborted) resolve('aborted');
+      signal.addEventListener('abort', () => resolve('aborted'), { once: true });
+    });
+  }
+
   private async script(ctx: TaskAgentContext): Promise<TaskAgentResult> {
     const { task, llm, signal } = ctx;
     const ask = (attempt: number) =>
@@ -78,6 +91,14 @@ export class ScriptedAgent implements TaskAgent {
           await ctx.progress({ attempt: a, stage: 'model' });
           await ask(a);
         }
+      }
+      case 'llm-hold': {
+        await ctx.progress({ attempt: 1, stage: 'model' });
+        await ask(1);
+        const outcome = heldOutcome(task.id);
+        await ctx.progress({ stage: 'test', patch: outcome.patch });
+        if ((await this.held(ctx)) === 'aborted') return { outcome: 'failed', reason: 'cancelled', attempts: 1 };
+        return { outcome: 'succeeded', attempts: 1, ...outcome };
       }
       case 'hold':
       case 'hold-ignore-abort': {
@@ -105,6 +126,9 @@ export class ScriptedAgent implements TaskAgent {
     }
   }
 }
+
+/** What an `llm-hold` task ends with: text unique to the task, to tell its outcome from any other. */
+export const heldOutcome = (taskId: string) => ({ patch: `diff --git a/${taskId} b/${taskId}`, testOutputTail: `ok 1 - ${taskId} fixed` });
 
 export const ADMIN_KEY = 'asa_test-admin-key-0000000000000000000000000';
 export const ALICE_KEY = 'asa_test-alice-key-0000000000000000000000000';

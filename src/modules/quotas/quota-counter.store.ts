@@ -6,6 +6,7 @@ import { parseNanos } from '../../common/money';
 import { MAX_ROLLING_HOURS, QuotaRule, QuotaScope, scopeKey } from './quota-rule';
 import { QuotaSpendReader } from './quota-spend.reader';
 import { hourStart, HOUR_MS, WindowBounds } from './quota-window';
+import { InjectWriteDataSource } from '../../database/data-sources';
 
 /** A reservation held in the database, to be settled once. */
 export interface CounterReservation {
@@ -51,7 +52,9 @@ interface Key {
 @Injectable()
 export class QuotaCounterStore {
   constructor(
-    private readonly dataSource: DataSource,
+    // Its own connection on SQLite: on the main one, a reservation made while the usage sink has a
+    // batch transaction open would be undone with it if that batch rolled back.
+    @InjectWriteDataSource() private readonly dataSource: DataSource,
     private readonly spend: QuotaSpendReader,
     @Inject(quotasConfig.KEY) private readonly config: ConfigType<typeof quotasConfig>,
   ) {}

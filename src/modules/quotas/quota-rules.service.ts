@@ -7,6 +7,7 @@ import { QUOTA_ALERTS, QuotaAlerts } from './quota-alerts.port';
 import { QuotaCounterStore } from './quota-counter.store';
 import { parseQuotaRule, QuotaRule, RuleProblem, ruleToJson } from './quota-rule';
 import { QuotaRuleExistsException, QuotaRuleInvalidException, QuotaRuleNotFoundException, QuotaRuleReadOnlyException } from './quotas.exceptions';
+import { InjectWriteDataSource } from '../../database/data-sources';
 
 /** Rules from the API are re-read this often, so a rule created on one replica soon applies on all. */
 const API_RULES_TTL_MS = 2_000;
@@ -22,7 +23,7 @@ export class QuotaRulesService implements OnModuleInit {
   private cache: { at: number; rules: QuotaRule[] } | null = null;
 
   constructor(
-    private readonly dataSource: DataSource,
+    @InjectWriteDataSource() private readonly dataSource: DataSource,
     private readonly counters: QuotaCounterStore,
     @Inject(quotasConfig.KEY) private readonly config: ConfigType<typeof quotasConfig>,
     @Optional() @Inject(QUOTA_ALERTS) private readonly alerts: QuotaAlerts | null,

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
-import { Repository, SelectQueryBuilder } from 'typeorm';
+import { DataSource, Repository, SelectQueryBuilder } from 'typeorm';
+import { InjectReadDataSource } from '../../database/data-sources';
 import { TaskStatsDto } from './dto/task.dto';
 import { FINAL_TASK_STATUSES, Task, TASK_STATUSES, TaskStatus } from './entities/task.entity';
 import { divRoundHalfUp } from '../../common/decimal';
@@ -18,7 +18,11 @@ export interface TaskStatsWindow {
 const perCount = (nanos: bigint, count: bigint): bigint => (count === 0n ? 0n : divRoundHalfUp(nanos, count));
 @Injectable()
 export class TaskStatsService {
-  constructor(@InjectRepository(Task) private readonly repo: Repository<Task>) {}
+  private readonly repo: Repository<Task>;
+
+  constructor(@InjectReadDataSource() read: DataSource) {
+    this.repo = read.getRepository(Task);
+  }
 
   async stats(w: TaskStatsWindow): Promise<TaskStatsDto> {
     const since = (w.now ?? Date.now()) - w.days * 86_400_000;

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
-import { Brackets, In, Repository } from 'typeorm';
+import { Brackets, DataSource, In, Repository } from 'typeorm';
+import { InjectReadDataSource, InjectWriteDataSource } from '../../database/data-sources';
 import { Task, TaskStatus } from './entities/task.entity';
 import { parseNanos } from '../../common/money';
 import { TaskCursor } from './task-cursor';
@@ -15,25 +15,54 @@ export interface TaskListFilter {
 export type TaskEndFields = Pick<Task, 'status'> &
   Partial<Pick<Task, 'failureReason' | 'failureDetail' | 'attempts' | 'patch' | 'testOutputTail' | 'stage'>>;
 
+type ProgressFields = Partial<Pick<Task, 'attempts' | 'stage' | 'patch' | 'testOutputTail'>>;
+
+/**
+ * Text a task produced (test output, a model's patch, an error message) may hold NUL bytes, which
+ * PostgreSQL text columns refuse: the write would fail every time and the outcome would be lost.
+ */
+function storable<T extends Partial<Record<keyof Task, unknown>>>(fields: T): T {
+  const out = { ...fields };
+  for (const key of ['patch', 'testOutputTail', 'failureDetail', 'stage'] as const) {
+    const v = out[key];
+    if (typeof v === 'string' && v.includes('\u0000')) (out as Record<string, unknown>)[key] = v.replace(/\u0000/g, '\uFFFD');
+  }
+  return out;
+}
+
 /**
  * Every read and write of the `tasks` table. State changes are conditional UPDATEs whose
  * affected-row count decides who won, so they stay correct with several workers and replicas.
+ * What the API reads goes through the read side (on SQLite its own connection, which never waits
+ * behind a write); writes, and the workers' reads that decide one, go through the write side (on
+ * SQLite a connection no other caller's transaction can swallow them into, see data-sources.ts).
  */
 @Injectable()
 export class TaskStore {
-  constructor(@InjectRepository(Task) private readonly repo: Repository<Task>) {}
+  private readonly repo: Repository<Task>;
+  private readonly reader: Repository<Task>;
+
+  constructor(@InjectWriteDataSource() write: DataSource, @InjectReadDataSource() read: DataSource) {
+    this.repo = write.getRepository(Task);
+    this.reader = read.getRepository(Task);
+  }
 
   async insert(task: Task): Promise<void> {
     await this.repo.insert(task);
   }
 
   findById(id: string): Promise<Task | null> {
-    return this.repo.findOneBy({ id });
+    return this.reader.findOneBy({ id });
+  }
+
+  /** A cheap round trip on the writer: proof that this process reaches the database. */
+  async ping(): Promise<void> {
+    await this.repo.query('SELECT 1');
   }
 
   /** Newest first, keyset-paginated on (created_at_ms, id). Returns up to limit + 1 rows. */
   list(filter: TaskListFilter): Promise<Task[]> {
-    const qb = this.repo.createQueryBuilder('t');
+    const qb = this.reader.createQueryBuilder('t');
     if (filter.status) qb.andWhere('t.status = :status', { status: filter.status });
     if (filter.userId !== undefined) qb.andWhere('t.user_id = :userId', { userId: filter.userId });
     const after = filter.after;
@@ -53,7 +82,7 @@ export class TaskStore {
   async costsOf(ids: string[]): Promise<Map<string, bigint>> {
     const out = new Map<string, bigint>(ids.map((id) => [id, 0n]));
     if (ids.length === 0) return out;
-    const rows: { task_id: string; nanos: unknown }[] = await this.repo.manager
+    const rows: { task_id: string; nanos: unknown }[] = await this.reader.manager
       .createQueryBuilder()
       .select('u.task_id', 'task_id')
       .addSelect('CAST(SUM(u.cost_nanos) AS TEXT)', 'nanos')
@@ -87,18 +116,18 @@ export class TaskStore {
           .set({ status: 'running', workerId, startedAtMs: now, heartbeatAtMs: now, stage: 'starting' })
           .where('id = :id AND status = :queued', { id, queued: 'queued' })
           .execute();
-        if (res.affected === 1) return this.findById(id);
+        if (res.affected === 1) return this.repo.findOneBy({ id });
       }
     }
   }
 
   /** Progress of a running task; ignored once the task no longer belongs to this worker. */
-  async progress(id: string, workerId: string, fields: Partial<Pick<Task, 'attempts' | 'stage' | 'patch' | 'testOutputTail'>>): Promise<void> {
+  async progress(id: string, workerId: string, fields: ProgressFields): Promise<void> {
     if (Object.keys(fields).length === 0) return;
     await this.repo
       .createQueryBuilder()
       .update(Task)
-      .set(fields)
+      .set(storable(fields))
       .where('id = :id AND status = :running AND worker_id = :workerId', { id, running: 'running', workerId })
       .execute();
   }
@@ -121,7 +150,7 @@ export class TaskStore {
     const res = await this.repo
       .createQueryBuilder()
       .update(Task)
-      .set({ ...fields, finishedAtMs: now, stage: fields.stage ?? null })
+      .set({ ...storable(fields), finishedAtMs: now, stage: fields.stage ?? null })
       .where('id = :id AND status = :running AND worker_id = :workerId', { id, running: 'running', workerId })
       .execute();
     return res.affected === 1;

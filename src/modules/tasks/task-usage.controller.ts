@@ -1,5 +1,5 @@
 import { Controller, Get, Param, Query } from '@nestjs/common';
-import { ApiBadRequestResponse, ApiBearerAuth, ApiForbiddenResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiBadRequestResponse, ApiBearerAuth, ApiForbiddenResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiTags, ApiServiceUnavailableResponse } from '@nestjs/swagger';
 import { CurrentPrincipal } from '../auth/current-principal.decorator';
 import { Principal } from '../auth/principal';
 import { TaskIdParamDto } from '../usage/dto/usage-query.dto';
@@ -12,6 +12,7 @@ import { TasksService } from './tasks.service';
 /** Task-related routes under /api/v1/usage (the rest of /usage belongs to the usage module). */
 @ApiTags('usage')
 @ApiBearerAuth()
+@ApiServiceUnavailableResponse({ description: 'The database is not available right now (code DATABASE_UNAVAILABLE); retry after Retry-After seconds' })
 @Controller('api/v1/usage')
 export class TaskUsageController {
   constructor(

@@ -1,5 +1,5 @@
 import { Body, Controller, Get, HttpCode, HttpStatus, Param, ParseUUIDPipe, Post, Query } from '@nestjs/common';
-import { ApiAcceptedResponse, ApiBadRequestResponse, ApiBearerAuth, ApiConflictResponse, ApiForbiddenResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import { ApiAcceptedResponse, ApiBadRequestResponse, ApiBearerAuth, ApiConflictResponse, ApiForbiddenResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags, ApiServiceUnavailableResponse } from '@nestjs/swagger';
 import { CurrentPrincipal } from '../auth/current-principal.decorator';
 import { Principal } from '../auth/principal';
 import { ListTasksQueryDto } from './dto/list-tasks-query.dto';
@@ -14,6 +14,7 @@ export const taskIdPipe = new ParseUUIDPipe({
 
 @ApiTags('tasks')
 @ApiBearerAuth()
+@ApiServiceUnavailableResponse({ description: 'The database is not available right now (code DATABASE_UNAVAILABLE); retry after Retry-After seconds' })
 @Controller('api/v1')
 export class TasksController {
   constructor(private readonly tasks: TasksService) {}

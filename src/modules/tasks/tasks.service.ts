@@ -28,6 +28,8 @@ import {
 
 /** How long a cancel of a task running in this process waits for it to stop before answering. */
 const CANCEL_WAIT_MS = 5_000;
+/** How long a read of a just-finished task waits for this process's bookkeeping of it (microseconds, normally). */
+const SETTLE_WAIT_MS = 1_000;
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -92,6 +94,7 @@ export class TasksService {
 
   async get(taskId: string, principal: Principal): Promise<TaskDto> {
     const task = await this.visibleTask(taskId, principal);
+    if (FINAL_TASK_STATUSES.includes(task.status)) await this.runner.settled(task.id, SETTLE_WAIT_MS);
     const costs = await this.store.costsOf([task.id]);
     return this.toDto(task, costs.get(task.id) ?? 0n);
   }

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
-import { Repository, SelectQueryBuilder } from 'typeorm';
+import { DataSource, Repository, SelectQueryBuilder } from 'typeorm';
+import { InjectReadDataSource } from '../../database/data-sources';
 import { canAccessUser, Principal } from '../auth/principal';
 import {
   OverallUsageDto,
@@ -62,7 +62,12 @@ interface Window {
  */
 @Injectable()
 export class UsageQueryService {
-  constructor(@InjectRepository(LlmUsage) private readonly usage: Repository<LlmUsage>) {}
+  private readonly usage: Repository<LlmUsage>;
+
+  // The read side: on SQLite its own connection, so a write waiting for a lock never holds up the usage API.
+  constructor(@InjectReadDataSource() read: DataSource) {
+    this.usage = read.getRepository(LlmUsage);
+  }
 
   /**
    * Usage of one task. The single place that decides whether a task exists and who owns it:

@@ -9,6 +9,7 @@ import {
   ApiOperation,
   ApiTags,
   ApiUnauthorizedResponse,
+  ApiServiceUnavailableResponse,
 } from '@nestjs/swagger';
 import { CurrentPrincipal } from '../auth/current-principal.decorator';
 import { Principal } from '../auth/principal';
@@ -29,6 +30,7 @@ import { UsageQueryService } from './usage-query.service';
 @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'A parameter is invalid; the message names it' })
 @ApiUnauthorizedResponse({ type: ErrorResponseDto, description: 'Missing or unknown API key' })
 @ApiForbiddenResponse({ type: ErrorResponseDto, description: "A user-scope key asked for another user's data" })
+@ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'The database is not available right now (code DATABASE_UNAVAILABLE); retry after Retry-After seconds' })
 @Controller('api/v1/usage')
 export class UsageController {
   constructor(private readonly usage: UsageQueryService) {}

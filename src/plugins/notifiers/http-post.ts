@@ -26,17 +26,22 @@ export async function postOrThrow(
   try {
     res = await fetch(url, { method: 'POST', body: init.body, headers: init.headers, signal: AbortSignal.timeout(init.timeoutMs) });
   } catch (err) {
-    const e = err as Error & { cause?: { code?: string } };
-    const reason = e.name === 'TimeoutError' ? `no answer within ${init.timeoutMs} ms` : (e.cause?.code ?? e.message);
-    throw new NotifierHttpError(`${target} could not be reached: ${reason}`, null);
+    const e = err as Error & { cause?: { code?: string; message?: string } };
+    const reason = e.name === 'TimeoutError' ? `no answer within ${init.timeoutMs} ms` : (e.cause?.code ?? e.cause?.message ?? e.message);
+    throw new NotifierHttpError(`${target} could not be reached: ${redact(reason, url)}`, null);
   }
   const text = await res.text().catch(() => '');
   if (!res.ok) {
     // A receiver (or a proxy in front of it) may echo the request line; the path can be the secret.
-    const { pathname } = new URL(url);
-    let body = text.replace(/\s+/g, ' ').trim().split(url).join('<url>');
-    if (pathname.length > 1) body = body.split(pathname).join('<path>');
-    body = body.slice(0, 200);
+    const body = redact(text.replace(/\s+/g, ' ').trim(), url).slice(0, 200);
     throw new NotifierHttpError(`${target} answered HTTP ${res.status}${body ? `: ${body}` : ''}`, res.status);
   }
+}
+
+/** Removes the URL and its path (where webhook URLs keep their secret) from a message. */
+function redact(text: string, url: string): string {
+  let out = text.split(url).join('<url>');
+  const { pathname } = new URL(url);
+  if (pathname.length > 1) out = out.split(pathname).join('<path>');
+  return out;
 }

@@ -3,20 +3,11 @@ import { DataSource, EntityManager } from 'typeorm';
 import { LlmUsage } from '../../modules/usage/entities/llm-usage.entity';
 import { CONFIRMING_SINK } from '../../modules/usage/journal/journal.constants';
 import type { UsageRecord, UsageSink, UsageSinkPolicy } from '../sdk';
+import { isPermanentDataError } from '../../database/database-errors';
 
 /** Rows per INSERT statement: 24 columns x 400 rows stays under SQLite's and PostgreSQL's bind-parameter limits. */
 const ROWS_PER_STATEMENT = 400;
 const INT32_MAX = 2_147_483_647;
-
-/**
- * Errors that retrying cannot fix: the database refuses the data itself (PostgreSQL SQLSTATE
- * classes 22 "data exception" and 23 "integrity constraint"; SQLite constraint/type errors).
- * Lock, I/O and connection errors are not in this list: those batches are retried.
- */
-export function isPermanentDataError(err: unknown): boolean {
-  const code = String((err as { code?: unknown })?.code ?? '');
-  return /^2[23][0-9A-Z]{3}$/.test(code) || ['SQLITE_CONSTRAINT', 'SQLITE_MISMATCH', 'SQLITE_TOOBIG', 'SQLITE_RANGE'].includes(code);
-}
 
 /**
  * Writes usage records to the service's database (SQLite or PostgreSQL), one transaction per

@@ -1,9 +1,7 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { ConfigType } from '@nestjs/config';
-import { InjectRepository } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { Counter } from 'prom-client';
-import { Repository } from 'typeorm';
 import { alertsConfig } from '../../../config/alerts.config';
 import { ALERT_NOTIFIERS, AlertNotifier, CostAlert } from '../../../plugins/sdk';
 import { METRICS_REGISTRY } from '../../metrics/metrics.constants';
@@ -11,6 +9,7 @@ import type { MetricsRegistry } from '../../metrics/metrics-registry.provider';
 import { toCostAlert } from './alert-mapping';
 import { AlertDelivery, DeliveryState } from './entities/alert-delivery.entity';
 import { Alert } from './entities/alert.entity';
+import { AlertTables } from './alert-tables';
 
 export interface AttemptOutcome {
   notifier: string;
@@ -63,11 +62,12 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
   private readonly byName: Map<string, AlertNotifier>;
   /** Dispatches this process runs, by lease token. */
   private readonly running = new Map<string, Promise<void>>();
+  /** Single attempts started outside a dispatch (re-sends while firing), awaited at shutdown. */
+  private readonly loose = new Set<Promise<unknown>>();
   private readonly stopping = new AbortController();
 
   constructor(
-    @InjectRepository(Alert) private readonly alerts: Repository<Alert>,
-    @InjectRepository(AlertDelivery) private readonly deliveries: Repository<AlertDelivery>,
+    private readonly tables: AlertTables,
     @Inject(ALERT_NOTIFIERS) private readonly notifiers: AlertNotifier[],
     @Inject(METRICS_REGISTRY) registry: MetricsRegistry,
     @Inject(alertsConfig.KEY) private readonly config: ConfigType<typeof alertsConfig>,
@@ -107,6 +107,8 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   onApplicationBootstrap(): void {
+    const names = this.notifierNames();
+    this.logger.log(names.length > 0 ? `Alert notifiers: ${names.join(', ')}` : 'No alert notifier is configured: alerts are stored only');
     // Not awaited: the start does not wait on receivers; the resumed deliveries run in the background.
     void this.resumePending().catch((err) => this.logger.error(`Could not resume pending alert deliveries: ${(err as Error).message}`));
   }
@@ -114,10 +116,10 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
   async beforeApplicationShutdown(): Promise<void> {
     this.stopping.abort();
     const tokens = [...this.running.keys()];
-    await Promise.allSettled(this.running.values());
+    await Promise.allSettled([...this.running.values(), ...this.loose]);
     if (tokens.length > 0) {
       // Released, not dropped: whoever starts next resumes these from the stored attempts.
-      const res = await this.alerts
+      const res = await this.tables.alerts
         .createQueryBuilder()
         .update(Alert)
         .set({ dispatchLeaseUntilMs: 0 })
@@ -137,11 +139,18 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
     this.running.set(token, run);
   }
 
+  /** One re-send of a firing alert in the background: not retried (the next sweep sends again), stored only when it fails. */
+  resend(notifier: AlertNotifier, alert: CostAlert): void {
+    if (this.stopping.signal.aborted) return;
+    const p = this.attempt(notifier, alert, 'firing', 0, false).finally(() => this.loose.delete(p));
+    this.loose.add(p);
+  }
+
   /** Takes over pending dispatches whose lease has expired or was released; returns how many. */
   async resumePending(): Promise<number> {
     if (this.stopping.signal.aborted) return 0;
     const now = Date.now();
-    const stale = await this.alerts
+    const stale = await this.tables.alerts
       .createQueryBuilder('a')
       .select(['a.id'])
       .where("a.dispatch_state = 'pending'")
@@ -152,7 +161,7 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
     let resumed = 0;
     for (const { id } of stale) {
       const token = randomUUID();
-      const res = await this.alerts
+      const res = await this.tables.alerts
         .createQueryBuilder()
         .update(Alert)
         .set({ dispatchToken: token, dispatchLeaseUntilMs: Date.now() + this.leaseMs() })
@@ -188,7 +197,7 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
     this.notifications.inc({ notifier: notifier.name, result });
     if (result !== 'ok') this.logger.warn(`Alert ${alert.id} (${state}) to ${notifier.name}, attempt ${attempt}: ${error}`);
     if (store || result !== 'ok') {
-      await this.deliveries
+      await this.tables.deliveries
         .insert({
           id: randomUUID(),
           alertId: alert.id,
@@ -207,9 +216,9 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   private async run(alertId: string, token: string): Promise<void> {
-    const row = await this.alerts.findOneBy({ id: alertId });
+    const row = await this.tables.alerts.findOneBy({ id: alertId });
     if (!row || row.dispatchToken !== token || row.dispatchState !== 'pending') return;
-    const history = await this.deliveries.findBy({ alertId });
+    const history = await this.tables.deliveries.findBy({ alertId });
     const notify = JSON.parse(row.notify) as string[];
     // A resolution goes to those that were told the alert fired.
     const targets =
@@ -217,9 +226,9 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
         ? notify.filter((n) => history.some((d) => d.notifier === n && d.state === 'firing' && d.result === 'ok'))
         : notify;
     const alert = toCostAlert(row);
-    await Promise.allSettled(targets.map((name) => this.deliver(alert, name, history)));
+    await Promise.allSettled(targets.map((name) => this.deliver(alert, name, history, token)));
     if (this.stopping.signal.aborted) return; // left pending: released in beforeApplicationShutdown
-    await this.alerts
+    await this.tables.alerts
       .createQueryBuilder()
       .update(Alert)
       .set({ dispatchState: 'done', dispatchToken: null, dispatchLeaseUntilMs: null })
@@ -228,7 +237,7 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   /** Delivers one state of an alert to one notifier, continuing from the attempts already stored. */
-  private async deliver(alert: CostAlert, name: string, history: AlertDelivery[]): Promise<void> {
+  private async deliver(alert: CostAlert, name: string, history: AlertDelivery[], token: string): Promise<void> {
     const notifier = this.byName.get(name);
     if (!notifier) {
       this.logger.warn(`Alert ${alert.id}: notifier "${name}" is no longer configured; not delivered there`);
@@ -239,6 +248,8 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
     const { maxAttempts } = this.config.delivery;
     for (let attempt = previous.length + 1; attempt <= maxAttempts; attempt++) {
       if (this.stopping.signal.aborted) return;
+      // A retry after the alert resolved (a new dispatch took the row) would say "firing" too late.
+      if (attempt > previous.length + 1 && (await this.tables.alerts.countBy({ id: alert.id, dispatchToken: token })) === 0) return;
       const outcome = await this.attempt(notifier, alert, alert.state, attempt);
       if (outcome.ok) return;
       if (attempt === maxAttempts) {

@@ -1,13 +1,13 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
-import { In, Repository } from 'typeorm';
+import { In } from 'typeorm';
 import type { CostAlert } from '../../../plugins/sdk';
 import { AlertDispatcher, AttemptOutcome } from './alert-dispatcher.service';
 import { toCostAlert, toPayload } from './alert-mapping';
 import { AlertBadRequestException } from './alerts.exceptions';
 import { AlertDelivery } from './entities/alert-delivery.entity';
 import { Alert, AlertState } from './entities/alert.entity';
+import { AlertTables } from './alert-tables';
 
 export interface RaiseAlertInput {
   dedupKey: string;
@@ -52,8 +52,7 @@ export class AlertService {
   private readonly logger = new Logger(AlertService.name);
 
   constructor(
-    @InjectRepository(Alert) private readonly alerts: Repository<Alert>,
-    @InjectRepository(AlertDelivery) private readonly deliveries: Repository<AlertDelivery>,
+    private readonly tables: AlertTables,
     private readonly dispatcher: AlertDispatcher,
   ) {}
 
@@ -68,6 +67,11 @@ export class AlertService {
     if (!input.dedupKey || input.dedupKey.length > DEDUP_KEY_MAX) {
       throw new Error(`dedupKey must be 1-${DEDUP_KEY_MAX} characters`);
     }
+    const windowStartMs = Date.parse(input.alert.window.start);
+    const windowEndMs = input.alert.window.end ? Date.parse(input.alert.window.end) : null;
+    if (Number.isNaN(windowStartMs) || (windowEndMs !== null && Number.isNaN(windowEndMs))) {
+      throw new Error(`Alert ${input.dedupKey}: window start and end must be ISO 8601 instants`);
+    }
     const now = input.now ?? new Date();
     const configured = this.notifierNames();
     const unknown = (input.notify ?? []).filter((n) => !configured.includes(n));
@@ -76,7 +80,7 @@ export class AlertService {
     const id = randomUUID();
     const token = notify.length > 0 ? randomUUID() : null;
     const a = input.alert;
-    await this.alerts
+    await this.tables.alerts
       .createQueryBuilder()
       .insert()
       .into(Alert)
@@ -87,8 +91,8 @@ export class AlertService {
         ruleId: a.ruleId,
         scope: JSON.stringify(a.scope),
         thresholdPercent: a.thresholdPercent,
-        windowStartMs: Date.parse(a.window.start),
-        windowEndMs: a.window.end ? Date.parse(a.window.end) : null,
+        windowStartMs,
+        windowEndMs,
         payload: JSON.stringify(toPayload(a)),
         state: 'firing',
         notify: JSON.stringify(notify),
@@ -102,7 +106,7 @@ export class AlertService {
       // INSERT OR IGNORE on SQLite, ON CONFLICT DO NOTHING on PostgreSQL: the unique dedup_key decides.
       .orIgnore()
       .execute();
-    const row = await this.alerts.findOne({ where: { dedupKey: input.dedupKey }, select: { id: true } });
+    const row = await this.tables.alerts.findOne({ where: { dedupKey: input.dedupKey }, select: { id: true } });
     if (!row) throw new Error(`Alert with dedup key ${input.dedupKey} was neither inserted nor found`);
     const created = row.id === id;
     if (created && token) this.dispatcher.start(id, token);
@@ -117,7 +121,7 @@ export class AlertService {
    */
   async sweep(now: Date): Promise<{ resolved: number; resent: number }> {
     const nowMs = now.getTime();
-    const due = await this.alerts
+    const due = await this.tables.alerts
       .createQueryBuilder('a')
       .select(['a.id'])
       .where("a.state = 'firing' AND a.kind = 'quota_threshold'")
@@ -127,7 +131,7 @@ export class AlertService {
     for (const { id } of due) {
       const token = randomUUID();
       // Conditional on still firing: with several replicas sweeping, one resolves (and notifies).
-      const res = await this.alerts
+      const res = await this.tables.alerts
         .createQueryBuilder()
         .update(Alert)
         .set({ state: 'resolved', resolvedAtMs: nowMs, dispatchState: 'pending', dispatchToken: token, dispatchLeaseUntilMs: Date.now() + this.dispatcher.leaseMs() })
@@ -143,13 +147,13 @@ export class AlertService {
     const resenders = this.dispatcher.notifierNames().filter((n) => this.dispatcher.notifier(n)?.resendWhileFiring);
     if (resenders.length > 0) {
       // Only after the first dispatch is over: until then it is still being delivered (and retried).
-      const firing = await this.alerts.findBy({ state: 'firing', kind: 'quota_threshold', dispatchState: 'done' });
+      const firing = await this.tables.alerts.findBy({ state: 'firing', kind: 'quota_threshold', dispatchState: 'done' });
       for (const row of firing) {
         const alert = toCostAlert(row);
         for (const name of (JSON.parse(row.notify) as string[]).filter((n) => resenders.includes(n))) {
           resent++;
           // Attempt 0 marks a re-send; only failed ones are stored (a row a minute per alert otherwise).
-          void this.dispatcher.attempt(this.dispatcher.notifier(name)!, alert, 'firing', 0, false);
+          this.dispatcher.resend(this.dispatcher.notifier(name)!, alert);
         }
       }
     }
@@ -164,7 +168,7 @@ export class AlertService {
 
   /** Alerts newest first, each with its delivery attempts (oldest first). */
   async list(query: AlertListQuery): Promise<{ items: AlertWithDeliveries[]; nextCursor: string | null }> {
-    const qb = this.alerts.createQueryBuilder('a');
+    const qb = this.tables.alerts.createQueryBuilder('a');
     if (query.rule !== undefined) qb.andWhere('a.rule_id = :rule', { rule: query.rule });
     if (query.state !== undefined) qb.andWhere('a.state = :state', { state: query.state });
     if (query.kind !== undefined) qb.andWhere('a.kind = :kind', { kind: query.kind });
@@ -180,7 +184,7 @@ export class AlertService {
       .getMany();
     const page = rows.slice(0, query.limit);
     const deliveries = page.length
-      ? await this.deliveries.find({ where: { alertId: In(page.map((r) => r.id)) }, order: { startedAtMs: 'ASC', attempt: 'ASC' } })
+      ? await this.tables.deliveries.find({ where: { alertId: In(page.map((r) => r.id)) }, order: { startedAtMs: 'ASC', attempt: 'ASC' } })
       : [];
     return {
       items: page.map((alert) => ({
@@ -200,7 +204,7 @@ export class AlertService {
     const id = randomUUID();
     const iso = now.toISOString();
     const names = this.notifierNames();
-    await this.alerts.insert({
+    await this.tables.alerts.insert({
       id,
       dedupKey: `test:${id}`,
       kind: 'test',
@@ -222,7 +226,7 @@ export class AlertService {
       dispatchToken: null,
       dispatchLeaseUntilMs: null,
     });
-    const alert: CostAlert = { ...toCostAlert((await this.alerts.findOneBy({ id }))!), state: 'firing', resolvedAt: null };
+    const alert: CostAlert = { ...toCostAlert((await this.tables.alerts.findOneBy({ id }))!), state: 'firing', resolvedAt: null };
     const results = await Promise.all(names.map((name) => this.dispatcher.attempt(this.dispatcher.notifier(name)!, alert, 'test', 1)));
     return { alertId: id, results };
   }

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AlertDispatcher } from './alert-dispatcher.service';
 import { AlertService } from './alert.service';
+import { AlertTables } from './alert-tables';
 import { AlertsController } from './alerts.controller';
 import { AlertsModuleBase } from './alerts.module-definition';
 import { AlertDelivery } from './entities/alert-delivery.entity';
@@ -15,7 +16,7 @@ import { Alert } from './entities/alert.entity';
 @Module({
   imports: [TypeOrmModule.forFeature([Alert, AlertDelivery])],
   controllers: [AlertsController],
-  providers: [AlertDispatcher, AlertService],
+  providers: [AlertTables, AlertDispatcher, AlertService],
   exports: [AlertService],
 })
 export class AlertsModule extends AlertsModuleBase {}

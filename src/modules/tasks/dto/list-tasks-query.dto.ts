@@ -1,6 +1,6 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
-import { IsIn, IsInt, IsNumber, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+import { IsIn, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+import { QueryNumber } from '../../../common/query-number';
 import { TASK_STATUSES, TaskStatus } from '../entities/task.entity';
 import { USER_ID_PATTERN } from '../../auth/api-key-file';
 import { USER_ID_MESSAGE } from './submit-task.dto';
@@ -15,7 +15,7 @@ export class ListTasksQueryDto {
   user_id?: string;
 
   @ApiPropertyOptional({ default: 20, minimum: 1, maximum: 100 })
-  @IsOptional() @Type(() => Number) @IsInt({ message: 'limit must be an integer from 1 to 100' }) @Min(1) @Max(100)
+  @IsOptional() @QueryNumber({ integer: true, message: 'limit must be an integer from 1 to 100' }) @Min(1) @Max(100)
   limit?: number;
 
   @ApiPropertyOptional({ description: 'next_cursor of the previous page' })
@@ -25,7 +25,7 @@ export class ListTasksQueryDto {
 
 export class TaskStatsQueryDto {
   @ApiPropertyOptional({ description: 'Window in days, counted back from now (tasks created in it).', default: 7, minimum: 1, maximum: 3650 })
-  @IsOptional() @Type(() => Number) @IsInt({ message: 'days must be an integer from 1 to 3650' }) @Min(1) @Max(3650)
+  @IsOptional() @QueryNumber({ integer: true, message: 'days must be an integer from 1 to 3650' }) @Min(1) @Max(3650)
   days?: number;
 
   @ApiPropertyOptional({ description: 'Only this user\'s tasks (user-scoped keys always see only their own).' })
@@ -35,6 +35,6 @@ export class TaskStatsQueryDto {
 
 export class UsageLimitsQueryDto {
   @ApiPropertyOptional({ description: 'Limit in USD to check against (default: the task\'s own max_cost_usd).', example: 5 })
-  @IsOptional() @Type(() => Number) @IsNumber({ allowNaN: false, allowInfinity: false }, { message: 'max_cost_usd must be a number of USD' }) @Min(0)
+  @IsOptional() @QueryNumber({ message: 'max_cost_usd must be a number of USD' }) @Min(0)
   max_cost_usd?: number;
 }

@@ -1,8 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
 import {
   IsIn,
-  IsInt,
   IsOptional,
   Matches,
   Max,
@@ -10,6 +8,7 @@ import {
   registerDecorator,
   ValidationArguments,
 } from 'class-validator';
+import { QueryNumber } from '../../../common/query-number';
 
 export const MAX_DAYS = 3650;
 /** Hourly buckets over more than this many days would be a response of hundreds of thousands of points. */
@@ -42,8 +41,7 @@ export class UsageWindowQueryDto {
     default: 7,
   })
   @IsOptional()
-  @Type(() => Number)
-  @IsInt({ message: 'days must be a whole number of days' })
+  @QueryNumber({ integer: true, message: 'days must be a whole number of days' })
   @Min(1, { message: 'days must be at least 1' })
   @Max(MAX_DAYS, { message: `days must be at most ${MAX_DAYS}` })
   days: number = 7;

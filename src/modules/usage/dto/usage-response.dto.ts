@@ -116,4 +116,6 @@ export class ErrorResponseDto {
   errors?: string[];
   @ApiProperty({ required: false, description: 'Stable error code of domain errors', example: 'USAGE_TASK_NOT_FOUND' })
   code?: string;
+  @ApiProperty({ required: false, description: 'On 5xx answers: the id of the server log line', format: 'uuid' })
+  errorId?: string;
 }

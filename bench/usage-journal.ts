@@ -5,7 +5,7 @@
  *  2. what the journal adds to an LLM call made through LlmClient and the real openai SDK
  *     against the local simulator (no delay): journal on vs off, one call at a time and 50 at once.
  *
- *   npx ts-node --transpile-only scripts/bench-usage-journal.ts [folder on the disk to measure]
+ *   npx ts-node --transpile-only bench/usage-journal.ts [folder on the disk to measure]
  *
  * The calls' records go to the journal (as the recorder does) and nowhere else: the sinks are
  * not what is measured here.
