@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { DataSource } from 'typeorm';
+import { InjectWriteDataSource } from './data-sources';
 
 /**
  * Leases for jobs that must run once per tick across replicas: a row per job with its owner and
@@ -13,7 +14,9 @@ export class JobLeaseService {
   /** This process (each app instance gets its own). */
   readonly owner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
-  constructor(private readonly dataSource: DataSource) {}
+  // Lease rows stand on their own (see WRITE_DATA_SOURCE): on SQLite's main connection a lease taken
+  // while the usage sink has a batch transaction open would be undone with that batch's rollback.
+  constructor(@InjectWriteDataSource() private readonly dataSource: DataSource) {}
 
   /** True when this process holds `name` until `nowMs + ttlMs`. */
   async acquire(name: string, ttlMs: number, nowMs = Date.now()): Promise<boolean> {

@@ -1,14 +1,14 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { ConfigType } from '@nestjs/config';
-import { InjectRepository } from '@nestjs/typeorm';
 import { stringify } from 'csv-stringify/sync';
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Repository } from 'typeorm';
+import { DataSource, Repository } from 'typeorm';
 import { nanosToUsdExact, parseNanos } from '../../common/money';
 import { billingConfig } from '../../config/billing.config';
+import { InjectReadDataSource, InjectWriteDataSource } from '../../database/data-sources';
 import { JobLeaseService } from '../../database/job-lease.service';
 import type { FinishedExport } from '../../plugins/sdk';
 import { Principal } from '../auth/principal';
@@ -56,14 +56,23 @@ export class BillingExportService {
   /** Runs of one series in this process, chained: the database lease cannot tell them apart (same owner). */
   private readonly inProcess = new Map<string, Promise<unknown>>();
 
+  private readonly exports: Repository<BillingExport>;
+  private readonly usage: Repository<LlmUsage>;
+
   constructor(
-    @InjectRepository(BillingExport) private readonly exports: Repository<BillingExport>,
-    @InjectRepository(LlmUsage) private readonly usage: Repository<LlmUsage>,
+    // Export rows on the write side: on SQLite's main connection a row written while the usage sink
+    // has a batch transaction open would be undone with that batch's rollback. Usage is read like
+    // the usage API reads it, so the file and /usage/overall see the same rows.
+    @InjectWriteDataSource() write: DataSource,
+    @InjectReadDataSource() read: DataSource,
     private readonly lease: JobLeaseService,
     private readonly delivery: ExportDeliveryService,
     private readonly metrics: BillingMetrics,
     @Inject(billingConfig.KEY) private readonly config: ConfigType<typeof billingConfig>,
-  ) {}
+  ) {
+    this.exports = write.getRepository(BillingExport);
+    this.usage = read.getRepository(LlmUsage);
+  }
 
   /** The period an API caller asked for, or a 400 naming the field. */
   resolvePeriod(from: string, to: string): BillingPeriod {

@@ -1,9 +1,9 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { ConfigType } from '@nestjs/config';
-import { InjectRepository } from '@nestjs/typeorm';
 import { DateTime } from 'luxon';
-import { Repository } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { billingConfig } from '../../config/billing.config';
+import { InjectWriteDataSource } from '../../database/data-sources';
 import { JobLeaseService } from '../../database/job-lease.service';
 import { DEFAULT_GROUP_BY } from './billing-csv';
 import { BillingPeriod, previousPeriod } from './billing-period';
@@ -46,7 +46,7 @@ export class ScheduledExportsService {
   constructor(
     private readonly exporter: BillingExportService,
     private readonly lease: JobLeaseService,
-    @InjectRepository(BillingExport) private readonly exports: Repository<BillingExport>,
+    @InjectWriteDataSource() private readonly write: DataSource,
     @Inject(billingConfig.KEY) private readonly config: ConfigType<typeof billingConfig>,
   ) {}
 
@@ -73,7 +73,8 @@ export class ScheduledExportsService {
     const since = DateTime.fromMillis(period.startMs, { zone: period.timeZone })
       .minus(kind === 'daily' ? { days: LATE_DATA_LOOKBACK.daily } : { months: LATE_DATA_LOOKBACK.monthly })
       .toMillis();
-    const rows = await this.exports
+    const rows = await this.write
+      .getRepository(BillingExport)
       .createQueryBuilder('e')
       .select(['e.periodStartMs', 'e.periodEndMs'])
       .where('e.kind = :kind AND e.status = :current AND e.user_id IS NULL AND e.group_by = :groupBy', { kind, current: 'current', groupBy: DEFAULT_GROUP_BY.join(',') })

@@ -1,11 +1,11 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { ConfigType } from '@nestjs/config';
-import { InjectRepository } from '@nestjs/typeorm';
 import { stringify } from 'csv-stringify';
 import { pipeline, Readable } from 'node:stream';
-import { Repository } from 'typeorm';
+import { DataSource, Repository } from 'typeorm';
 import { nanosToUsdExact, parseNanos } from '../../common/money';
 import { billingConfig } from '../../config/billing.config';
+import { InjectReadDataSource } from '../../database/data-sources';
 import { canAccessUser, Principal } from '../auth/principal';
 import { LlmUsage } from '../usage/entities/llm-usage.entity';
 import { UsageAccessDeniedException } from '../usage/usage.exceptions';
@@ -62,10 +62,15 @@ interface RecordFilter {
 export class UsageRecordsCsvService {
   private readonly logger = new Logger(UsageRecordsCsvService.name);
 
+  private readonly usage: Repository<LlmUsage>;
+
+  // The read side (its own SQLite connection): a long download never holds up writers.
   constructor(
-    @InjectRepository(LlmUsage) private readonly usage: Repository<LlmUsage>,
+    @InjectReadDataSource() read: DataSource,
     @Inject(billingConfig.KEY) private readonly config: ConfigType<typeof billingConfig>,
-  ) {}
+  ) {
+    this.usage = read.getRepository(LlmUsage);
+  }
 
   /** Checks the query (400 naming the field, 403 for another user's records) before any byte is sent. */
   filter(query: UsageRecordsCsvQueryDto, principal: Principal, nowMs = Date.now()): RecordFilter {
