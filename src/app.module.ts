@@ -4,6 +4,7 @@ import { ScheduleModule } from '@nestjs/schedule';
 import { alertsConfig } from './config/alerts.config';
 import { appConfig } from './config/app.config';
 import { authConfig } from './config/auth.config';
+import { billingConfig } from './config/billing.config';
 import { databaseConfig } from './config/database.config';
 import { validateEnv } from './config/env.validation';
 import { llmConfig } from './config/llm.config';
@@ -12,6 +13,7 @@ import { quotasConfig } from './config/quotas.config';
 import { usageConfig } from './config/usage.config';
 import { DatabaseModule } from './database/database.module';
 import { AuthModule } from './modules/auth/auth.module';
+import { BillingModule } from './modules/billing/billing.module';
 import { HealthModule } from './modules/health/health.module';
 import { LlmModule } from './modules/llm/llm.module';
 import { MetricsModule } from './modules/metrics/metrics.module';
@@ -21,6 +23,7 @@ import { AlertsModule } from './modules/quotas/alerts/alerts.module';
 import { BugFixAgent } from './modules/tasks/agent/bug-fix.agent';
 import { TasksModule } from './modules/tasks/tasks.module';
 import { UsageModule } from './modules/usage/usage.module';
+import { LocalFolderExportDestination } from './plugins/destinations/local-folder.destination';
 import { AlertmanagerNotifier } from './plugins/notifiers/alertmanager.notifier';
 import { EmailNotifier } from './plugins/notifiers/email.notifier';
 import { SlackNotifier } from './plugins/notifiers/slack.notifier';
@@ -53,9 +56,9 @@ function usageModule(): Promise<DynamicModule> {
       isGlobal: true,
       cache: true,
       validate: validateEnv,
-      load: [appConfig, databaseConfig, llmConfig, usageConfig, authConfig, metricsConfig, quotasConfig, alertsConfig],
+      load: [appConfig, databaseConfig, llmConfig, usageConfig, authConfig, metricsConfig, quotasConfig, alertsConfig, billingConfig],
     }),
-    // Scheduled jobs (quota evaluation) register their timers on its SchedulerRegistry.
+    // Scheduled jobs (quota evaluation, billing exports) register their timers on its SchedulerRegistry.
     ScheduleModule.forRoot(),
     DatabaseModule,
     AuthModule,
@@ -66,6 +69,7 @@ function usageModule(): Promise<DynamicModule> {
     LlmModule.forRoot({ admissionPolicies: [QuotaAdmissionPolicy], imports: [QuotasModule] }),
     TasksModule.forRoot({ agents: [BugFixAgent] }),
     AlertsModule.forRoot({ notifiers: [SlackNotifier, EmailNotifier, AlertmanagerNotifier, WebhookNotifier] }),
+    BillingModule.forRoot({ destinations: [LocalFolderExportDestination] }),
   ],
 })
 export class AppModule {}

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { JobLeaseService } from '../src/modules/quotas/job-lease.service';
+import { JobLeaseService } from '../src/database/job-lease.service';
 import { QuotaEvaluationService } from '../src/modules/quotas/quota-evaluation.service';
 import { createTestApp, TestApp } from './support/create-app';
 import { createScratchPostgres, describePostgres, ScratchDatabase } from './support/postgres';

@@ -20,6 +20,7 @@ import {
   ValidateBy,
 } from 'class-validator';
 import { hostAllowlistEntryProblem } from '../modules/tasks/repo-source/host-address';
+import { CronTime } from 'cron';
 
 const HTTP_URL = { require_tld: false, protocols: ['http', 'https'], require_protocol: true };
 const EMAIL = /^[^\s@<>,]+@[^\s@<>,]+$/;
@@ -48,6 +49,25 @@ const IsHostAllowlist = () =>
   });
 /** OTLP exporter headers: `key=value,key2=value2` (W3C baggage-like, as the OpenTelemetry spec defines them). */
 const OTLP_HEADERS = /^\s*([^=,\s]+\s*=[^,]*)(,\s*[^=,\s]+\s*=[^,]*)*\s*$/;
+
+/** A cron expression (5 fields, or 6 with seconds) the scheduler accepts, or empty (= off). */
+const IsCronOrEmpty = (variable: string) =>
+  ValidateBy({
+    name: 'isCronOrEmpty',
+    validator: {
+      validate: (value: unknown) => {
+        if (typeof value !== 'string') return false;
+        if (value.trim() === '') return true;
+        try {
+          new CronTime(value.trim());
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      defaultMessage: () => `${variable} must be a cron expression such as "15 0 * * *" (minute hour day month weekday), or empty to turn the export off`,
+    },
+  });
 const toInt = ({ value }: { value: unknown }) =>
   value === undefined || value === '' ? undefined : /^-?\d+$/.test(String(value).trim()) ? Number(value) : value;
 
@@ -346,6 +366,22 @@ export class EnvironmentVariables {
   @IsDefined({ message: 'ALERT_WEBHOOK_SECRET is required when ALERT_WEBHOOK_URL is set (the HMAC key receivers verify signatures with)' })
   @IsString() @MinLength(16, { message: 'ALERT_WEBHOOK_SECRET must be at least 16 characters' })
   ALERT_WEBHOOK_SECRET?: string;
+
+  // Billing exports (src/config/billing.config.ts).
+  @IsOptional() @IsTimeZone({ message: 'BILLING_TIMEZONE must be an IANA time zone such as UTC or America/Los_Angeles' })
+  BILLING_TIMEZONE?: string;
+
+  @IsOptional() @IsCronOrEmpty('BILLING_DAILY_CRON')
+  BILLING_DAILY_CRON?: string;
+
+  @IsOptional() @IsCronOrEmpty('BILLING_MONTHLY_CRON')
+  BILLING_MONTHLY_CRON?: string;
+
+  @IsOptional() @IsString() @Matches(/\S/, { message: 'BILLING_EXPORT_DIR must be a folder path' })
+  BILLING_EXPORT_DIR?: string;
+
+  @IsOptional() @IsString()
+  BILLING_EXPORT_DESTINATION_PLUGINS?: string;
 }
 
 /** Values never echoed in a validation error (they are, or contain, credentials). */

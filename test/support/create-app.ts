@@ -29,6 +29,8 @@ export async function createTestApp(options: CreateAppOptions = {}): Promise<Tes
     USAGE_FLUSH_INTERVAL_MS: '20',
     // Each app its own journal folder (the default for PostgreSQL, data/journal, would be shared).
     USAGE_JOURNAL_DIR: join(dir, 'journal'),
+    // A scheduled billing export that fires during a test writes here, never into the checkout.
+    BILLING_EXPORT_DIR: join(dir, 'exports'),
     ...options.env,
   };
   writeFileSync(join(dir, 'no-api-keys.json'), '{ "keys": [] }\n');

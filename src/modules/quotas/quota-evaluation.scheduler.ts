@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdo
 import { ConfigType } from '@nestjs/config';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { quotasConfig } from '../../config/quotas.config';
-import { JobLeaseService } from './job-lease.service';
+import { JobLeaseService } from '../../database/job-lease.service';
 import { EVALUATION_LEASE, QuotaEvaluationService } from './quota-evaluation.service';
 
 const JOB = 'quota-evaluation';

@@ -3,7 +3,7 @@ import { ConfigType } from '@nestjs/config';
 import { quotasConfig } from '../../config/quotas.config';
 import { nanosToUsdExact } from '../../common/money';
 import { UsageRecorder } from '../usage/usage-recorder.service';
-import { JobLeaseService } from './job-lease.service';
+import { JobLeaseService } from '../../database/job-lease.service';
 import { alertDedupKey, buildAlert, percentOf } from './quota-alert';
 import { QUOTA_ALERTS, QuotaAlerts } from './quota-alerts.port';
 import { QuotaCounterStore } from './quota-counter.store';

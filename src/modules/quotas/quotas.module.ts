@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 import { AlertService } from './alerts/alert.service';
-import { JobLeaseService } from './job-lease.service';
+import { JobLeaseModule } from '../../database/job-lease.module';
 import { QUOTA_ALERTS } from './quota-alerts.port';
 import { QuotaCounterStore } from './quota-counter.store';
 import { QuotaEvaluationScheduler } from './quota-evaluation.scheduler';
@@ -16,6 +16,7 @@ import { QuotasController } from './quotas.controller';
  * AppModule: `LlmModule.forRoot({ admissionPolicies: [QuotaAdmissionPolicy], imports: [QuotasModule] })`.
  */
 @Module({
+  imports: [JobLeaseModule],
   controllers: [QuotasController],
   providers: [
     // The one place alerting is hooked in: AlertService comes from the global AlertsModule.
@@ -24,10 +25,9 @@ import { QuotasController } from './quotas.controller';
     QuotaSpendReader,
     QuotaCounterStore,
     QuotaMetrics,
-    JobLeaseService,
     QuotaEvaluationService,
     QuotaEvaluationScheduler,
   ],
-  exports: [QuotaRulesService, QuotaCounterStore, QuotaMetrics, QUOTA_ALERTS, QuotaEvaluationService, JobLeaseService],
+  exports: [QuotaRulesService, QuotaCounterStore, QuotaMetrics, QUOTA_ALERTS, QuotaEvaluationService, JobLeaseModule],
 })
 export class QuotasModule {}

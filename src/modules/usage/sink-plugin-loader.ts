@@ -1,4 +1,4 @@
-import { isAbsolute, resolve } from 'node:path';
+import { loadPlugins } from '../../common/plugin-loader';
 import type { UsageSink } from '../../plugins/sdk';
 
 export class SinkPluginLoadError extends Error {
@@ -7,30 +7,18 @@ export class SinkPluginLoadError extends Error {
   }
 }
 
-function isUsageSink(value: unknown): value is UsageSink {
-  const v = value as UsageSink | null;
-  return !!v && typeof v.name === 'string' && typeof v.write === 'function';
-}
-
 /**
- * Loads sinks named in configuration. Each entry is a package name or a file path whose module
+ * Loads sinks named in USAGE_SINK_PLUGINS. Each entry is a package name or a file path whose module
  * exports `createUsageSink()` (sync or async) returning a `UsageSink`.
  */
-export async function loadSinkPlugins(specs: readonly string[]): Promise<UsageSink[]> {
-  const sinks: UsageSink[] = [];
-  for (const spec of specs) {
-    const target = spec.startsWith('.') || isAbsolute(spec) ? resolve(spec) : spec;
-    let mod: { createUsageSink?: () => unknown; default?: { createUsageSink?: () => unknown } };
-    try {
-      mod = await import(target);
-    } catch (err) {
-      throw new SinkPluginLoadError(spec, err instanceof Error ? err.message : String(err));
-    }
-    const factory = mod.createUsageSink ?? mod.default?.createUsageSink;
-    if (typeof factory !== 'function') throw new SinkPluginLoadError(spec, 'it does not export createUsageSink()');
-    const sink = await factory();
-    if (!isUsageSink(sink)) throw new SinkPluginLoadError(spec, 'createUsageSink() did not return an object with name and write()');
-    sinks.push(sink);
-  }
-  return sinks;
+export function loadSinkPlugins(specs: readonly string[]): Promise<UsageSink[]> {
+  return loadPlugins<UsageSink>(specs, {
+    kind: 'Usage sink',
+    factory: 'createUsageSink',
+    problem: (v) => {
+      const s = v as UsageSink | null;
+      return s && typeof s.name === 'string' && typeof s.write === 'function' ? null : 'did not return an object with name and write()';
+    },
+    error: (spec, reason) => new SinkPluginLoadError(spec, reason),
+  });
 }

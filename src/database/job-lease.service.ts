@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { DataSource } from 'typeorm';
+import { InjectWriteDataSource } from './data-sources';
 
 /**
  * Leases for jobs that must run once per tick across replicas: a row per job with its owner and
@@ -13,13 +14,28 @@ export class JobLeaseService {
   /** This process (each app instance gets its own). */
   readonly owner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
-  constructor(private readonly dataSource: DataSource) {}
+  // Lease rows stand on their own (see WRITE_DATA_SOURCE): on SQLite's main connection a lease taken
+  // while the usage sink has a batch transaction open would be undone with that batch's rollback.
+  constructor(@InjectWriteDataSource() private readonly dataSource: DataSource) {}
 
   /** True when this process holds `name` until `nowMs + ttlMs`. */
   async acquire(name: string, ttlMs: number, nowMs = Date.now()): Promise<boolean> {
     await this.run(`INSERT INTO job_leases (name, owner, expires_at_ms) VALUES (:name, '', 0) ON CONFLICT DO NOTHING`, { name });
     const taken = await this.run(
       `UPDATE job_leases SET owner = :owner, expires_at_ms = CAST(:exp AS BIGINT) WHERE name = :name AND (owner = :owner OR expires_at_ms < CAST(:now AS BIGINT))`,
+      { name, owner: this.owner, exp: String(nowMs + ttlMs), now: String(nowMs) },
+    );
+    return taken === 1;
+  }
+
+  /**
+   * True when this process takes `name` and no one (this process included) held it: for a job that
+   * must run once per period, not once per tick of each holder. The lease then simply expires.
+   */
+  async claim(name: string, ttlMs: number, nowMs = Date.now()): Promise<boolean> {
+    await this.run(`INSERT INTO job_leases (name, owner, expires_at_ms) VALUES (:name, '', 0) ON CONFLICT DO NOTHING`, { name });
+    const taken = await this.run(
+      `UPDATE job_leases SET owner = :owner, expires_at_ms = CAST(:exp AS BIGINT) WHERE name = :name AND expires_at_ms < CAST(:now AS BIGINT)`,
       { name, owner: this.owner, exp: String(nowMs + ttlMs), now: String(nowMs) },
     );
     return taken === 1;
