@@ -279,7 +279,8 @@ describe('LlmClient through the real openai SDK against the simulator', () => {
     fake.enqueue({ delayMs: 3_000 });
     await expect(llm.forTask('t-timeout').chat({ model: 'gpt-4o', messages: USER_HI }, { timeoutMs: 200 })).rejects.toBeInstanceOf(APIConnectionTimeoutError);
     const row = await oneRow('t-timeout');
-    expect(row).toMatchObject({ status: 'error', errorType: 'timeout', inputTokens: 0, costNanos: 0 });
+    // The request reached the provider, which bills the prompt: charged as estimated (8 × 2.5 USD/M).
+    expect(row).toMatchObject({ status: 'error', errorType: 'timeout', inputTokens: USER_HI_TOKENS, outputTokens: 0, costNanos: 20_000, estimated: true });
     expect(row.latencyMs).toBeGreaterThanOrEqual(190);
   });
 
@@ -288,7 +289,15 @@ describe('LlmClient through the real openai SDK against the simulator', () => {
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 100);
     await expect(llm.forTask('t-abort').chat({ model: 'gpt-4o', messages: USER_HI }, { signal: ac.signal })).rejects.toBeInstanceOf(APIUserAbortError);
-    expect(await oneRow('t-abort')).toMatchObject({ status: 'error', errorType: 'aborted', costNanos: 0 });
+    // Stopped after the request was sent (a cancel, a SIGTERM): the prompt is charged, as after a crash.
+    expect(await oneRow('t-abort')).toMatchObject({ status: 'error', errorType: 'aborted', inputTokens: USER_HI_TOKENS, costNanos: 20_000, estimated: true });
+  });
+
+  it('abort before the request was sent: recorded, charged nothing', async () => {
+    const ac = new AbortController();
+    ac.abort();
+    await expect(llm.forTask('t-abort-early').chat({ model: 'gpt-4o', messages: USER_HI }, { signal: ac.signal })).rejects.toBeInstanceOf(APIUserAbortError);
+    expect(await oneRow('t-abort-early')).toMatchObject({ status: 'error', errorType: 'aborted', inputTokens: 0, costNanos: 0, estimated: false });
   });
 
   it('abort in the middle of a stream: the consumer sees the abort, the partial output is estimated', async () => {

@@ -11,6 +11,8 @@ import type { CompletionUsage } from 'openai/resources/completions';
 import type { CreateEmbeddingResponse, EmbeddingCreateParams } from 'openai/resources/embeddings';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { databaseUnavailableReason } from '../../database/database-errors';
 import type { LlmConfig } from '../../config/llm.config';
 import {
   AgentLlm,
@@ -24,7 +26,7 @@ import {
 } from '../../plugins/sdk';
 import type { UsageJournal } from '../usage/journal/usage-journal.service';
 import type { UsageRecorder } from '../usage/usage-recorder.service';
-import { LlmBudgetExceededException, LlmInvalidArgumentException, LlmNotConfiguredException, LlmUnpricedModelException } from './llm.exceptions';
+import { LlmBudgetExceededException, LlmInvalidArgumentException, LlmNotConfiguredException, LlmUnpricedModelException, LlmAdmissionUnavailableException } from './llm.exceptions';
 import { ASA_ATTR, GEN_AI_ATTR } from './llm-span-attributes';
 import { nanosToUsd, nanosToUsdExact, usdToNanos as parseUsd } from '../../common/money';
 import type { PricingService, TokenCounts } from './pricing/pricing.service';
@@ -76,6 +78,12 @@ interface CallOutcome {
   tokens: TokenCounts;
   estimated: boolean;
 }
+
+/** How long a call waits for the database to check its budget and quotas before it is refused. */
+export const ADMISSION_DATABASE_WAIT_MS = 120_000;
+
+/** Settles every reservation a call's admission took, with the call's real cost. */
+type Settle = (actualCostNanos: number | null, actual?: LlmCallActual) => Promise<void>;
 
 const ZERO_TOKENS: TokenCounts = { inputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens: 0, reasoningTokens: 0 };
 
@@ -148,7 +156,8 @@ export class LlmClient implements AgentLlm {
 
   async chat(params: ChatCompletionCreateParamsNonStreaming, options: LlmCallOptions = {}): Promise<ChatCompletion> {
     const promptTokens = this.deps.estimator.countChatPrompt(params);
-    const call = await this.begin('chat', params.model, promptTokens, maxOutputTokens(params), false, params as unknown as Record<string, unknown>);
+    const call = await this.begin('chat', params.model, promptTokens, maxOutputTokens(params), false, params as unknown as Record<string, unknown>, options.signal);
+    const abortedBeforeSend = options.signal?.aborted === true;
     let response: ChatCompletion;
     try {
       const openai = this.requireOpenAi();
@@ -156,7 +165,7 @@ export class LlmClient implements AgentLlm {
         openai.chat.completions.create({ ...params, stream: false }, requestOptions(options, call.id)),
       );
     } catch (err) {
-      await call.finish(this.failure(err, options, false));
+      await call.finish(this.failure(err, options, false, { promptTokens, abortedBeforeSend }));
       throw err;
     }
     const usage = tokensFromUsage(response.usage);
@@ -187,7 +196,8 @@ export class LlmClient implements AgentLlm {
 
   async embed(params: EmbeddingCreateParams, options: LlmCallOptions = {}): Promise<CreateEmbeddingResponse> {
     const inputTokens = this.deps.estimator.countEmbeddingInput(params.input, params.model);
-    const call = await this.begin('embeddings', params.model, inputTokens, 0, false, params as unknown as Record<string, unknown>);
+    const call = await this.begin('embeddings', params.model, inputTokens, 0, false, params as unknown as Record<string, unknown>, options.signal);
+    const abortedBeforeSend = options.signal?.aborted === true;
     let response: CreateEmbeddingResponse;
     try {
       const openai = this.requireOpenAi();
@@ -195,7 +205,7 @@ export class LlmClient implements AgentLlm {
         openai.embeddings.create(params, requestOptions(options, call.id)),
       );
     } catch (err) {
-      await call.finish(this.failure(err, options, false));
+      await call.finish(this.failure(err, options, false, { promptTokens: inputTokens, abortedBeforeSend }));
       throw err;
     }
     const reported = typeof response.usage?.prompt_tokens === 'number' ? response.usage.prompt_tokens : null;
@@ -230,7 +240,7 @@ export class LlmClient implements AgentLlm {
     options: LlmCallOptions,
   ): AsyncGenerator<ChatCompletionChunk> {
     const promptTokens = this.deps.estimator.countChatPrompt(params);
-    const call = await this.begin('chat', params.model, promptTokens, maxOutputTokens(params), true, params as unknown as Record<string, unknown>);
+    const call = await this.begin('chat', params.model, promptTokens, maxOutputTokens(params), true, params as unknown as Record<string, unknown>, options.signal);
     const acc = { text: '', usage: null as CompletionUsage | null, model: null as string | null, id: null as string | null, finish: [] as string[] };
     const partial = (): Pick<CallOutcome, 'responseModel' | 'responseId' | 'finishReasons' | 'tokens' | 'estimated'> => {
       const reported = tokensFromUsage(acc.usage);
@@ -243,6 +253,7 @@ export class LlmClient implements AgentLlm {
       };
     };
 
+    const abortedBeforeSend = options.signal?.aborted === true;
     let stream: AsyncIterable<ChatCompletionChunk>;
     try {
       const openai = this.requireOpenAi();
@@ -253,7 +264,7 @@ export class LlmClient implements AgentLlm {
         ),
       );
     } catch (err) {
-      await call.finish(this.failure(err, options, false));
+      await call.finish(this.failure(err, options, false, { promptTokens, abortedBeforeSend }));
       throw err;
     }
 
@@ -298,6 +309,7 @@ export class LlmClient implements AgentLlm {
     maxOutput: number,
     streamed: boolean,
     params: Record<string, unknown>,
+    signal: AbortSignal | undefined,
   ): Promise<CallTracker> {
     if (typeof model !== 'string' || model.trim() === '') throw new LlmInvalidArgumentException('model is required: pass the model id, e.g. "gpt-4o"');
     this.requireOpenAi(); // not configured: refuse before anything is reserved or recorded
@@ -310,10 +322,56 @@ export class LlmClient implements AgentLlm {
         { taskId: this.budget.taskId, model, provider },
       );
     }
-    const budgetReserved = this.budget ? await this.budget.reserve(maxCostNanos, model) : 0n;
-    const reservations: { policy: string; reservation: LlmAdmissionReservation }[] = [];
     const intent: LlmCallIntent = { taskId: this.taskId, userId: this.userId, provider, model, operation, maxCostNanos, maxTokens: promptTokens + maxOutput };
-    const settleAll = async (actual: number | null, used: LlmCallActual = { totalTokens: 0 }) => {
+    const settleAll = await this.admit(intent, signal);
+    const call = new CallTracker(this, this.deps, operation, model, streamed, params, settleAll);
+    // Durable before the request leaves: if the process dies during the call, the next start
+    // records it as `interrupted` with this prompt's cost.
+    await this.deps.journal.started({
+      id: call.id,
+      createdAtMs: call.createdAtMs,
+      taskId: this.taskId,
+      userId: this.userId,
+      provider,
+      operation,
+      requestedModel: model,
+      streamed,
+      traceId: call.traceId,
+      promptTokens,
+    });
+    return call;
+  }
+
+  /**
+   * The task budget, then each admission policy. Returns the function that settles every
+   * reservation taken. Budgets and quotas live in the database: while it is unreachable the
+   * admission is retried (the call waits, as the task's other writes do) for up to
+   * ADMISSION_DATABASE_WAIT_MS, then the call is refused without its address in the message.
+   */
+  private async admit(intent: LlmCallIntent, signal: AbortSignal | undefined): Promise<Settle> {
+    const deadline = Date.now() + ADMISSION_DATABASE_WAIT_MS;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.admitOnce(intent);
+      } catch (err) {
+        const reason = databaseUnavailableReason(err);
+        if (reason === null) throw err;
+        if (signal?.aborted || Date.now() >= deadline) {
+          throw new LlmAdmissionUnavailableException(
+            `LLM call not made: the database that holds budgets and quotas is unavailable (${reason}), ` +
+              `for ${Math.round(ADMISSION_DATABASE_WAIT_MS / 1000)} s or until the call was stopped`,
+          );
+        }
+        if (attempt === 0) this.logger.warn(`LLM call of ${intent.model} waits for the database to check its budget and quotas (${reason})`);
+        await sleep(Math.min(5_000, 250 * 2 ** attempt), undefined, { signal }).catch(() => undefined);
+      }
+    }
+  }
+
+  private async admitOnce(intent: LlmCallIntent): Promise<Settle> {
+    const budgetReserved = this.budget ? await this.budget.reserve(intent.maxCostNanos, intent.model) : 0n;
+    const reservations: { policy: string; reservation: LlmAdmissionReservation }[] = [];
+    const settleAll: Settle = async (actual, used = { totalTokens: 0 }) => {
       this.budget?.settle(budgetReserved, actual);
       for (const { policy, reservation } of reservations) {
         try {
@@ -333,34 +391,28 @@ export class LlmClient implements AgentLlm {
       await settleAll(0);
       throw err;
     }
-    const call = new CallTracker(this, this.deps, operation, model, streamed, params, settleAll);
-    // Durable before the request leaves: if the process dies during the call, the next start
-    // records it as `interrupted` with this prompt's cost.
-    await this.deps.journal.started({
-      id: call.id,
-      createdAtMs: call.createdAtMs,
-      taskId: this.taskId,
-      userId: this.userId,
-      provider,
-      operation,
-      requestedModel: model,
-      streamed,
-      traceId: call.traceId,
-      promptTokens,
-    });
-    return call;
+    return settleAll;
   }
 
-  private failure(err: unknown, options: LlmCallOptions, midStream: boolean): CallOutcome {
+  /**
+   * The outcome of a call that failed before any response. A call stopped (abort, SIGTERM) or
+   * timed out after its request was sent has reached the provider, which bills its prompt: it is
+   * charged the locally counted prompt, marked `estimated` (as a call interrupted by a crash is).
+   * Refused or unreachable calls, and calls aborted before they were sent, are charged nothing.
+   */
+  private failure(err: unknown, options: LlmCallOptions, midStream: boolean, sent?: { promptTokens: number; abortedBeforeSend: boolean }): CallOutcome {
+    const errorType = classifyError(err, options.signal, midStream);
+    const reachedProvider = sent !== undefined && !sent.abortedBeforeSend && (errorType === 'aborted' || errorType === 'timeout');
     return {
       status: 'error',
-      errorType: classifyError(err, options.signal, midStream),
+      errorType,
       error: err,
       responseModel: null,
-      tokens: ZERO_TOKENS,
-      estimated: false,
+      tokens: reachedProvider ? { ...ZERO_TOKENS, inputTokens: sent.promptTokens } : ZERO_TOKENS,
+      estimated: reachedProvider,
     };
   }
+
 
   private estimateChat(promptTokens: number, completionText: string, model: string): TokenCounts {
     return { ...ZERO_TOKENS, inputTokens: promptTokens, outputTokens: this.deps.estimator.countText(completionText, model) };
@@ -391,7 +443,7 @@ class CallTracker {
     private readonly model: string,
     private readonly streamed: boolean,
     params: Record<string, unknown>,
-    private readonly settle: (actualCostNanos: number | null, actual?: LlmCallActual) => Promise<void>,
+    private readonly settle: Settle,
   ) {
     this.span = deps.tracer.startSpan(`${operation} ${model}`, { kind: SpanKind.CLIENT, attributes: this.requestAttributes(params) });
   }

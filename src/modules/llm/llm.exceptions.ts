@@ -17,14 +17,24 @@ export class LlmUnpricedModelException extends DomainException {
 }
 
 /**
- * The failure reason of a task whose LLM call was refused by its budget, or null for any other
- * error. Matched by code, so a third-party AgentLlm (or a second copy of this package) can
- * signal a refusal the same way.
+ * The database that holds budgets and quotas stayed unreachable while the call waited to be
+ * admitted; the provider was not called.
  */
-export function llmRefusalReason(err: unknown): 'budget_exceeded' | 'unpriced_model' | null {
+export class LlmAdmissionUnavailableException extends DomainException {
+  readonly code = 'LLM_ADMISSION_UNAVAILABLE';
+  readonly status = HttpStatus.SERVICE_UNAVAILABLE;
+}
+
+/**
+ * The failure reason of a task whose LLM call was not made (refused by a budget or quota, or not
+ * admitted while the database was away), or null for any other error. Matched by code, so a
+ * third-party AgentLlm (or a second copy of this package) can signal a refusal the same way.
+ */
+export function llmRefusalReason(err: unknown): 'budget_exceeded' | 'unpriced_model' | 'database_unavailable' | null {
   const code = (err as { code?: unknown } | null)?.code;
   if (err instanceof LlmBudgetExceededException || code === 'LLM_BUDGET_EXCEEDED') return 'budget_exceeded';
   if (err instanceof LlmUnpricedModelException || code === 'LLM_UNPRICED_MODEL') return 'unpriced_model';
+  if (err instanceof LlmAdmissionUnavailableException || code === 'LLM_ADMISSION_UNAVAILABLE') return 'database_unavailable';
   return null;
 }
 

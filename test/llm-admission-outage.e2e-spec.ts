@@ -1,0 +1,62 @@
+import { DataSource } from 'typeorm';
+import { LlmClientFactory } from '../src/modules/llm/llm-client.factory';
+import { LlmUsage } from '../src/modules/usage/entities/llm-usage.entity';
+import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
+import { FakeOpenAi } from './fixtures/fake-openai';
+import { createTestApp, TestApp } from './support/create-app';
+import { TcpProxy } from './support/pipeline';
+import { createScratchPostgres, describePostgres, ScratchDatabase } from './support/postgres';
+
+const USER_HI = [{ role: 'user' as const, content: 'hi' }];
+
+/**
+ * Budgets and quotas live in the database. Found in a trial: a task's model call made during a
+ * 15 s PostgreSQL outage failed at once as `llm_error`, and its failure_detail showed the
+ * database's address to the task's owner. Now the call's admission waits for the database and
+ * the call goes through once it is back.
+ */
+describePostgres('LLM call admission during a database outage', () => {
+  let db: ScratchDatabase;
+  let proxy: TcpProxy;
+  let fake: FakeOpenAi;
+  let t: TestApp;
+
+  beforeAll(async () => {
+    db = await createScratchPostgres();
+    proxy = new TcpProxy(Number(new URL(db.url).port || 5432));
+    await proxy.start();
+    fake = await FakeOpenAi.start({ defaultReply: { content: 'ok', usage: { prompt_tokens: 8, completion_tokens: 2 } } });
+    const viaProxy = new URL(db.url);
+    viaProxy.hostname = '127.0.0.1';
+    viaProxy.port = String(proxy.port);
+    t = await createTestApp({ env: { DATABASE_URL: viaProxy.toString(), OPENAI_BASE_URL: fake.baseUrl, OPENAI_API_KEY: 'sk-test', OPENAI_MAX_RETRIES: '0' } });
+    // A block rule, so every call's admission reads and writes the database.
+    const rule = { id: 'outage-rule', scope: { user_id: 'u-outage' }, limit_usd: '10', window: 'day', action: 'block' };
+    expect((await t.app.inject({ method: 'POST', url: '/api/v1/quotas', payload: rule })).statusCode).toBe(201);
+  });
+  afterAll(async () => {
+    await t?.close();
+    await proxy?.stop();
+    await fake?.close();
+    await db?.drop();
+  });
+
+  it('a budgeted task call waits for the database, then is made and recorded once', async () => {
+    const llm = t.app.get(LlmClientFactory).forTask('t-outage', { userId: 'u-outage', maxCostUsd: 1 });
+    await proxy.stop();
+    const call = llm.chat({ model: 'gpt-4o-mini', messages: USER_HI });
+    let settled = false;
+    void call.then(() => (settled = true), () => (settled = true));
+    // While the database is away the call waits: nothing reaches the provider.
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(settled).toBe(false);
+    expect(fake.chatRequests()).toHaveLength(0);
+    await proxy.start();
+    const reply = await call;
+    expect(reply.choices[0].message.content).toBe('ok');
+    expect(fake.chatRequests()).toHaveLength(1);
+    await t.app.get(UsageRecorder).flush();
+    const rows = await t.app.get(DataSource).getRepository(LlmUsage).find({ where: { taskId: 't-outage' } });
+    expect(rows.map((r) => r.status)).toEqual(['success']);
+  }, 60_000);
+});
