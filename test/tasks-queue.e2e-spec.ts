@@ -1,5 +1,6 @@
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { getDataSourceToken } from '@nestjs/typeorm';
@@ -107,6 +108,38 @@ describe('task queue (SQLite)', () => {
       expect(await metricValue(b, 'task_success_total', 'interrupted')).toBe(1);
     } finally {
       await b.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a start on SQLite ends the tasks of dead processes only, not those of a live process on the same file', async () => {
+    // Found in a trial: a second process started on the same SQLite file (with its own journal
+    // folder) marked the first one's running task interrupted while it went on making calls.
+    const dir = mkdtempSync(join(tmpdir(), 'asa-live-owner-'));
+    const env = { DATABASE_URL: `sqlite:${join(dir, 'asa.db')}`, TASK_POLL_INTERVAL_MS: '50' };
+    const other = spawn('sleep', ['60']); // stands for the other service process, alive on this host
+    const gone = spawn('true');
+    await new Promise((r) => gone.once('exit', r));
+    const live = '33333333-3333-4333-8333-333333333333';
+    const dead = '44444444-4444-4444-8444-444444444444';
+    try {
+      const a = await createTestApp({ env });
+      try {
+        const ds = a.app.get<DataSource>(getDataSourceToken());
+        await insertOrphan(ds, live, Date.now(), `${hostname()}:${other.pid}:abcd`);
+        await insertOrphan(ds, dead, Date.now(), `${hostname()}:${gone.pid}:abcd`);
+      } finally {
+        await a.close();
+      }
+      const b = await createTestApp({ env });
+      try {
+        expect(await statusOf(b, live)).toBe('running');
+        expect((await b.app.inject({ method: 'GET', url: `/api/v1/task/${dead}` })).json()).toMatchObject({ status: 'failed', failure_reason: 'interrupted' });
+      } finally {
+        await b.close();
+      }
+    } finally {
+      other.kill();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -39,6 +39,23 @@ const RETRY_MAX_DELAY_MS = 5_000;
 const GAVE_UP = Symbol('gave up');
 
 
+/**
+ * Whether the process named by a worker id (`host:pid:random`, see TaskRunner.workerId) runs on
+ * this host now. A reused pid reads as alive: its rows then wait for the heartbeat rule.
+ */
+export function workerProcessAlive(workerId: string | null): boolean {
+  const parts = workerId?.split(':') ?? [];
+  if (parts.length < 3) return false;
+  const pid = Number(parts[parts.length - 2]);
+  if (parts.slice(0, -2).join(':') !== hostname() || !Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** Label of `task_success_total` / `task_duration_seconds` for an end state. */
 export function metricStatus(end: { status: Task['status']; failureReason?: string | null }): string {
   if (end.status === 'succeeded') return 'success';
@@ -87,7 +104,7 @@ export class TaskRunner implements OnApplicationBootstrap, OnModuleDestroy {
     // A SQLite file belongs to one process, so a `running` row at boot was left by a dead one. On
     // PostgreSQL other replicas may be alive: their stale rows are reaped by `tick`, once this
     // process's own heartbeats have worked for a whole stale window (see `mayReap`).
-    if (this.dataSource.options.type === 'sqlite') await runUntraced(() => this.reap(Number.POSITIVE_INFINITY));
+    if (this.dataSource.options.type === 'sqlite') await runUntraced(() => this.reap(Number.POSITIVE_INFINITY, { sparingLiveWorkers: true }));
     this.timer = setInterval(() => {
       if (!this.ticking) this.ticking = runUntraced(() => this.tick()).finally(() => (this.ticking = null));
     }, this.config.pollIntervalMs);
@@ -225,11 +242,25 @@ export class TaskRunner implements OnApplicationBootstrap, OnModuleDestroy {
     this.logger.warn(`${what} failed, the database is unavailable (${reason}): heartbeats, claims and end states are retried until it answers`);
   }
 
-  private async reap(staleBeforeMs: number): Promise<void> {
+  private async reap(staleBeforeMs: number, opts: { sparingLiveWorkers?: boolean } = {}): Promise<void> {
     const now = Date.now();
     // Tasks running here are alive whatever their heartbeat says (e.g. after a long event-loop stall),
     // including those whose agent has returned while their end state waits for the database.
-    const reaped = await this.store.reapRunning(staleBeforeMs, now, [...this.active.keys()]);
+    const skip = [...this.active.keys()];
+    if (opts.sparingLiveWorkers) {
+      // A second process started on the same SQLite file (not supported, but possible) must not
+      // end the first one's live tasks: rows of a worker whose process still runs on this host are
+      // left to the heartbeat rule, which reaps them only once they stop heartbeating.
+      const live = (await this.store.runningTasks()).filter((t) => workerProcessAlive(t.workerId));
+      for (const t of live) {
+        this.logger.warn(
+          `task ${t.id} is running in another live process (${t.workerId}) on this SQLite file: not reaped. ` +
+            'A SQLite database serves one process; use PostgreSQL for several',
+        );
+        skip.push(t.id);
+      }
+    }
+    const reaped = await this.store.reapRunning(staleBeforeMs, now, skip);
     for (const t of reaped) {
       this.logger.warn(`task ${t.id} was left running by a stopped process (${t.workerId ?? 'unknown'}); marked failed: interrupted`);
       this.count(t, { status: 'failed', failureReason: 'interrupted' }, now);

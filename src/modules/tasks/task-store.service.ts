@@ -183,6 +183,11 @@ export class TaskStore {
    * older than `staleBeforeMs` (or, with `staleBeforeMs` = Infinity, every running task).
    * Returns the tasks this call ended (each exactly once across replicas).
    */
+  /** Every task marked running, by any worker. */
+  runningTasks(): Promise<Task[]> {
+    return this.repo.find({ where: { status: 'running' } });
+  }
+
   async reapRunning(staleBeforeMs: number, now: number, skipIds: readonly string[] = []): Promise<Task[]> {
     const qb = this.repo.createQueryBuilder('t').where('t.status = :running', { running: 'running' });
     if (Number.isFinite(staleBeforeMs)) {

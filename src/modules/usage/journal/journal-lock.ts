@@ -72,7 +72,8 @@ export class JournalLock {
         throw new UsageJournalLockedException(
           `usage journal folder ${dir} is in use by process ${held.pid}${held.host !== owner.host ? ` on ${held.host}` : ''} ` +
             `(started ${new Date(held.startedAtMs).toISOString()}); two processes cannot share one journal: ` +
-            'give each its own USAGE_JOURNAL_DIR (or stop the other process)',
+            'stop the other process. Several processes need PostgreSQL (DATABASE_URL), each with its own USAGE_JOURNAL_DIR: ' +
+            'a SQLite database file serves one process',
         );
       }
       // The owner is dead (or the file is unreadable): check it is still the same file, then take over.
