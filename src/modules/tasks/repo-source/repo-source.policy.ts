@@ -126,7 +126,7 @@ export class RepoSourcePolicy {
       const kind = internalAddressKind(parsed);
       if (kind && !nameAllowed && !this.allowlist.allowsAddress(parsed)) {
         throw new RepoHostForbiddenException(
-          `repo_url host "${target.host}" resolves to ${parsed.toString()}, a ${kind} address; internal addresses are never cloned: ${ALLOW_HINT}`,
+          `repo_url host "${target.host}" resolves to ${parsed.toString()}, ${withArticle(kind)} address; internal addresses are never cloned: ${ALLOW_HINT}`,
           { host: target.host, address: parsed.toString() },
         );
       }
@@ -165,7 +165,7 @@ export class RepoSourcePolicy {
       const kind = internalAddressKind(address);
       if (kind && !this.allowlist.allowsAddress(address) && !this.allowlist.allowsName(target.host)) {
         throw new RepoHostForbiddenException(
-          `repo_url host ${target.raw} is ${address.toString()}, a ${kind} address; internal addresses are never cloned: ${ALLOW_HINT}`,
+          `repo_url host ${target.raw} is ${address.toString()}, ${withArticle(kind)} address; internal addresses are never cloned: ${ALLOW_HINT}`,
           { host: target.raw, address: address.toString() },
         );
       }
@@ -202,4 +202,9 @@ function hostTarget(repo: ParsedRepoUrl): HostTarget {
 function checkedOpaque(t: HostTarget): HostTarget {
   if (t.host.includes('%')) throw new InvalidRepoUrlException('repo_url host must not be percent-encoded');
   return t;
+}
+
+/** "a loopback", "an unspecified": the article a range's description takes in a message. */
+function withArticle(words: string): string {
+  return `${/^[aeiou]/i.test(words) ? 'an' : 'a'} ${words}`;
 }

@@ -266,7 +266,10 @@ export class UsageJournal implements OnModuleInit, OnApplicationShutdown {
     if (seg === this.active || seg.file !== null || seg.openStarts > 0 || seg.unconfirmed > 0) return;
     if (!this.segments.delete(seg.seq)) return;
     const removal = unlink(seg.path)
-      .catch((err) => this.logger.error(`cannot remove usage journal segment ${seg.path}: ${String(err)}`))
+      .catch((err: NodeJS.ErrnoException) => {
+        // Already gone (its folder was removed, e.g. a scratch folder at shutdown): nothing to do.
+        if (err.code !== 'ENOENT') this.logger.error(`cannot remove usage journal segment ${seg.path}: ${String(err)}`);
+      })
       .finally(() => this.removals.delete(removal));
     this.removals.add(removal);
   }
