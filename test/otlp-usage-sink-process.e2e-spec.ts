@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { FakeOpenAi } from './fixtures/fake-openai';
 import { latestPoints, OtlpReceiver, startOtlpReceiver } from './support/otlp-receiver';
 import { sqlite, waitFor } from './support/pipeline';
-import { buildService, freePort, ProcessExit, startService, waitForHttp } from './support/service-process';
+import { buildService, freePort, ProcessExit, startService, waitForHttp, taskServiceEnv } from './support/service-process';
 import { sandboxReachableTempDir } from './support/scratch';
 import { createBuggyRepo } from './support/tasks';
 
@@ -36,14 +36,8 @@ describe('OTLP usage sink in the built service (real process)', () => {
     const svc = startService({
       cwd: dir,
       env: {
-        PORT: String(port),
+        ...taskServiceEnv({ port, llmBaseUrl: fake.baseUrl, workspaceDir: join(dir, 'workspaces') }),
         DATABASE_URL: `sqlite:${db}`,
-        OPENAI_BASE_URL: fake.baseUrl,
-        OPENAI_API_KEY: 'sk-test',
-        OPENAI_MAX_RETRIES: '0',
-        TASK_POLL_INTERVAL_MS: '100',
-        TASK_DEFAULT_MODEL: 'gpt-4o-mini',
-        TASK_WORKSPACE_DIR: join(dir, 'workspaces'),
         // Tracing on too, to the same receiver: the two share nothing but the endpoint.
         ENABLE_OPENTELEMETRY: 'true',
         OTEL_BSP_SCHEDULE_DELAY: '50',

@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FakeOpenAi } from './fixtures/fake-openai';
 import { sqlite, waitFor } from './support/pipeline';
-import { buildService, freePort, ProcessExit, startService, waitForHttp } from './support/service-process';
+import { buildService, freePort, ProcessExit, startService, waitForHttp, taskServiceEnv } from './support/service-process';
 import { createBuggyRepo } from './support/tasks';
 import { sandboxReachableTempDir } from './support/scratch';
 
@@ -33,16 +33,10 @@ describe('SIGTERM drains queued usage records (real process)', () => {
     const svc = startService({
       cwd: dir,
       env: {
-        PORT: String(port),
+        ...taskServiceEnv({ port, llmBaseUrl: fake.baseUrl, workspaceDir: join(dir, 'workspaces') }),
         DATABASE_URL: `sqlite:${db}`,
-        OPENAI_BASE_URL: fake.baseUrl,
-        OPENAI_API_KEY: 'sk-test',
-        OPENAI_MAX_RETRIES: '0',
         USAGE_FLUSH_INTERVAL_MS: '60000',
         USAGE_BATCH_SIZE: '100000',
-        TASK_POLL_INTERVAL_MS: '100',
-        TASK_DEFAULT_MODEL: 'gpt-4o-mini',
-        TASK_WORKSPACE_DIR: join(dir, 'workspaces'),
       },
     });
     let exit: ProcessExit | undefined;

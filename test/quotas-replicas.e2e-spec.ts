@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import { FakeOpenAi } from './fixtures/fake-openai';
 import { createScratchPostgres, describePostgres, ScratchDatabase } from './support/postgres';
-import { buildService, freePort, ServiceProcess, startService, waitForHttp } from './support/service-process';
+import { buildService, freePort, ServiceProcess, startService, waitForHttp, taskServiceEnv } from './support/service-process';
 import { createBuggyRepo } from './support/tasks';
 import { sandboxReachableTempDir } from './support/scratch';
 
@@ -52,16 +52,10 @@ describePostgres('quota enforcement across two service processes', () => {
       const proc = startService({
         cwd: join(dir, name),
         env: {
-          PORT: String(port),
+          ...taskServiceEnv({ port, llmBaseUrl: fake.baseUrl, workspaceDir: join(dir, name, 'workspaces') }),
           DATABASE_URL: db.url,
           QUOTAS_FILE: join(dir, 'quotas.json'),
-          OPENAI_BASE_URL: fake.baseUrl,
-          OPENAI_API_KEY: 'sk-test',
-          OPENAI_MAX_RETRIES: '0',
           TASK_CONCURRENCY: String(TASKS_PER_PROCESS),
-          TASK_POLL_INTERVAL_MS: '100',
-          TASK_DEFAULT_MODEL: 'gpt-4o-mini',
-          TASK_WORKSPACE_DIR: join(dir, name, 'workspaces'),
           USAGE_FLUSH_INTERVAL_MS: '50',
         },
       });

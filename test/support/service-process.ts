@@ -48,6 +48,23 @@ export interface ServiceProcess {
   stop(signal?: NodeJS.Signals): Promise<ProcessExit>;
 }
 
+/**
+ * The environment every real-process task test shares: the service on `port`, its LLM pointed at
+ * a local fake OpenAI-compatible server (no SDK retries, so one call is one request), workers that
+ * poll every 100 ms, gpt-4o-mini (priced) as the default model, workspaces in `workspaceDir`.
+ */
+export function taskServiceEnv(opts: { port: number; llmBaseUrl: string; workspaceDir: string }): Record<string, string> {
+  return {
+    PORT: String(opts.port),
+    OPENAI_BASE_URL: opts.llmBaseUrl,
+    OPENAI_API_KEY: 'sk-test',
+    OPENAI_MAX_RETRIES: '0',
+    TASK_POLL_INTERVAL_MS: '100',
+    TASK_DEFAULT_MODEL: 'gpt-4o-mini',
+    TASK_WORKSPACE_DIR: opts.workspaceDir,
+  };
+}
+
 /** Runs `node dist/main.js` as a real process, with only the given environment on top of PATH/HOME. */
 export function startService(opts: { cwd: string; env: Record<string, string> }): ServiceProcess {
   const child = spawn(process.execPath, [BUILT_MAIN], {
