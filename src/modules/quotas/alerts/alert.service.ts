@@ -67,7 +67,8 @@ export class AlertService {
     if (!input.dedupKey || input.dedupKey.length > DEDUP_KEY_MAX) {
       throw new Error(`dedupKey must be 1-${DEDUP_KEY_MAX} characters`);
     }
-    const windowStartMs = Date.parse(input.alert.window.start);
+    // A task window has no start of its own: stored as 0, given back as null (see toCostAlert).
+    const windowStartMs = input.alert.window.start === null ? 0 : Date.parse(input.alert.window.start);
     const windowEndMs = input.alert.window.end ? Date.parse(input.alert.window.end) : null;
     if (Number.isNaN(windowStartMs) || (windowEndMs !== null && Number.isNaN(windowEndMs))) {
       throw new Error(`Alert ${input.dedupKey}: window start and end must be ISO 8601 instants`);
