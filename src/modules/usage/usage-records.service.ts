@@ -1,13 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import { DateTime } from 'luxon';
 import { DataSource, Repository, SelectQueryBuilder } from 'typeorm';
+import { decodeKeysetCursor, encodeKeysetCursor } from '../../common/keyset-cursor';
 import { nanosToUsd, nanosToUsdExact, parseNanos } from '../../common/money';
 import { InjectReadDataSource } from '../../database/data-sources';
 import { canAccessUser, Principal } from '../auth/principal';
 import { UsageRecordsQueryDto } from './dto/usage-records-query.dto';
 import { UsageLatencyDto, UsageRecordDto, UsageRecordListDto } from './dto/usage-records-response.dto';
 import { LlmUsage } from './entities/llm-usage.entity';
-import { decodeUsageRecordCursor, encodeUsageRecordCursor } from './usage-record-cursor';
 import { UsageAccessDeniedException, UsageRecordsInvalidQueryException } from './usage.exceptions';
 
 const DAY_MS = 86_400_000;
@@ -47,18 +47,18 @@ export class UsageRecordsService {
     if (fromMs !== null && toMs !== null && toMs <= fromMs) throw new UsageRecordsInvalidQueryException('to must be after from (the range is [from, to))');
     let after = null;
     if (query.cursor !== undefined) {
-      after = decodeUsageRecordCursor(query.cursor);
+      after = decodeKeysetCursor(query.cursor);
       if (!after) throw new UsageRecordsInvalidQueryException('cursor is not valid: pass the next_cursor of a previous page unchanged');
     }
     if (query.user_id !== undefined && !canAccessUser(principal, query.user_id)) throw new UsageAccessDeniedException(`user "${query.user_id}"`);
     const limit = query.limit ?? DEFAULT_LIMIT;
 
     const qb = this.usage.createQueryBuilder('u').select(SELECTED);
-    const upper = Math.min(toMs ?? nowMs + 1, after ? after.createdAtMs + 1 : Number.MAX_SAFE_INTEGER);
+    const upper = Math.min(toMs ?? nowMs + 1, after ? after.ms + 1 : Number.MAX_SAFE_INTEGER);
     // The upper bound moves down to the cursor's time, so each page is one index range scan.
     qb.where('u.created_at_ms < :upper', { upper });
     if (fromMs !== null) qb.andWhere('u.created_at_ms >= :fromMs', { fromMs });
-    if (after) qb.andWhere('(u.created_at_ms < :afterMs OR u.id < :afterId)', { afterMs: after.createdAtMs, afterId: after.id });
+    if (after) qb.andWhere('(u.created_at_ms < :afterMs OR u.id < :afterId)', { afterMs: after.ms, afterId: after.id });
     scope(qb, principal);
     if (query.user_id !== undefined) qb.andWhere('u.user_id = :userId', { userId: query.user_id });
     if (query.task_id !== undefined) qb.andWhere('u.task_id = :taskId', { taskId: query.task_id });
@@ -69,7 +69,7 @@ export class UsageRecordsService {
     const last = page[page.length - 1];
     return {
       records: page.map(toDto),
-      next_cursor: rows.length > limit && last ? encodeUsageRecordCursor({ createdAtMs: Number(last.created_at_ms), id: String(last.id) }) : null,
+      next_cursor: rows.length > limit && last ? encodeKeysetCursor({ ms: Number(last.created_at_ms), id: String(last.id) }) : null,
     };
   }
 
