@@ -7,7 +7,7 @@
  *
  * Runs the built service (the same build as the tests: tsc + the dashboard bundle) as a real
  * process on a scratch SQLite file, keyless on 127.0.0.1. The records are generated here by the
- * database itself (INSERT ... SELECT): 8 models, 50 users, 2,000 tasks, 2 % failed and 1 % unpriced
+ * database itself (INSERT ... SELECT): 7 priced models and an unpriced one, 50 users, 2,000 tasks, 2 % failed and 1 % unpriced
  * calls, spread evenly over the last 30 days; the tasks table gets one row per task.
  * Each page is loaded once to warm up, then `runs` times; the median and the slowest are reported.
  */
@@ -55,7 +55,7 @@ export async function fill(file: string, count: number, nowMs: number): Promise<
            input_tokens, cached_input_tokens, output_tokens, total_tokens, cost_nanos, unpriced, latency_ms, status, error_type, estimated)
          SELECT printf('00000000-0000-4000-8000-%012d', i), ${start} + i * ${step},
            printf('00000000-0000-4000-9000-%012d', i % 2000), 'user-' || (i % 50), 'openai', 'chat',
-           CASE WHEN i % 100 = 7 THEN 'my-finetune' ELSE 'model-' || (i % 7) END, NULL,
+           CASE WHEN i % 100 = 7 THEN 'my-finetune' ELSE CASE i % 7 WHEN 0 THEN 'gpt-4o' WHEN 1 THEN 'gpt-4o-mini' WHEN 2 THEN 'gpt-4.1' WHEN 3 THEN 'o3-mini' WHEN 4 THEN 'gpt-4.1-mini' WHEN 5 THEN 'gpt-5' ELSE 'gpt-5-mini' END END, NULL,
            1000 + i % 3000, (i % 5) * 100, 100 + i % 400, 1100 + i % 3000 + i % 400,
            CASE WHEN i % 100 = 7 THEN NULL ELSE 1000 + (i * 2654435761) % 900000 END, (i % 100 = 7),
            50 + (i * 7919) % 2500, CASE WHEN i % 50 = 3 THEN 'error' ELSE 'success' END,
@@ -69,7 +69,7 @@ export async function fill(file: string, count: number, nowMs: number): Promise<
        INSERT INTO tasks (id, status, user_id, repo_url, bug_description, test_command, model, max_cost_nanos, max_attempts, agent, attempts,
          cancel_requested, created_at_ms, started_at_ms, finished_at_ms, failure_reason)
        SELECT printf('00000000-0000-4000-9000-%012d', i), CASE WHEN i % 10 = 0 THEN 'failed' WHEN i % 37 = 0 THEN 'cancelled' ELSE 'succeeded' END,
-         'user-' || (i % 50), 'https://example.com/repo.git', 'bench task', 'npm test', 'model-' || (i % 7), 1000000000, 3, 'bug-fix', 1 + i % 3,
+         'user-' || (i % 50), 'https://example.com/repo.git', 'bench task', 'npm test', CASE i % 7 WHEN 0 THEN 'gpt-4o' WHEN 1 THEN 'gpt-4o-mini' WHEN 2 THEN 'gpt-4.1' WHEN 3 THEN 'o3-mini' WHEN 4 THEN 'gpt-4.1-mini' WHEN 5 THEN 'gpt-5' ELSE 'gpt-5-mini' END, 1000000000, 3, 'bug-fix', 1 + i % 3,
          0, ${start} + i * ${Math.floor((30 * DAY_MS) / 2000)}, ${start} + i * ${Math.floor((30 * DAY_MS) / 2000)} + 1000,
          ${start} + i * ${Math.floor((30 * DAY_MS) / 2000)} + 60000, CASE WHEN i % 10 = 0 THEN 'tests_failed' WHEN i % 37 = 0 THEN 'cancelled' ELSE NULL END
        FROM n`,
