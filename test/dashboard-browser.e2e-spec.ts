@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Browser, chromium, Page } from 'playwright-core';
 import { FakeOpenAi } from './fixtures/fake-openai';
@@ -81,6 +81,7 @@ describe('dashboard in Chromium (built service, real tasks)', () => {
   const firstColumn = (page: Page, table: string) => page.$$eval(`table[data-table="${table}"] tbody tr td:first-child`, (tds) => tds.map((td) => td.textContent ?? ''));
 
   beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run installs it)`);
     buildService();
     mkdirSync(SCREENSHOTS, { recursive: true });
     dir = sandboxReachableTempDir('asa-dashboard-e2e-');
