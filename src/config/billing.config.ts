@@ -21,6 +21,8 @@ export const billingConfig = registerAs('billing', () => {
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean),
+    /** A destination that has not answered after this long counts as failed for that export. */
+    deliveryTimeoutMs: env.BILLING_EXPORT_DELIVERY_TIMEOUT_MS ?? 300_000,
   };
 });
 export type BillingConfig = ReturnType<typeof billingConfig>;
