@@ -42,8 +42,9 @@ class PluginTimeout extends Error {}
 export function withTimeout<T>(work: () => T | Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
+    // Not unref'd: while a plugin's factory hangs at start, this timer is all that keeps the
+    // process alive, and it must live to report the plugin rather than exit quietly with 0.
     timer = setTimeout(() => reject(new PluginTimeout(message)), ms);
-    timer.unref();
   });
   // Promise.resolve().then: a synchronous throw becomes a rejection like an async one.
   return Promise.race([Promise.resolve().then(work), timeout]).finally(() => clearTimeout(timer));
