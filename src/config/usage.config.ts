@@ -23,7 +23,7 @@ export const usageConfig = registerAs('usage', () => {
     batchSize: env.USAGE_BATCH_SIZE ?? 500,
     flushIntervalMs: env.USAGE_FLUSH_INTERVAL_MS ?? 250,
     queueCapacity: env.USAGE_QUEUE_CAPACITY ?? 10_000,
-    /** Module paths of extra sinks, comma separated (see README, "Writing a sink"). */
+    /** Module paths of extra sinks, comma separated (README, "Plugins"). */
     sinkPlugins: (env.USAGE_SINK_PLUGINS ?? '')
       .split(',')
       .map((s) => s.trim())
