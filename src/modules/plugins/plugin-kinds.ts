@@ -40,8 +40,6 @@ export const TASK_AGENT_KIND: KindDefinition<TaskAgent> = {
   problem: (v) => shapeProblem(v, ['run']),
 };
 
-export const PLUGIN_KINDS = [USAGE_SINK_KIND, ALERT_NOTIFIER_KIND, EXPORT_DESTINATION_KIND, TASK_AGENT_KIND] as const;
-
 /** Splits a `*_PLUGINS` variable: comma-separated paths or package names. */
 export const pluginList = (value: string | undefined): string[] =>
   (value ?? '')
