@@ -14,9 +14,8 @@ import { ConfigType } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module';
-import { PluginLoadError } from './common/plugin-loader';
+import { PluginStartError } from './common/plugin-loader';
 import { appConfig } from './config/app.config';
-import { PluginsFileError } from './config/plugins.config';
 import { ApiKeyService } from './modules/auth/api-key.service';
 import { setupApp } from './setup-app';
 
@@ -43,13 +42,13 @@ async function bootstrap(): Promise<void> {
 
 /**
  * Nest's ExceptionHandler logs an error that stops the start with its stack trace. A plugin that
- * cannot be loaded, or a bad plugins file, is a configuration problem: exitWithError prints its
- * one-line message, and the stack would only bury it.
+ * cannot be loaded, a bad plugins file or two plugins with one name is a configuration problem:
+ * exitWithError prints its one-line message, and the stack would only bury it.
  */
 class StartLogger extends ConsoleLogger {
   error(message: unknown, ...rest: unknown[]): void {
     const fromExceptionHandler = rest[rest.length - 1] === 'ExceptionHandler';
-    if (fromExceptionHandler && (message instanceof PluginLoadError || message instanceof PluginsFileError)) return;
+    if (fromExceptionHandler && message instanceof PluginStartError) return;
     super.error(message, ...rest);
   }
 }

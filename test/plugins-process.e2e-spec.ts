@@ -200,6 +200,13 @@ describe('plugins in the real service process', () => {
       source: 'exports.apiVersion = "1.0.0"; exports.createAlertNotifier = () => ({ name: "mute" });',
       message: (p) => `Alert notifier plugin "${p}" could not be loaded: createAlertNotifier() did not return an object with name and send() ("mute" has no send())`,
     },
+    {
+      what: 'takes the name of a built-in',
+      variable: 'USAGE_SINK_PLUGINS',
+      file: 'database.js',
+      source: 'exports.createUsageSink = () => ({ name: "database", async write() {} });',
+      message: () => 'Two usage sinks are named "database"; usage sink names must be unique',
+    },
   ];
 
   it.each(broken)('a plugin that $what stops the start with one plain line naming it', async ({ variable, file, source, env, message }) => {
@@ -210,7 +217,7 @@ describe('plugins in the real service process', () => {
     expect(code).toBe(1);
     const lines = svc.output().trim().split('\n');
     expect(lines.at(-1)).toBe(message(path));
-    expect(lines.filter((l) => l.includes(path))).toHaveLength(1);
+    expect(lines.filter((l) => l.includes(message(path)))).toHaveLength(1);
     expect(svc.output()).not.toMatch(/^\s+at /m);
   }, 60_000);
 

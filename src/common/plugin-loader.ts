@@ -2,11 +2,18 @@ import { isAbsolute, resolve } from 'node:path';
 import { major, minor, valid } from 'semver';
 import { SDK_API_VERSION } from '../plugins/sdk/version';
 
+/** A plugin configuration problem that stops the start: its one-line message says all (no stack trace). */
+export class PluginStartError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
 /** A plugin named in configuration that could not be loaded; the message names the plugin and why, on one line. */
-export class PluginLoadError extends Error {
+export class PluginLoadError extends PluginStartError {
   constructor(kind: string, spec: string, reason: string) {
     super(`${kind} plugin "${spec}" could not be loaded: ${reason}`);
-    this.name = new.target.name;
   }
 }
 

@@ -1,6 +1,7 @@
 import { registerAs } from '@nestjs/config';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { PluginStartError } from '../common/plugin-loader';
 import { validateEnv } from './env.validation';
 
 export const DEFAULT_PLUGINS_FILE = 'config/plugins.json';
@@ -15,7 +16,7 @@ export interface PluginSetting {
 
 export const NO_PLUGIN_SETTING: PluginSetting = Object.freeze({ optional: false, options: Object.freeze({}) });
 
-export class PluginsFileError extends Error {
+export class PluginsFileError extends PluginStartError {
   constructor(file: string, problem: string) {
     super(`Plugins file ${file}: ${problem}`);
   }

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { ConfigType } from '@nestjs/config';
-import { loadPlugin, PluginLoadError, PluginSource } from '../../common/plugin-loader';
+import { loadPlugin, PluginLoadError, PluginSource, PluginStartError } from '../../common/plugin-loader';
 import { NO_PLUGIN_SETTING, pluginsConfig } from '../../config/plugins.config';
 import { SDK_API_VERSION } from '../../plugins/sdk';
 import type { KindDefinition, PluginKindName } from './plugin-kinds';
@@ -154,7 +154,7 @@ export class PluginRegistry implements OnApplicationBootstrap {
 
   private add(kind: KindDefinition<unknown>, info: RegisteredInfo): PluginHandle {
     if (info.state === 'active' && this.handle(kind.name, info.name as string)) {
-      throw new Error(`Two ${kind.label.toLowerCase()}s are named "${info.name}"; ${kind.label.toLowerCase()} names must be unique`);
+      throw new PluginStartError(`Two ${kind.label.toLowerCase()}s are named "${info.name}"; ${kind.label.toLowerCase()} names must be unique`);
     }
     const handle = new PluginHandle();
     this.entries.push({ info: { kind: kind.name, ...info }, handle });
