@@ -54,6 +54,10 @@ export class TasksService {
     const userId = this.ownerFor(principal, dto.user_id);
     const maxCostNanos = usdToNanos(dto.max_cost_usd ?? this.config.defaultMaxCostUsd);
     if (maxCostNanos === null) throw new TaskBadRequestException('max_cost_usd must be a non-negative number of USD');
+    const agent = dto.agent === undefined ? this.agents[0] : this.agents.find((a) => a.name === dto.agent);
+    if (!agent) {
+      throw new TaskBadRequestException(`agent must be one of the registered task agents (${this.agents.map((a) => a.name).join(', ')}); there is none named "${dto.agent}"`);
+    }
     const model = dto.model ?? this.config.defaultModel;
     // Every task has a budget, and a model without a price would pass it unchecked: say so now
     // rather than failing the task at its first model call.
@@ -73,7 +77,7 @@ export class TasksService {
       model,
       maxCostNanos: Number(maxCostNanos),
       maxAttempts: dto.max_attempts ?? 3,
-      agent: this.agents[0].name,
+      agent: agent.name,
       attempts: 0,
       stage: null,
       failureReason: null,

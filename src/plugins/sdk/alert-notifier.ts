@@ -1,3 +1,5 @@
+import type { PluginModuleBase, PluginOptions } from './version';
+
 /**
  * A cost alert as every notifier receives it: a quota rule crossed one of its thresholds for one
  * scope value in one window (or, for `kind: 'test'`, a test notification). Money is exact:
@@ -64,3 +66,8 @@ export interface AlertNotifier {
 
 /** Injection token of the array of configured notifiers (built-in and plugins). */
 export const ALERT_NOTIFIERS = Symbol('ALERT_NOTIFIERS');
+
+/** An alert notifier plugin module, named in ALERT_NOTIFIER_PLUGINS. */
+export interface AlertNotifierPluginModule extends PluginModuleBase {
+  createAlertNotifier(options: PluginOptions): AlertNotifier | Promise<AlertNotifier>;
+}
