@@ -1,5 +1,6 @@
 import OpenAI, { APIError } from 'openai';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer, Server } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +30,38 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+/**
+ * An upstream whose chat streams drip one chunk every 50 ms for 10 s, and which notes whether
+ * the gateway closed a stream before its end (what a client leaving must cause).
+ */
+async function startDrippingUpstream(): Promise<{ baseUrl: string; closedEarly: () => number; close: () => Promise<void> }> {
+  let closedEarly = 0;
+  const server: Server = createHttpServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    let n = 0;
+    const timer = setInterval(() => {
+      const chunk = { id: 'drip', object: 'chat.completion.chunk', created: 0, model: 'drip-model', choices: [{ index: 0, delta: { content: `w${n} ` }, finish_reason: null }] };
+      res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+      if (++n === 200) {
+        clearInterval(timer);
+        res.end('data: [DONE]\n\n');
+      }
+    }, 50);
+    res.on('close', () => {
+      clearInterval(timer);
+      if (!res.writableFinished) closedEarly++;
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    baseUrl: `http://127.0.0.1:${port}/v1`,
+    closedEarly: () => closedEarly,
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
+}
+
 async function until<T>(what: string, probe: () => Promise<T | null | undefined>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -47,6 +80,7 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
   let fake: FakeOpenAi; // the default upstream (OPENAI_BASE_URL)
   let local: FakeOpenAi; // a second upstream behind the `local/*` prefix route
   let slow: FakeOpenAi; // behind an upstream with a short timeout
+  let drip: Awaited<ReturnType<typeof startDrippingUpstream>>;
   let t: TestApp;
   let pg: ScratchDatabase | undefined;
   let files: string;
@@ -76,6 +110,7 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
     fake = await FakeOpenAi.start();
     local = await FakeOpenAi.start();
     slow = await FakeOpenAi.start({ defaultReply: { delayMs: 3_000 } });
+    drip = await startDrippingUpstream();
     files = mkdtempSync(join(tmpdir(), 'asa-gateway-'));
     writeFileSync(join(files, 'slow.key'), 'slow-key-from-file\n');
     writeFileSync(
@@ -85,11 +120,13 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
           local: { base_url: local.baseUrl, provider: 'openai', api_key_env: 'LOCAL_UPSTREAM_KEY' },
           slow: { base_url: slow.baseUrl, provider: 'openai', api_key_file: 'slow.key', timeout_ms: 300 },
           down: { base_url: `http://127.0.0.1:${await closedPort()}/v1`, provider: 'openai' },
+          drip: { base_url: drip.baseUrl, provider: 'openai' },
         },
         routes: [
           { model: 'local/*', upstream: 'local' },
           { model: 'slow-model', upstream: 'slow' },
           { model: 'down-model', upstream: 'down' },
+          { model: 'drip-model', upstream: 'drip' },
           { model: 'gpt-*', upstream: 'default' },
           { model: 'text-embedding-3-small', upstream: 'default' },
         ],
@@ -117,6 +154,7 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
     await fake?.close();
     await local?.close();
     await slow?.close();
+    await drip?.close();
     await pg?.drop();
     if (files) rmSync(files, { recursive: true, force: true });
   });
@@ -251,6 +289,24 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
     expect(r.costNanos).toBe(priceOf(r));
   });
 
+  it('a client that leaves a stream makes the gateway close the upstream stream before its end', async () => {
+    const controller = new AbortController();
+    const { data: stream, response } = await sdk(ALICE_KEY)
+      .chat.completions.create({ ...CHAT, model: 'drip-model', stream: true }, { signal: controller.signal })
+      .withResponse();
+    let received = 0;
+    for await (const chunk of stream) {
+      if (chunk.choices[0]?.delta?.content) received++;
+      if (received === 2) {
+        controller.abort();
+        break;
+      }
+    }
+    await until('the upstream stream to be closed', async () => (drip.closedEarly() === 1 ? true : null));
+    const r = await until('the abandoned record', async () => (await recordsWithId(response.headers.get('x-asa-request-id')!))[0]);
+    expect(r).toMatchObject({ status: 'error', errorType: 'abandoned', estimated: true });
+  });
+
   it('a quota refuses a gateway call with 429 budget_exceeded naming the rule, before the upstream is called, and SDKs do not retry it', async () => {
     const rule = { id: 'gw-bob-cap', scope: { user_id: 'bob' }, limit_usd: 0.000000001, window: 'day', action: 'block' };
     const created = await t.app.inject({ method: 'POST', url: '/api/v1/quotas', payload: rule, headers: bearer(ADMIN_KEY) });
@@ -367,8 +423,11 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
   it('GET /v1/models lists the exact routes and what the wildcard routes\' upstreams offer', async () => {
     const models = await sdk(ALICE_KEY).models.list();
     const ids = models.data.map((m) => m.id);
-    expect(ids).toEqual(expect.arrayContaining(['slow-model', 'down-model', 'text-embedding-3-small', 'local/gpt-4o', 'gpt-4o-mini']));
-    expect(ids.every((id) => id === 'slow-model' || id === 'down-model' || id === 'text-embedding-3-small' || id.startsWith('local/') || id.startsWith('gpt-'))).toBe(true);
+    const exact = ['slow-model', 'down-model', 'drip-model', 'text-embedding-3-small'];
+    expect(ids).toEqual(expect.arrayContaining([...exact, 'local/gpt-4o', 'gpt-4o-mini']));
+    // the wildcard routes list only what they take: local/* the local upstream's models, gpt-* the default's gpt- ones
+    expect(ids.filter((id) => !exact.includes(id) && !id.startsWith('local/') && !id.startsWith('gpt-'))).toEqual([]);
+    expect(new Set(ids).size).toBe(ids.length);
   });
 };
 

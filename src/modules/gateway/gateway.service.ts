@@ -26,8 +26,24 @@ export const TAGS_HEADER = 'x-asa-tags';
 
 const UPSTREAM_PATHS: Record<GatewayEndpoint, string> = { chat: '/chat/completions', embeddings: '/embeddings', responses: '/responses' };
 
-/** Response headers of the upstream not passed on: hop-by-hop ones, and what fetch has already undone (compression, length). */
-const DROPPED_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'content-encoding', 'set-cookie', 'upgrade', 'trailer', 'proxy-authenticate']);
+/**
+ * Response headers of the upstream not passed on: hop-by-hop ones, what fetch has already undone
+ * (compression, length), cookies, and the provider account's organization and project, which
+ * belong to the service's configuration as its key does.
+ */
+const DROPPED_HEADERS = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'content-length',
+  'content-encoding',
+  'set-cookie',
+  'upgrade',
+  'trailer',
+  'proxy-authenticate',
+  'openai-organization',
+  'openai-project',
+]);
 
 /** Who a call is accounted to. */
 interface Attribution {
