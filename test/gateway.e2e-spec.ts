@@ -390,6 +390,21 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
     expect(noModel.status).toBe(400);
     expect(await noModel.json()).toMatchObject({ error: { param: 'model', type: 'invalid_request_error' } });
 
+    // The service's own input checks answer in OpenAI's shape here too.
+    const post = (body: string, contentType = 'application/json') =>
+      fetch(`${baseURL}/chat/completions`, { method: 'POST', headers: { ...bearer(ALICE_KEY), 'content-type': contentType }, body });
+    for (const [res, status, text] of [
+      [await post(JSON.stringify({ ...CHAT, messages: [{ role: 'user', content: 'a\u0000b' }] })), 400, 'must not contain NUL characters'],
+      [await post(`${'['.repeat(70)}${']'.repeat(70)}`), 400, 'nested more than 64 levels'],
+      [await post('model=x', 'application/x-www-form-urlencoded'), 415, 'Content-Type: application/json'],
+      [await fetch(`${baseURL}/completions`, { method: 'POST', headers: { ...bearer(ALICE_KEY), 'content-type': 'application/json' }, body: '{}' }), 404, 'Cannot POST'],
+    ] as [Response, number, string][]) {
+      expect(res.status).toBe(status);
+      const json = (await res.json()) as { error: { message: string; type: string } };
+      expect(json.error.message).toContain(text);
+      expect(typeof json.error.type).toBe('string');
+    }
+
     const noKey = await fetch(`${baseURL}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(CHAT) });
     expect(noKey.status).toBe(401);
     expect(await noKey.json()).toMatchObject({ error: { type: 'authentication_error', code: 'invalid_api_key' } });
