@@ -14,7 +14,7 @@ import { CancelTaskResponseDto, TaskDto, TaskListDto, TaskSummaryDto, UsageLimit
 import { FINAL_TASK_STATUSES, Task } from './entities/task.entity';
 import { nanosToUsd, nanosToUsdExact, usdToNanos } from '../../common/money';
 import { RepoSourcePolicy } from './repo-source/repo-source.policy';
-import { decodeTaskCursor, encodeTaskCursor } from './task-cursor';
+import { decodeKeysetCursor, encodeKeysetCursor } from '../../common/keyset-cursor';
 import { TaskRunner } from './task-runner.service';
 import { TaskStore } from './task-store.service';
 import {
@@ -109,7 +109,7 @@ export class TasksService {
     }
     let after = null;
     if (query.cursor !== undefined) {
-      after = decodeTaskCursor(query.cursor);
+      after = decodeKeysetCursor(query.cursor);
       if (!after) throw new TaskBadRequestException('cursor is not valid: pass the next_cursor of a previous page unchanged');
     }
     const limit = query.limit ?? 20;
@@ -119,7 +119,7 @@ export class TasksService {
     const last = page[page.length - 1];
     return {
       tasks: page.map((t) => this.toSummary(t, costs.get(t.id) ?? 0n)),
-      next_cursor: rows.length > limit && last ? encodeTaskCursor({ createdAtMs: last.createdAtMs, id: last.id }) : null,
+      next_cursor: rows.length > limit && last ? encodeKeysetCursor({ ms: last.createdAtMs, id: last.id }) : null,
     };
   }
 
