@@ -201,6 +201,11 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
     expect(r.costNanos).toBeGreaterThan(0);
     expect(r.costNanos).toBe(priceOf(r));
     expect(response.headers.get('x-asa-cost-usd')).toBe(nanosToUsdExact(r.costNanos!));
+
+    // Counted in the same metrics as the agent's calls; tags never become labels.
+    const metrics = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toMatch(/^llm_requests_total\{[^}]*model="gpt-4o-mini"[^}]*\} [1-9]/m);
+    expect(metrics).not.toMatch(/team|search|task-chat-1|alice/);
   });
 
   it('a streamed chat: usage is asked upstream but its extra chunk is not passed to a client that did not ask; the record has the exact usage', async () => {
