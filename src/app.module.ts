@@ -16,6 +16,7 @@ import { DatabaseModule } from './database/database.module';
 import { AuthModule } from './modules/auth/auth.module';
 import { BillingModule } from './modules/billing/billing.module';
 import { DashboardModule } from './modules/dashboard/dashboard.module';
+import { GatewayModule } from './modules/gateway/gateway.module';
 import { HealthModule } from './modules/health/health.module';
 import { LlmModule } from './modules/llm/llm.module';
 import { MetricsModule } from './modules/metrics/metrics.module';
@@ -76,6 +77,7 @@ function usageModule(): Promise<DynamicModule> {
     AlertsModule.forRoot({ notifiers: [SlackNotifier, EmailNotifier, AlertmanagerNotifier, WebhookNotifier] }),
     BillingModule.forRoot({ destinations: [LocalFolderExportDestination] }),
     DashboardModule,
+    GatewayModule,
   ],
 })
 export class AppModule {}

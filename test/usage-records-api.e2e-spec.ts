@@ -25,7 +25,7 @@ function recordsApiSuite(env: () => Record<string, string>) {
     ),
     usageRecord({ taskId: 'task-a', userId: 'alice', requestedModel: 'gpt-4o', costNanos: 123_456_789_012, latencyMs: 2_000, createdAtMs: at + 10 }),
     usageRecord({ taskId: 'task-a', userId: 'alice', requestedModel: 'gpt-4o', status: 'error', errorType: 'http_429', costNanos: 0, latencyMs: 5, createdAtMs: at + 20 }),
-    usageRecord({ taskId: 'task-b', userId: 'bob', requestedModel: 'custom-model', costNanos: null, unpriced: true, priceSource: null, latencyMs: 300, createdAtMs: at - 2 * DAY_MS }),
+    usageRecord({ taskId: 'task-b', userId: 'bob', requestedModel: 'custom-model', costNanos: null, unpriced: true, priceSource: null, latencyMs: 300, createdAtMs: at - 2 * DAY_MS, tags: { team: 'search' } }),
     usageRecord({ taskId: null, userId: null, requestedModel: 'gpt-4o-mini', costNanos: 5, latencyMs: 40, estimated: true, createdAtMs: at - 10 * DAY_MS }),
     // Latencies within one 10 ms bucket of the percentile query, and one exactly on a bucket edge.
     ...[131.25, 133.5, 130, 139.999].map((latencyMs, i) => usageRecord({ taskId: 'task-c', userId: 'carol', requestedModel: 'gpt-4o-mini', latencyMs, createdAtMs: at - DAY_MS - i })),
@@ -68,13 +68,13 @@ function recordsApiSuite(env: () => Record<string, string>) {
       provider: 'openai', operation: 'chat', requested_model: 'gpt-4o', response_model: newest.responseModel, status: 'error', error_type: 'http_429',
       input_tokens: newest.inputTokens, cached_input_tokens: 0, cache_write_tokens: 0, output_tokens: newest.outputTokens, reasoning_tokens: 0,
       total_tokens: newest.totalTokens, cost_usd: 0, cost_usd_exact: '0.000000000', unpriced: false, estimated: false, price_source: 'test',
-      latency_ms: 5, ttft_ms: null, streamed: false,
+      latency_ms: 5, ttft_ms: null, streamed: false, tags: null,
     });
     const big = (await get('/api/v1/usage/records?model=gpt-4o&status=success')).json().records;
     expect(big).toHaveLength(1);
     expect(big[0].cost_usd_exact).toBe('123.456789012');
     const unpriced = (await get('/api/v1/usage/records?user_id=bob')).json().records;
-    expect(unpriced.map((r: { cost_usd: null; cost_usd_exact: null; unpriced: boolean }) => [r.cost_usd, r.cost_usd_exact, r.unpriced])).toEqual([[null, null, true]]);
+    expect(unpriced.map((r: { cost_usd: null; cost_usd_exact: null; unpriced: boolean; tags: unknown }) => [r.cost_usd, r.cost_usd_exact, r.unpriced, r.tags])).toEqual([[null, null, true, { team: 'search' }]]);
   });
 
   it('filters by user, task, model, status and time', async () => {

@@ -3,6 +3,7 @@ import { DateTime } from 'luxon';
 import { DataSource, Repository, SelectQueryBuilder } from 'typeorm';
 import { decodeKeysetCursor, encodeKeysetCursor } from '../../common/keyset-cursor';
 import { nanosToUsd, nanosToUsdExact, parseNanos } from '../../common/money';
+import { tagsFromColumn } from '../../common/usage-tags';
 import { InjectReadDataSource } from '../../database/data-sources';
 import { canAccessUser, Principal } from '../auth/principal';
 import { UsageRecordsQueryDto } from './dto/usage-records-query.dto';
@@ -154,6 +155,7 @@ const SELECTED = [
   'u.latency_ms AS latency_ms',
   'u.ttft_ms AS ttft_ms',
   'u.streamed AS streamed',
+  'u.tags AS tags',
 ];
 
 const str = (v: unknown) => (v === null || v === undefined ? null : String(v));
@@ -189,5 +191,6 @@ function toDto(r: RawRecord): UsageRecordDto {
     latency_ms: Number(r.latency_ms),
     ttft_ms: r.ttft_ms === null || r.ttft_ms === undefined ? null : Number(r.ttft_ms),
     streamed: bool(r.streamed),
+    tags: tagsFromColumn(str(r.tags)),
   };
 }

@@ -51,6 +51,8 @@ export class UsageRecordDto {
   ttft_ms: number | null;
   @ApiProperty()
   streamed: boolean;
+  @ApiProperty({ nullable: true, type: 'object', additionalProperties: { type: 'string' }, description: "Tags the caller set (the gateway's x-asa-tags header); null when none", example: { team: 'search' } })
+  tags: Record<string, string> | null;
 }
 
 export class UsageRecordListDto {
