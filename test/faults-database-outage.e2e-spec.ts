@@ -90,7 +90,7 @@ describePostgres('database outage while tasks finish', () => {
       await until(async () => {
         const rows = await direct.query<{ n: string }>(`SELECT COUNT(*) AS n FROM tasks WHERE status = 'running' AND patch IS NOT NULL`);
         return rows.rows[0].n === '10';
-      }, 'ten tasks running with their patch stored', 30_000);
+      }, 'ten tasks running with their patch stored', 90_000);
       expect(agentA.started.length).toBeGreaterThanOrEqual(4);
       // Two of A's tasks stay running across the outage; the other eight finish while it lasts.
       const heldAcross = agentA.started.slice(0, 2);
@@ -169,7 +169,7 @@ describePostgres('database outage while tasks finish', () => {
       await b?.close();
       await a.close();
     }
-  }, 120_000);
+  }, 240_000);
 
   it('shutdown while an end state cannot be stored gives up after its deadline; the row is reaped as interrupted later', async () => {
     const viaProxy = new URL(db.url);

@@ -103,12 +103,17 @@ describe('quota rules', () => {
     ['bad id', { ...base, id: 'no spaces please' }, /^id must be 1-64 letters/],
     ['unknown field', { ...base, limit: 5 }, /^limit is not a rule field/],
     ['task_id "*"', { ...base, scope: { task_id: '*' } }, /^scope\.task_id cannot be "\*"/],
-    ['not an object', [1, 2], /^rule must be a JSON object/],
   ])('a rule with %s gets a 400 naming the field', async (_name, payload, message) => {
     const res = await post(payload);
     expect(res.statusCode, res.body).toBe(400);
     expect(res.json()).toMatchObject({ statusCode: 400, error: 'Bad Request', code: 'QUOTA_RULE_INVALID' });
     expect(res.json().message).toMatch(message);
+  });
+
+  it('a rule that is not a JSON object gets a 400 saying so', async () => {
+    const res = await post([1, 2]);
+    expect(res.statusCode, res.body).toBe(400);
+    expect(res.json()).toMatchObject({ statusCode: 400, code: 'REQUEST_BODY_NOT_OBJECT', message: 'the request body must be a JSON object ({ ... }), got an array' });
   });
 
   it('is admin-only, except the status (a user key sees only its own rules)', async () => {
