@@ -83,6 +83,10 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(65535)
   PORT?: number;
 
+  /** https://no-color.org: any non-empty value turns colour codes off in logs. */
+  @IsOptional() @IsString()
+  NO_COLOR?: string;
+
   @IsOptional() @IsString()
   HOST?: string;
 
