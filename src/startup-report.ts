@@ -6,7 +6,8 @@ import { DataSource, MigrationExecutor } from 'typeorm';
 import { databaseConfig, DatabaseConfig } from './config/database.config';
 import { llmConfig } from './config/llm.config';
 import { DEFAULT_OPENAI_BASE_URL, displayEndpoint } from './modules/llm/llm-client.factory';
-import { ALERT_NOTIFIERS, EXPORT_DESTINATIONS, TASK_AGENTS, USAGE_SINKS } from './plugins/sdk';
+import { PluginInfo, PluginRegistry } from './modules/plugins/plugin-registry.service';
+import type { PluginKindName } from './modules/plugins/plugin-kinds';
 
 /** Where the service listens, as given to `app.listen`. */
 export interface ListenAddress {
@@ -55,14 +56,7 @@ export function describeListenAddress({ host, port }: ListenAddress, interfaces 
 export async function startupReport(app: INestApplication, listen: ListenAddress): Promise<string[]> {
   const db = app.get<DatabaseConfig>(databaseConfig.KEY);
   const llm = app.get<ConfigType<typeof llmConfig>>(llmConfig.KEY);
-  const names = (token: symbol) => {
-    try {
-      const list = app.get<{ name: string }[]>(token, { strict: false });
-      return list.length > 0 ? list.map((p) => p.name).join(', ') : '(none)';
-    } catch {
-      return '(none)';
-    }
-  };
+  const plugins = app.get(PluginRegistry, { strict: false }).list();
   let migrations: string;
   try {
     const dataSource = app.get<DataSource>(getDataSourceToken());
@@ -77,7 +71,28 @@ export async function startupReport(app: INestApplication, listen: ListenAddress
     `database: ${describeDatabase(db)}`,
     `migrations: ${migrations}`,
     `LLM endpoint: ${displayEndpoint(llm.baseUrl ?? DEFAULT_OPENAI_BASE_URL)} (${key})`,
-    `usage sinks: ${names(USAGE_SINKS)}; alert notifiers: ${names(ALERT_NOTIFIERS)}; export destinations: ${names(EXPORT_DESTINATIONS)}; task agents: ${names(TASK_AGENTS)}`,
+    describePlugins(plugins),
     `asa-backend listening on ${describeListenAddress(listen)}`,
   ];
+}
+
+const KIND_TITLES: [PluginKindName, string][] = [
+  ['sink', 'usage sinks'],
+  ['notifier', 'alert notifiers'],
+  ['destination', 'export destinations'],
+  ['agent', 'task agents'],
+];
+
+/** The plugins in use by kind (a loaded one with where it came from), then the optional ones skipped. */
+export function describePlugins(plugins: PluginInfo[]): string {
+  const inUse = (kind: PluginKindName) =>
+    plugins
+      .filter((p) => p.kind === kind && (p.state === 'active' || p.state === 'failing'))
+      .map((p) => (p.module ? `${p.name} (${p.module})` : p.name))
+      .join(', ') || '(none)';
+  const skipped = plugins.filter((p) => p.state === 'skipped').map((p) => `${p.kind} ${p.module ?? p.name}`);
+  return (
+    KIND_TITLES.map(([kind, title]) => `${title}: ${inUse(kind)}`).join('; ') +
+    (skipped.length > 0 ? `; skipped (optional, could not be loaded): ${skipped.join(', ')}` : '')
+  );
 }
