@@ -315,6 +315,10 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(toBool) @IsBoolean({ message: 'TASK_SANDBOX_NETWORK must be true or false' })
   TASK_SANDBOX_NETWORK?: boolean;
 
+  // Gateway (src/config/gateway.config.ts): routes of /v1 models to OpenAI-compatible upstreams.
+  @IsOptional() @IsString()
+  GATEWAY_FILE?: string;
+
   // Quotas (src/config/quotas.config.ts).
   @IsOptional() @IsString()
   QUOTAS_FILE?: string;
