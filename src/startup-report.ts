@@ -56,7 +56,12 @@ export function describeListenAddress({ host, port }: ListenAddress, interfaces 
 export async function startupReport(app: INestApplication, listen: ListenAddress): Promise<string[]> {
   const db = app.get<DatabaseConfig>(databaseConfig.KEY);
   const llm = app.get<ConfigType<typeof llmConfig>>(llmConfig.KEY);
-  const plugins = app.get(PluginRegistry, { strict: false }).list();
+  let plugins: string;
+  try {
+    plugins = describePlugins(app.get(PluginRegistry, { strict: false }).list());
+  } catch (err) {
+    plugins = `plugins could not be listed (${(err as Error).message})`;
+  }
   let migrations: string;
   try {
     const dataSource = app.get<DataSource>(getDataSourceToken());
@@ -71,7 +76,7 @@ export async function startupReport(app: INestApplication, listen: ListenAddress
     `database: ${describeDatabase(db)}`,
     `migrations: ${migrations}`,
     `LLM endpoint: ${displayEndpoint(llm.baseUrl ?? DEFAULT_OPENAI_BASE_URL)} (${key})`,
-    describePlugins(plugins),
+    plugins,
     `asa-backend listening on ${describeListenAddress(listen)}`,
   ];
 }
