@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MATH_BUG, demoResponder } from '../src/demo/demo-responder';
 import { copyAsRepo } from '../src/demo/git-init';
@@ -6,6 +6,7 @@ import { SAMPLE_REPO_DIR } from '../src/demo/run-demo';
 import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
 import { FakeOpenAi } from './fixtures/fake-openai';
 import { createTestApp, TestApp } from './support/create-app';
+import { createScratchPostgres, describePostgres, ScratchDatabase } from './support/postgres';
 import { freePort } from './support/service-process';
 import { sandboxReachableTempDir } from './support/scratch';
 import { isFinal, waitForTask } from './support/tasks';
@@ -34,7 +35,18 @@ describe('task views say what is known', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  describe('with a model answering', () => {
+  describe('with a model answering (SQLite)', () => modelAnsweringSuite(() => ({})));
+
+  describePostgres('with a model answering', () => {
+    let db: ScratchDatabase;
+    beforeAll(async () => {
+      db = await createScratchPostgres();
+    });
+    afterAll(() => db?.drop());
+    modelAnsweringSuite(() => ({ DATABASE_URL: db.url }));
+  });
+
+  function modelAnsweringSuite(databaseEnv: () => Record<string, string>): void {
     let t: TestApp;
     let fake: FakeOpenAi;
     const submit = (payload: Record<string, unknown>) => t.app.inject({ method: 'POST', url: '/api/v1/task/submit', payload: { repo_url: repo, ...task, ...payload } });
@@ -42,7 +54,9 @@ describe('task views say what is known', () => {
 
     beforeAll(async () => {
       fake = await FakeOpenAi.start({ defaultReply: demoResponder });
-      t = await createTestApp({ env: { ...baseEnv(join(dir, 'ws-a')), OPENAI_BASE_URL: fake.baseUrl, LLM_UNPRICED_UNDER_BUDGET: 'allow' } });
+      t = await createTestApp({
+        env: { ...baseEnv(join(dir, `ws-${Object.keys(databaseEnv()).length}`)), ...databaseEnv(), OPENAI_BASE_URL: fake.baseUrl, LLM_UNPRICED_UNDER_BUDGET: 'allow' },
+      });
     });
     afterAll(async () => {
       await t?.close();
@@ -76,14 +90,13 @@ describe('task views say what is known', () => {
     });
 
     it('a local repo_url that does not exist, is a file, or is a folder without git is a 400 naming repo_url at submit', async () => {
-      const plain = join(dir, 'plain-folder');
-      mkdirSync(plain);
+      const plain = mkdtempSync(join(dir, 'plain-folder-'));
       writeFileSync(join(plain, 'README.md'), 'not a repository\n');
       const cases: [string, RegExp][] = [
         [join(dir, 'no-such-repo'), /^repo_url: ".*no-such-repo" does not exist on the service's machine$/],
         [`file://${join(dir, 'no-such-repo')}`, /^repo_url: ".*no-such-repo" does not exist/],
         [join(plain, 'README.md'), /^repo_url: ".*README\.md" is a file, not a git repository folder$/],
-        [plain, /^repo_url: ".*plain-folder" is a folder but not a git repository \(no \.git in it\)/],
+        [plain, /^repo_url: ".*plain-folder-\w+" is a folder but not a git repository \(no \.git in it\)/],
       ];
       for (const [repoUrl, message] of cases) {
         const res = await submit({ repo_url: repoUrl });
@@ -93,10 +106,11 @@ describe('task views say what is known', () => {
       }
       // A bare repository is a repository too.
       const { execFileSync } = await import('node:child_process');
-      execFileSync('git', ['clone', '-q', '--bare', repo, join(dir, 'bare.git')]);
-      expect((await submit({ repo_url: join(dir, 'bare.git'), bug_description: 'anything' })).statusCode).toBe(202);
+      const bare = `${mkdtempSync(join(dir, 'bare-'))}/repo.git`;
+      execFileSync('git', ['clone', '-q', '--bare', repo, bare]);
+      expect((await submit({ repo_url: bare, bug_description: 'anything' })).statusCode).toBe(202);
     });
-  });
+  }
 
   describe('with nothing listening at OPENAI_BASE_URL', () => {
     let t: TestApp;
