@@ -15,6 +15,7 @@ import { usageConfig } from './config/usage.config';
 import { DatabaseModule } from './database/database.module';
 import { AuthModule } from './modules/auth/auth.module';
 import { BillingModule } from './modules/billing/billing.module';
+import { DashboardModule } from './modules/dashboard/dashboard.module';
 import { GatewayModule } from './modules/gateway/gateway.module';
 import { HealthModule } from './modules/health/health.module';
 import { LlmModule } from './modules/llm/llm.module';
@@ -75,6 +76,7 @@ function usageModule(): Promise<DynamicModule> {
     TasksModule.forRoot({ agents: [BugFixAgent] }),
     AlertsModule.forRoot({ notifiers: [SlackNotifier, EmailNotifier, AlertmanagerNotifier, WebhookNotifier] }),
     BillingModule.forRoot({ destinations: [LocalFolderExportDestination] }),
+    DashboardModule,
     GatewayModule,
   ],
 })

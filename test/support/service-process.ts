@@ -22,6 +22,8 @@ export function buildService(): void {
     const out = String((err as { stdout?: Buffer }).stdout ?? '');
     if (!existsSync(BUILT_MAIN)) throw new Error(`build failed:\n${out}`);
   }
+  // The dashboard's static files, where the built DashboardModule looks for them (as `npm run build` does for dist/).
+  execFileSync(process.execPath, ['scripts/build-dashboard.mjs', join(BUILD_DIR, 'dashboard')], { cwd: PROJECT_ROOT, stdio: 'pipe', timeout: 120_000 });
 }
 
 export async function freePort(): Promise<number> {
