@@ -264,7 +264,9 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
       return result;
     }
     say();
-    exploreLines(base, sim.baseUrl, rows, scratch).forEach((l) => say(l));
+    // The dashboard is served from its build output (npm run build), which a run from the sources does not have.
+    const dashboard = await fetch(`${base}/dashboard`).then((r) => r.ok, () => false);
+    exploreLines(base, sim.baseUrl, rows, scratch, dashboard).forEach((l) => say(l));
     kept = true;
     return { ...result, kept: { baseUrl: base, stop: cleanUp } };
   } finally {
@@ -273,7 +275,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
 }
 
 /** What to open while a kept demo runs. */
-function exploreLines(base: string, simulatorUrl: string, rows: DemoTaskRow[], scratch: string): string[] {
+function exploreLines(base: string, simulatorUrl: string, rows: DemoTaskRow[], scratch: string, dashboard: boolean): string[] {
   const fixed = rows.find((r) => r.status === 'succeeded') ?? rows[0];
   return [
     'the service keeps running with the demo\'s data (--keep). Explore it:',
@@ -284,6 +286,9 @@ function exploreLines(base: string, simulatorUrl: string, rows: DemoTaskRow[], s
     `  usage today:                     ${base}/api/v1/usage/overall?days=1`,
     `  task metrics:                    ${base}/api/v1/usage/metrics/tasks?days=1`,
     `  Prometheus metrics:              ${base}/metrics`,
+    dashboard
+      ? `  dashboard:                       ${base}/dashboard`
+      : '  dashboard:                       not served by the demo, which runs from the sources; `npm run build`, then `npm start` serves it at /dashboard',
     `submit your own task (against the same SIMULATED model at ${simulatorUrl}):`,
     `  curl -X POST ${base}/api/v1/task/submit -H 'Content-Type: application/json' -d '${JSON.stringify({ repo_url: join(scratch, 'sample-repo'), bug_description: MATH_BUG, test_command: 'node test/math.test.js' })}'`,
     `stop with Ctrl-C (or SIGTERM): the service, the simulator and the demo's data (${scratch}) go away.`,
