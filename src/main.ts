@@ -18,6 +18,7 @@ import { PluginStartError } from './common/plugin-loader';
 import { appConfig } from './config/app.config';
 import { ApiKeyService } from './modules/auth/api-key.service';
 import { setupApp } from './setup-app';
+import { startupReport } from './startup-report';
 
 async function bootstrap(): Promise<void> {
   // Called directly (not injected) so a bad environment is reported before anything else starts.
@@ -26,7 +27,8 @@ async function bootstrap(): Promise<void> {
     bufferLogs: true,
     // Let start-up errors reach exitWithError instead of Nest aborting the process with a stack trace.
     abortOnError: false,
-    logger: new StartLogger({ json: config.logFormat === 'json' }),
+    // Colour codes only for a terminal: piped to a file or a collector they are noise.
+    logger: new StartLogger({ json: config.logFormat === 'json', colors: config.logFormat === 'pretty' && config.logColors && process.stdout.isTTY === true }),
   });
   setupApp(app);
   const logger = new Logger('Bootstrap');
@@ -37,7 +39,7 @@ async function bootstrap(): Promise<void> {
     logger.warn(`no API keys configured: the API is unauthenticated and listens on ${host} only`);
   }
   await app.listen(config.port, host);
-  logger.log(`asa-backend listening on http://${host === '0.0.0.0' ? 'localhost' : host}:${config.port} (docs at /docs)`);
+  for (const line of await startupReport(app, { host, port: config.port })) logger.log(line);
 }
 
 /**

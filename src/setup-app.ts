@@ -11,7 +11,7 @@ import { validationExceptionFactory } from './common/validation-messages';
  * Everything main.ts applies to the application besides listening, in one place, so the
  * end-to-end tests boot exactly what production runs.
  */
-export function setupApp(app: NestFastifyApplication): void {
+export function setupApp(app: NestFastifyApplication, opts: { shutdownOnSignals?: boolean } = {}): void {
   app.useGlobalPipes(
     new ValidationPipe({
       whitelist: true,
@@ -40,7 +40,8 @@ export function setupApp(app: NestFastifyApplication): void {
       done();
     });
   installRequestInputChecks(app);
-  app.enableShutdownHooks();
+  // Off only for an embedding process that handles SIGINT/SIGTERM itself and calls app.close() (the demo).
+  if (opts.shutdownOnSignals !== false) app.enableShutdownHooks();
 
   const document = SwaggerModule.createDocument(
     app,

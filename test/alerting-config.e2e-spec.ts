@@ -23,23 +23,25 @@ function run(bin: string, args: string[]): string {
 }
 
 describe('Prometheus configuration (promtool)', () => {
-  it('check config: the stack config is valid', () => {
-    expect(run(PROMTOOL, ['check', 'config', 'config/prometheus/prometheus.yml'])).toContain('SUCCESS');
+  it('check config, run from the repository as the README says, also checks every rule file (and not the unit-test file)', () => {
+    // rule_files is relative to the config file's folder, which is what both promtool and the
+    // container (config and rules mounted side by side under /etc/prometheus) resolve it against.
+    const out = run(PROMTOOL, ['check', 'config', 'config/prometheus/prometheus.yml']);
+    expect(out).toContain('SUCCESS: 1 rule files found');
+    expect(out).toContain('Checking config/prometheus/rules/asa-llm.rules.yml');
+    expect(out).toContain('SUCCESS: 12 rules found');
+    expect(out).not.toContain('rules.test.yml');
   });
 
-  it('check config: with the rules mounted where the compose file puts them, it loads every rule', () => {
-    // Same layout as the container: the config's /etc/prometheus/rules/*.rules.yml glob must find the rules file
-    // (and not the unit-test file next to it).
+  it('check config fails on a broken rule file next to the config: the rules are really checked', () => {
     const dir = mkdtempSync(join(tmpdir(), 'asa-promtool-'));
     try {
       mkdirSync(join(dir, 'rules'));
-      for (const f of ['asa-llm.rules.yml', 'asa-llm.rules.test.yml']) copyFileSync(join(ROOT, 'config/prometheus/rules', f), join(dir, 'rules', f));
-      const config = readFileSync(join(ROOT, 'config/prometheus/prometheus.yml'), 'utf8');
-      expect(config).toContain('/etc/prometheus/rules/*.rules.yml');
-      writeFileSync(join(dir, 'prometheus.yml'), config.replace('/etc/prometheus/rules/', `${dir}/rules/`));
-      const out = run(PROMTOOL, ['check', 'config', join(dir, 'prometheus.yml')]);
-      expect(out).toContain('SUCCESS: 12 rules found');
-      expect(out).not.toContain('rules.test.yml');
+      copyFileSync(join(ROOT, 'config/prometheus/prometheus.yml'), join(dir, 'prometheus.yml'));
+      const rules = readFileSync(join(ROOT, 'config/prometheus/rules/asa-llm.rules.yml'), 'utf8');
+      expect(rules).toContain('asa:llm_cost_usd_per_hour:rate1h > 10 and');
+      writeFileSync(join(dir, 'rules', 'asa-llm.rules.yml'), rules.replace('asa:llm_cost_usd_per_hour:rate1h > 10 and', 'asa:llm_cost_usd_per_hour:rate1h > > 10 and'));
+      expect(() => run(PROMTOOL, ['check', 'config', join(dir, 'prometheus.yml')])).toThrow(/asa-llm\.rules\.yml/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -80,7 +80,8 @@ describe('config/prometheus/prometheus.yml', () => {
 
   it('sends alerts to the compose Alertmanager and reads the mounted rules', () => {
     expect(prom.alerting.alertmanagers[0].static_configs[0].targets).toEqual(['alertmanager:9093']);
-    expect(prom.rule_files).toEqual(['/etc/prometheus/rules/*.rules.yml']);
+    // Relative to the config file: /etc/prometheus/rules in the container, config/prometheus/rules in the repository.
+    expect(prom.rule_files).toEqual(['rules/*.rules.yml']);
     expect(statSync(join(ROOT, 'config/prometheus/rules/asa-llm.rules.yml')).isFile()).toBe(true);
   });
 });

@@ -1,7 +1,9 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildService, freePort, startService, waitForHttp } from './support/service-process';
+import { MIGRATIONS } from '../src/database/migration-list';
+import { createScratchPostgres, describePostgres } from './support/postgres';
+import { buildService, freePort, PROJECT_ROOT, startService, waitForHttp } from './support/service-process';
 
 // The built service as a new user runs it: `node dist/main.js` in an empty folder, no configuration.
 describe('starting the built service', () => {
@@ -26,6 +28,16 @@ describe('starting the built service', () => {
       expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/health', '/api/v1/usage/overall']));
       expect((await fetch(`http://127.0.0.1:${port}/docs`)).status).toBe(200);
       expect(svc.output()).toMatch(/no API keys configured.*127\.0\.0\.1/);
+      // What it runs with, once, after it listens; and no colour codes, as the output is a pipe.
+      const out = svc.output();
+      const latest = MIGRATIONS[MIGRATIONS.length - 1].name;
+      expect(out).toContain(`database: SQLite file ${join(dir, 'data/asa.db')}`);
+      expect(out).toContain(`migrations: ${MIGRATIONS.length} applied, latest ${latest}`);
+      expect(out).toContain('LLM endpoint: https://api.openai.com/v1 (no API key: model calls are refused until OPENAI_API_KEY is set)');
+      expect(out).toContain('usage sinks: database, prometheus; alert notifiers: (none); export destinations: local; task agents: bug-fix');
+      expect(out).toContain(`asa-backend listening on http://127.0.0.1:${port} (docs at http://127.0.0.1:${port}/docs)`);
+      expect(out.match(/asa-backend listening on/g)).toHaveLength(1);
+      expect(out).not.toContain('\u001b[');
     } finally {
       // Graceful: Nest ran its shutdown hooks (the usage queues were drained), then ended by the signal.
       expect(await svc.stop('SIGTERM')).toEqual({ code: null, signal: 'SIGTERM' });
@@ -41,6 +53,16 @@ describe('starting the built service', () => {
     expect(svc.output()).not.toMatch(/^\s+at /m); // a message to act on, not a stack trace
   }, 60_000);
 
+  it('refuses to start with the placeholder key of a copied .env.example, in plain words', async () => {
+    copyFileSync(join(PROJECT_ROOT, '.env.example'), join(dir, '.env'));
+    const svc = startService({ cwd: dir, env: { PORT: String(await freePort()) } });
+    const { code } = await svc.exited;
+    expect(code).toBe(1);
+    expect(svc.output()).toContain("OPENAI_API_KEY=(hidden): OPENAI_API_KEY is still the placeholder of .env.example: set your provider's API key");
+    expect(svc.output()).not.toContain('sk-your-api-key-here');
+    expect(svc.output()).not.toMatch(/^\s+at /m);
+  }, 60_000);
+
   it('refuses to start on a malformed API keys file, ending with a plain message naming the file and entry', async () => {
     writeFileSync(join(dir, 'keys.json'), '{ "keys": [ { "name": "x" } ] }');
     const svc = startService({ cwd: dir, env: { PORT: String(await freePort()), API_KEYS_FILE: join(dir, 'keys.json') } });
@@ -50,4 +72,48 @@ describe('starting the built service', () => {
     const lastLine = svc.output().trim().split('\n').pop();
     expect(lastLine).toMatch(new RegExp(`^API keys file ${join(dir, 'keys.json')}: entry 0 \\("x"\\): scope must be`));
   }, 60_000);
+});
+
+describePostgres('start-up report', () => {
+  let dir: string;
+  beforeAll(() => {
+    buildService();
+    dir = mkdtempSync(join(tmpdir(), 'asa-start-pg-'));
+  }, 300_000);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('names the PostgreSQL host and database but no user, password or key, and an unspecified bind address as such', async () => {
+    const db = await createScratchPostgres();
+    const port = await freePort();
+    const url = new URL(db.url);
+    url.username = 'postgres';
+    url.password = 'pg-secret-password'; // trust authentication on the test server ignores it
+    const svc = startService({
+      cwd: dir,
+      env: {
+        PORT: String(port),
+        HOST: '0.0.0.0',
+        DATABASE_URL: url.toString(),
+        USAGE_JOURNAL_DIR: join(dir, 'journal'),
+        OPENAI_API_KEY: 'sk-must-never-be-logged-1234',
+        OPENAI_BASE_URL: 'http://gateway-user:gateway-pass@127.0.0.1:9/v1?key=query-secret',
+      },
+    });
+    try {
+      await waitForHttp(`http://127.0.0.1:${port}/health`, 60_000, svc);
+      await new Promise((r) => setTimeout(r, 200));
+      const out = svc.output();
+      expect(out).toContain(`database: PostgreSQL 127.0.0.1:${url.port || '5432'}/${url.pathname.slice(1)}`);
+      expect(out).toContain(`migrations: ${MIGRATIONS.length} applied`);
+      expect(out).toContain('LLM endpoint: http://127.0.0.1:9/v1 (API key set)');
+      expect(out).toContain(`asa-backend listening on http://0.0.0.0:${port}, every network interface: http://127.0.0.1:${port} from this machine`);
+      expect(out).not.toContain(`localhost:${port}`);
+      for (const secret of ['pg-secret-password', 'postgres:', 'sk-must-never-be-logged', 'gateway-user', 'gateway-pass', 'query-secret']) {
+        expect(out, secret).not.toContain(secret);
+      }
+    } finally {
+      await svc.stop('SIGTERM');
+      await db.drop();
+    }
+  }, 120_000);
 });

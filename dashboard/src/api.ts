@@ -122,7 +122,11 @@ export interface Task {
   stage: string | null;
   failure_reason: string | null;
   failure_detail?: string | null;
-  cost_usd_exact: string;
+  cost_usd: number;
+  /** Null when some of the task's calls had no known price (the cost is then not known exactly). */
+  cost_usd_exact: string | null;
+  unpriced_requests: number;
+  cost_note: string | null;
   created_at: string;
   started_at: string | null;
   finished_at: string | null;

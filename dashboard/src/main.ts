@@ -217,7 +217,7 @@ async function tasksPage(): Promise<HTMLElement> {
       { label: 'User', sort: (t) => t.user_id ?? '', cell: (t) => t.user_id ?? '(none)' },
       { label: 'Model', sort: (t) => t.model, cell: (t) => t.model },
       { label: 'Attempts', numeric: true, sort: (t) => t.attempts, cell: (t) => `${t.attempts} / ${t.max_attempts}` },
-      { label: 'Cost', numeric: true, sort: (t) => Number(t.cost_usd_exact.replace('.', '')), cell: (t) => money(t.cost_usd_exact) },
+      { label: 'Cost', numeric: true, sort: (t) => t.cost_usd, cell: (t) => money(t.cost_usd_exact) },
       { label: 'Duration', numeric: true, sort: (t) => t.duration_seconds ?? -1, cell: (t) => duration(t.duration_seconds) },
       { label: 'Created', sort: (t) => t.created_at, cell: (t) => when(t.created_at) },
     ];
@@ -295,6 +295,7 @@ async function taskPage(id: string): Promise<HTMLElement> {
       ),
       task.bug_description ? h('p', { class: 'bug' }, task.bug_description) : null,
       task.failure_detail ? h('p', { class: 'warn' }, task.failure_detail) : null,
+      task.cost_note ? h('p', { class: 'warn', 'data-testid': 'task-cost-note' }, task.cost_note) : null,
     ),
     section(
       `LLM calls (${calls.length}), in order`,

@@ -9,6 +9,8 @@ export const appConfig = registerAs('app', () => {
     host: env.HOST ?? null,
     nodeEnv: env.NODE_ENV ?? 'development',
     logFormat: (env.LOG_FORMAT ?? (env.NODE_ENV === 'production' ? 'json' : 'pretty')) as 'pretty' | 'json',
+    /** NO_COLOR (https://no-color.org) set to anything: no colour codes even on a terminal. */
+    logColors: env.NO_COLOR === undefined || env.NO_COLOR === '',
     shutdownDrainTimeoutMs: env.SHUTDOWN_DRAIN_TIMEOUT_MS ?? 30_000,
   };
 });

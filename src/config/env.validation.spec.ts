@@ -1,6 +1,8 @@
 import { tasksConfig } from './tasks.config';
 import { parseDatabaseUrl } from './database.config';
-import { validateEnv } from './env.validation';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ENV_EXAMPLE_API_KEY, validateEnv } from './env.validation';
 import { defaultJournalDir } from './usage.config';
 
 describe('validateEnv', () => {
@@ -24,6 +26,15 @@ describe('validateEnv', () => {
   it('reports what kind of value is expected, not the range, when the kind is wrong', () => {
     expect(() => validateEnv({ PORT: 'eighty' })).toThrow(/PORT="eighty": PORT must be an integer number$/m);
     expect(() => validateEnv({ PORT: '70000' })).toThrow(/PORT=70000: PORT must not be greater than 65535$/m);
+  });
+
+  it('refuses the placeholder key of .env.example, naming the variable but not echoing it, and saying what to do', () => {
+    const example = readFileSync(join(__dirname, '../../.env.example'), 'utf8');
+    expect(example).toContain(`\nOPENAI_API_KEY=${ENV_EXAMPLE_API_KEY}\n`);
+    expect(() => validateEnv({ OPENAI_API_KEY: ENV_EXAMPLE_API_KEY })).toThrow(
+      /^ {2}OPENAI_API_KEY=\(hidden\): OPENAI_API_KEY is still the placeholder of \.env\.example: set your provider's API key.*npm run simulator/m,
+    );
+    expect(() => validateEnv({ OPENAI_API_KEY: 'sk-a-real-looking-key' })).not.toThrow();
   });
 
   it('parses booleans and integers', () => {

@@ -15,12 +15,16 @@ import {
   Max,
   Min,
   MinLength,
+  NotEquals,
   ValidateIf,
   validateSync,
   ValidateBy,
 } from 'class-validator';
 import { hostAllowlistEntryProblem } from '../modules/tasks/repo-source/host-address';
 import { CronTime } from 'cron';
+
+/** The OPENAI_API_KEY value .env.example ships with: a copied file not yet edited, refused at start. */
+export const ENV_EXAMPLE_API_KEY = 'sk-your-api-key-here';
 
 const HTTP_URL = { require_tld: false, protocols: ['http', 'https'], require_protocol: true };
 const EMAIL = /^[^\s@<>,]+@[^\s@<>,]+$/;
@@ -79,6 +83,10 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(65535)
   PORT?: number;
 
+  /** https://no-color.org: any non-empty value turns colour codes off in logs. */
+  @IsOptional() @IsString()
+  NO_COLOR?: string;
+
   @IsOptional() @IsString()
   HOST?: string;
 
@@ -98,6 +106,11 @@ export class EnvironmentVariables {
   SQLITE_BUSY_TIMEOUT_MS?: number;
 
   @IsOptional() @IsString()
+  @NotEquals(ENV_EXAMPLE_API_KEY, {
+    message:
+      `OPENAI_API_KEY is still the placeholder of .env.example: set your provider's API key (in .env or the environment), ` +
+      'or try without one against the simulator: npm run simulator, then OPENAI_BASE_URL=http://127.0.0.1:8100/v1 OPENAI_API_KEY=sim',
+  })
   OPENAI_API_KEY?: string;
 
   @IsOptional() @IsUrl({ require_tld: false, protocols: ['http', 'https'], require_protocol: true })

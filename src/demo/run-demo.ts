@@ -5,6 +5,7 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 import { applyDemoEnv, demoPort } from '../config/demo-env';
 import { SimulatorHandle, startOpenAiCompatibleServer } from '../simulator/openai-compatible-server';
 import { demoResponder, MATH_BUG, STRINGS_BUG } from './demo-responder';
@@ -63,6 +64,11 @@ export interface DemoOptions {
   print?: (line: string) => void;
   /** Longest wait for all tasks. */
   timeoutMs?: number;
+  /**
+   * Leave the service and the simulator running with the demo's data after the report
+   * (`npm run demo -- --keep`) and print the URLs to explore; `DemoResult.kept.stop` ends them.
+   */
+  keep?: boolean;
 }
 
 export interface DemoResult {
@@ -71,6 +77,8 @@ export interface DemoResult {
   overall: DemoOverall;
   /** Problems found (a task that did not end as expected). */
   problems: string[];
+  /** With `keep`: the service's base URL, and what stops the service and simulator and removes the data. */
+  kept?: { baseUrl: string; stop(): Promise<void> };
 }
 
 /** Nest's log lines, labelled like every other line of the demo; only warnings and errors. */
@@ -96,6 +104,13 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
   let sim: SimulatorHandle | undefined;
   let app: NestFastifyApplication | undefined;
   let restoreEnv: (() => void) | undefined;
+  let kept = false;
+  const cleanUp = async () => {
+    await app?.close();
+    await sim?.close();
+    restoreEnv?.();
+    await rm(scratch, { recursive: true, force: true });
+  };
   try {
     say('asa-backend offline demo. The LLM is SIMULATED: a local OpenAI-compatible server with canned answers');
     say('for the bundled sample repository. No API key, no network, no real model is used.');
@@ -129,7 +144,8 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     const { AppModule } = await import('../app.module');
     const { setupApp } = await import('../setup-app');
     app = await NestFactory.create<NestFastifyApplication>(AppModule, new FastifyAdapter(), { logger: new DemoLogger(say), abortOnError: false });
-    setupApp(app);
+    // The demo's own signal handlers close the app (with --keep); Nest's would close it a second time.
+    setupApp(app, { shutdownOnSignals: false });
     await app.listen(opts.port ?? demoPort(), '127.0.0.1');
     const base = (await app.getUrl()).replace('[::1]', '127.0.0.1');
     say(`service (the real AppModule, SQLite at ${join(scratch, 'demo.db')}): ${base}`);
@@ -241,21 +257,61 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     say();
     if (problems.length === 0) say('demo finished as expected. Every LLM answer above was SIMULATED.');
     else problems.forEach((p) => say(`UNEXPECTED: ${p}`));
-    say(`explore the same API with a real model: set OPENAI_API_KEY, start the service (npm start), open /docs.`);
-    return { ok: problems.length === 0, rows, overall, problems };
+    const result: DemoResult = { ok: problems.length === 0, rows, overall, problems };
+    if (!opts.keep) {
+      say(`explore the same API with a real model: set OPENAI_API_KEY, start the service (npm start), open /docs.`);
+      say('or run the demo with --keep (npm run demo -- --keep) to explore its service and data.');
+      return result;
+    }
+    say();
+    // The dashboard is served from its build output (npm run build), which a run from the sources does not have.
+    const dashboard = await fetch(`${base}/dashboard`).then((r) => r.ok, () => false);
+    exploreLines(base, sim.baseUrl, rows, scratch, dashboard).forEach((l) => say(l));
+    kept = true;
+    return { ...result, kept: { baseUrl: base, stop: cleanUp } };
   } finally {
-    await app?.close();
-    await sim?.close();
-    restoreEnv?.();
-    await rm(scratch, { recursive: true, force: true });
+    if (!kept) await cleanUp();
   }
 }
 
+/** What to open while a kept demo runs. */
+function exploreLines(base: string, simulatorUrl: string, rows: DemoTaskRow[], scratch: string, dashboard: boolean): string[] {
+  const fixed = rows.find((r) => r.status === 'succeeded') ?? rows[0];
+  return [
+    'the service keeps running with the demo\'s data (--keep). Explore it:',
+    `  API docs (try every endpoint):   ${base}/docs`,
+    `  tasks:                           ${base}/api/v1/tasks`,
+    `  one task:                        ${base}/api/v1/task/${fixed.taskId}`,
+    `  its LLM calls, by model:         ${base}/api/v1/usage/task/${fixed.taskId}`,
+    `  usage today:                     ${base}/api/v1/usage/overall?days=1`,
+    `  task metrics:                    ${base}/api/v1/usage/metrics/tasks?days=1`,
+    `  Prometheus metrics:              ${base}/metrics`,
+    dashboard
+      ? `  dashboard:                       ${base}/dashboard`
+      : '  dashboard:                       not served by the demo, which runs from the sources; `npm run build`, then `npm start` serves it at /dashboard',
+    `submit your own task (against the same SIMULATED model at ${simulatorUrl}):`,
+    `  curl -X POST ${base}/api/v1/task/submit -H 'Content-Type: application/json' -d '${JSON.stringify({ repo_url: join(scratch, 'sample-repo'), bug_description: MATH_BUG, test_command: 'node test/math.test.js' })}'`,
+    `stop with Ctrl-C (or SIGTERM): the service, the simulator and the demo's data (${scratch}) go away.`,
+  ];
+}
+
 if (require.main === module) {
-  runDemo()
-    .then((r) => process.exit(r.ok ? 0 : 1))
-    .catch((err: unknown) => {
-      process.stderr.write(`${DEMO_PREFIX} demo failed: ${err instanceof Error ? err.message : String(err)}\n`);
-      process.exit(1);
-    });
+  const fail = (err: unknown) => {
+    process.stderr.write(`${DEMO_PREFIX} demo failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  };
+  let keep = false;
+  try {
+    keep = parseArgs({ options: { keep: { type: 'boolean' } }, strict: true, allowPositionals: false }).values.keep === true;
+  } catch (err) {
+    fail(new Error(`${(err as Error).message}; usage: npm run demo [-- --keep]`));
+  }
+  runDemo({ keep })
+    .then((r) => {
+      if (!r.kept) process.exit(r.ok ? 0 : 1);
+      const stop = () => void r.kept!.stop().then(() => process.exit(r.ok ? 0 : 1), fail);
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    })
+    .catch(fail);
 }

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AppModule } from '../../src/app.module';
 import { setupApp } from '../../src/setup-app';
+import { TestLogger } from './test-logger';
 
 export interface TestApp {
   app: NestFastifyApplication;
@@ -49,10 +50,10 @@ export async function createTestApp(options: CreateAppOptions = {}): Promise<Tes
     }
   };
   try {
-    let builder = Test.createTestingModule({ imports: [AppModule] });
+    let builder = Test.createTestingModule({ imports: [AppModule] }).setLogger(new TestLogger());
     if (options.override) builder = options.override(builder);
     const moduleRef = await builder.compile();
-    const app = moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), { logger: ['error', 'warn'] });
+    const app = moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), { logger: new TestLogger() });
     setupApp(app);
     await app.init();
     await app.getHttpAdapter().getInstance().ready();

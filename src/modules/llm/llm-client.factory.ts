@@ -69,6 +69,7 @@ export class LlmClientFactory {
       spend,
       tracer: trace.getTracer(LLM_TRACER_NAME),
       server: serverOf(baseURL),
+      endpoint: displayEndpoint(baseURL),
     };
   }
 
@@ -93,6 +94,23 @@ export class LlmClientFactory {
   /** A client for calls made on behalf of a user, outside any task. */
   forUser(userId: string | null): LlmClient {
     return new LlmClient(this.deps, null, userId);
+  }
+}
+
+/**
+ * A base URL as logs and task details may show it: without user, password, query or fragment
+ * (a gateway's URL can carry a key in any of them).
+ */
+export function displayEndpoint(baseURL: string): string {
+  try {
+    const u = new URL(baseURL);
+    u.username = '';
+    u.password = '';
+    u.search = '';
+    u.hash = '';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return '(an unparsable URL)';
   }
 }
 

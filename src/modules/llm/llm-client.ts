@@ -106,6 +106,8 @@ export interface LlmClientDeps {
   readonly spend: TaskSpendReader;
   readonly tracer: Tracer;
   readonly server: { address: string; port: number } | null;
+  /** The provider's base URL as it may be shown (no credentials, no query). */
+  readonly endpoint?: string;
 }
 
 /** What is known about a call when it ends. */
@@ -182,6 +184,8 @@ class TaskBudget {
 export class LlmClient implements AgentLlm {
   private readonly logger = new Logger(LlmClient.name);
   private readonly budget: TaskBudget | null;
+  /** Where calls go: named in a failed task's failure_detail, so a wrong OPENAI_BASE_URL is plain to see. */
+  readonly endpoint: string | undefined;
 
   constructor(
     private readonly deps: LlmClientDeps,
@@ -191,6 +195,7 @@ export class LlmClient implements AgentLlm {
     /** Stored on every record of this client (gateway `x-asa-tags`). */
     readonly tags: UsageTags | null = null,
   ) {
+    this.endpoint = deps.endpoint;
     this.budget =
       maxCostUsd === null || maxCostUsd === undefined
         ? null

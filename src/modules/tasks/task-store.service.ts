@@ -17,6 +17,12 @@ export type TaskEndFields = Pick<Task, 'status'> &
 
 type ProgressFields = Partial<Pick<Task, 'attempts' | 'stage' | 'patch' | 'testOutputTail'>>;
 
+/** What a task's calls cost: `unpriced` calls add nothing to `nanos` (their cost is unknown). */
+export interface TaskCost {
+  nanos: bigint;
+  unpriced: number;
+}
+
 /**
  * Text a task produced (test output, a model's patch, an error message) may hold NUL bytes, which
  * PostgreSQL text columns refuse: the write would fail every time and the outcome would be lost.
@@ -78,19 +84,20 @@ export class TaskStore {
     return qb.orderBy('t.created_at_ms', 'DESC').addOrderBy('t.id', 'DESC').take(filter.limit + 1).getMany();
   }
 
-  /** LLM cost per task in nano-dollars, summed in SQL over the usage records (exact). */
-  async costsOf(ids: string[]): Promise<Map<string, bigint>> {
-    const out = new Map<string, bigint>(ids.map((id) => [id, 0n]));
+  /** Each task's LLM cost so far, summed in SQL over its usage records (exact), and how many of its calls had no known price. */
+  async costsOf(ids: string[]): Promise<Map<string, TaskCost>> {
+    const out = new Map<string, TaskCost>(ids.map((id) => [id, { nanos: 0n, unpriced: 0 }]));
     if (ids.length === 0) return out;
-    const rows: { task_id: string; nanos: unknown }[] = await this.reader.manager
+    const rows: { task_id: string; nanos: unknown; unpriced: unknown }[] = await this.reader.manager
       .createQueryBuilder()
       .select('u.task_id', 'task_id')
       .addSelect('CAST(SUM(u.cost_nanos) AS TEXT)', 'nanos')
+      .addSelect('SUM(CASE WHEN u.unpriced THEN 1 ELSE 0 END)', 'unpriced')
       .from('llm_usage', 'u')
       .where('u.task_id IN (:...ids)', { ids })
       .groupBy('u.task_id')
       .getRawMany();
-    for (const r of rows) out.set(r.task_id, parseNanos(r.nanos));
+    for (const r of rows) out.set(r.task_id, { nanos: parseNanos(r.nanos), unpriced: Number(r.unpriced ?? 0) });
     return out;
   }
 

@@ -16,7 +16,7 @@ import { nanosToUsd, nanosToUsdExact, usdToNanos } from '../../common/money';
 import { RepoSourcePolicy } from './repo-source/repo-source.policy';
 import { decodeKeysetCursor, encodeKeysetCursor } from '../../common/keyset-cursor';
 import { TaskRunner } from './task-runner.service';
-import { TaskStore } from './task-store.service';
+import { TaskCost, TaskStore } from './task-store.service';
 import {
   TaskAlreadyFinishedException,
   TaskBadRequestException,
@@ -30,6 +30,18 @@ import {
 const CANCEL_WAIT_MS = 5_000;
 /** How long a read of a just-finished task waits for this process's bookkeeping of it (microseconds, normally). */
 const SETTLE_WAIT_MS = 1_000;
+
+const NO_COST: TaskCost = { nanos: 0n, unpriced: 0 };
+
+/** What a task view says about a cost that leaves out unpriced calls; null when every call was priced. */
+function costNote(cost: TaskCost): string | null {
+  if (cost.unpriced === 0) return null;
+  const calls = cost.unpriced === 1 ? '1 model call' : `${cost.unpriced} model calls`;
+  return (
+    `${calls} of this task used a model with no known price: their cost is unknown and not in cost_usd, ` +
+    'which is only the cost of the priced calls (add the model to the PRICING_FILE to price future calls)'
+  );
+}
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -100,7 +112,7 @@ export class TasksService {
     const task = await this.visibleTask(taskId, principal);
     if (FINAL_TASK_STATUSES.includes(task.status)) await this.runner.settled(task.id, SETTLE_WAIT_MS);
     const costs = await this.store.costsOf([task.id]);
-    return this.toDto(task, costs.get(task.id) ?? 0n);
+    return this.toDto(task, costs.get(task.id) ?? NO_COST);
   }
 
   async list(query: ListTasksQueryDto, principal: Principal): Promise<TaskListDto> {
@@ -122,7 +134,7 @@ export class TasksService {
     const costs = await this.store.costsOf(page.map((t) => t.id));
     const last = page[page.length - 1];
     return {
-      tasks: page.map((t) => this.toSummary(t, costs.get(t.id) ?? 0n)),
+      tasks: page.map((t) => this.toSummary(t, costs.get(t.id) ?? NO_COST)),
       next_cursor: rows.length > limit && last ? encodeKeysetCursor({ ms: last.createdAtMs, id: last.id }) : null,
     };
   }
@@ -183,7 +195,7 @@ export class TasksService {
     return task;
   }
 
-  private toSummary(t: Task, costNanos: bigint): TaskSummaryDto {
+  private toSummary(t: Task, cost: TaskCost): TaskSummaryDto {
     const end = t.finishedAtMs ?? (t.status === 'running' ? Date.now() : null);
     return {
       task_id: t.id,
@@ -197,22 +209,25 @@ export class TasksService {
       max_cost_usd: nanosToUsd(BigInt(t.maxCostNanos)),
       stage: t.stage,
       failure_reason: t.failureReason,
-      cost_usd: nanosToUsd(costNanos),
-      cost_usd_exact: nanosToUsdExact(costNanos),
+      cost_usd: nanosToUsd(cost.nanos),
+      // Not an exact figure when some calls have no price: null rather than a sum that looks complete.
+      cost_usd_exact: cost.unpriced > 0 ? null : nanosToUsdExact(cost.nanos),
+      unpriced_requests: cost.unpriced,
+      cost_note: costNote(cost),
       cancel_requested: t.cancelRequested,
       created_at: iso(t.createdAtMs) as string,
       started_at: iso(t.startedAtMs),
       finished_at: iso(t.finishedAtMs),
       duration_seconds: t.startedAtMs !== null && end !== null ? Math.max(0, end - t.startedAtMs) / 1000 : null,
+      failure_detail: t.failureDetail,
     };
   }
 
-  private toDto(t: Task, costNanos: bigint): TaskDto {
+  private toDto(t: Task, cost: TaskCost): TaskDto {
     return {
-      ...this.toSummary(t, costNanos),
+      ...this.toSummary(t, cost),
       bug_description: t.bugDescription,
       test_command: t.testCommand,
-      failure_detail: t.failureDetail,
       patch: t.patch,
       test_output_tail: t.testOutputTail,
     };

@@ -3,6 +3,8 @@ import type { PluginModuleBase, PluginOptions } from './version';
 
 /** The LLM as an agent sees it: already scoped to the task and its user, with the task's budget enforced. */
 export interface AgentLlm {
+  /** The provider's base URL (without credentials), for messages about failed calls; optional for third-party implementations. */
+  readonly endpoint?: string;
   chat(params: ChatCompletionCreateParamsNonStreaming, options?: { signal?: AbortSignal }): Promise<ChatCompletion>;
 }
 

@@ -190,8 +190,10 @@ export class BugFixAgent implements TaskAgent {
           if (signal.aborted) throw new Cancelled();
           const refused = llmRefusalReason(err);
           if (refused) return result('failed', refused, (err as Error).message);
-          this.logger.warn(`task ${task.id}: model call failed: ${(err as Error).message}`);
-          return result('failed', 'llm_error', `model call failed: ${(err as Error).message}`);
+          // The SDK's connection errors say only "Connection error.": name the address tried.
+          const tried = ctx.llm.endpoint ? ` (LLM endpoint ${ctx.llm.endpoint}, OPENAI_BASE_URL)` : '';
+          this.logger.warn(`task ${task.id}: model call failed: ${(err as Error).message}${tried}`);
+          return result('failed', 'llm_error', `model call failed: ${(err as Error).message}${tried}`);
         }
 
         const patch = extractDiff(reply);

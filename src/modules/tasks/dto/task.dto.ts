@@ -40,11 +40,25 @@ export class TaskSummaryDto {
   })
   failure_reason: string | null;
 
-  @ApiProperty({ description: 'LLM cost of the task so far, USD (from the usage records; rounded to the nano-dollar)', example: 0.0123 })
+  @ApiProperty({
+    description: 'LLM cost of the task so far, USD (from the usage records; rounded to the nano-dollar). Calls to unpriced models add nothing: see unpriced_requests',
+    example: 0.0123,
+  })
   cost_usd: number;
 
-  @ApiProperty({ description: 'Same as cost_usd, exact decimal string', example: '0.012300000' })
-  cost_usd_exact: string;
+  @ApiProperty({
+    description: 'Same as cost_usd, exact decimal string; null when some calls had no known price (the cost is then not known exactly)',
+    example: '0.012300000',
+    nullable: true,
+    type: String,
+  })
+  cost_usd_exact: string | null;
+
+  @ApiProperty({ description: 'Model calls of the task whose model had no known price (their cost is unknown and left out of cost_usd)', example: 0 })
+  unpriced_requests: number;
+
+  @ApiProperty({ description: 'Why cost_usd is not the whole cost (unpriced calls), in words; null when it is', nullable: true, type: String })
+  cost_note: string | null;
 
   @ApiProperty({ description: 'True once a cancel was requested', example: false })
   cancel_requested: boolean;
@@ -60,6 +74,9 @@ export class TaskSummaryDto {
 
   @ApiProperty({ description: 'Seconds from start to end (or to now while running); null while queued', nullable: true, type: Number })
   duration_seconds: number | null;
+
+  @ApiProperty({ description: 'More detail on the failure, in words', nullable: true, type: String })
+  failure_detail: string | null;
 }
 
 export class TaskDto extends TaskSummaryDto {
@@ -68,9 +85,6 @@ export class TaskDto extends TaskSummaryDto {
 
   @ApiProperty()
   test_command: string;
-
-  @ApiProperty({ description: 'More detail on the failure, in words', nullable: true, type: String })
-  failure_detail: string | null;
 
   @ApiProperty({ description: 'The final (or latest tried) patch, as a unified diff', nullable: true, type: String })
   patch: string | null;

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import { realpath } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 
 /** Kernel and device trees: never a repository, and a way into the service's own process (`/proc/self/cwd`). */
@@ -114,4 +114,27 @@ export function servicePaths(opts: { workingDir: string; dataFiles: readonly str
     trees: enclosingGitRepository(opts.workingDir),
     workspaceDir: realpathLooseSync(opts.workspaceDir),
   };
+}
+
+/** Whether `dir` holds a git directory's own files (HEAD, objects/, refs/): a bare repository or a `.git` folder. */
+async function isGitDir(dir: string): Promise<boolean> {
+  const kinds = await Promise.all(['HEAD', 'objects', 'refs'].map((n) => stat(join(dir, n)).catch(() => null)));
+  return kinds[0]?.isFile() === true && kinds[1]?.isDirectory() === true && kinds[2]?.isDirectory() === true;
+}
+
+/**
+ * Why a local path cannot be cloned, or null: it does not exist, is not a folder, or is not a git
+ * repository (a work tree with `.git`, or a bare repository), which is where git clone looks.
+ * Checked at submit so the user gets a 400 now rather than a task that fails with clone_failed.
+ */
+export async function localRepositoryProblem(path: string): Promise<string | null> {
+  const info = await stat(path).catch((err: NodeJS.ErrnoException) => err);
+  if (info instanceof Error) {
+    if (info.code === 'ENOENT' || info.code === 'ENOTDIR') return `repo_url: "${path}" does not exist on the service's machine`;
+    return `repo_url: "${path}" cannot be read by the service (${info.code ?? info.message})`;
+  }
+  if (!info.isDirectory()) return `repo_url: "${path}" is a file, not a git repository folder`;
+  const dotGit = await stat(join(path, '.git')).catch(() => null);
+  if (dotGit !== null || (await isGitDir(path))) return null;
+  return `repo_url: "${path}" is a folder but not a git repository (no .git in it); run git init and commit its files, or name the repository's top folder`;
 }

@@ -30,9 +30,11 @@ describe('RepoSourcePolicy', () => {
     workspaces = join(scratch, 'workspaces');
     mkdirSync(dataDir);
     mkdirSync(join(workspaces, 'asa-task-other-abc', 'repo'), { recursive: true });
-    mkdirSync(join(scratch, 'repos', 'ok'), { recursive: true });
+    // Work trees as git clone expects them (a .git folder); a plain folder beside them.
+    mkdirSync(join(scratch, 'repos', 'ok', '.git'), { recursive: true });
+    mkdirSync(join(scratch, 'repos', 'plain'), { recursive: true });
     writeFileSync(join(dataDir, 'asa.db'), '');
-    mkdirSync(join(dataDir, 'beside-the-db'));
+    mkdirSync(join(dataDir, 'beside-the-db', '.git'), { recursive: true });
     symlinkSync(process.cwd(), join(scratch, 'link-to-cwd'));
     symlinkSync('/proc/self/cwd', join(scratch, 'link-to-proc'));
   });
@@ -111,10 +113,13 @@ describe('RepoSourcePolicy', () => {
       await expect(policy().checkSubmit(join(workspaces, 'asa-task-other-abc', 'repo'), LOCAL_ADMIN)).rejects.toThrow(/task workspace/);
     });
 
-    it('accepts an ordinary path, and one that does not exist yet (the clone reports that)', async () => {
+    it('accepts an ordinary repository path; one that does not exist or is not a repository is a 400 at submit', async () => {
       await expect(policy().checkSubmit(join(scratch, 'repos', 'ok'), LOCAL_ADMIN)).resolves.toMatchObject({ scheme: 'local' });
       await expect(policy().checkSubmit(`file://${join(scratch, 'repos', 'ok')}`, LOCAL_ADMIN)).resolves.toMatchObject({ scheme: 'file' });
-      await expect(policy().checkSubmit(join(scratch, 'repos', 'missing', 'x'), LOCAL_ADMIN)).resolves.toMatchObject({ scheme: 'local' });
+      const missing = await policy().checkSubmit(join(scratch, 'repos', 'missing', 'x'), LOCAL_ADMIN).catch((e: unknown) => e);
+      expect(missing).toBeInstanceOf(InvalidRepoUrlException);
+      expect((missing as Error).message).toMatch(/^repo_url: ".*missing\/x" does not exist on the service's machine$/);
+      await expect(policy().checkSubmit(join(scratch, 'repos', 'plain'), LOCAL_ADMIN)).rejects.toThrow(/is a folder but not a git repository/);
       await expect(policy({ allowLocalReposForUsers: true }).checkSubmit(join(scratch, 'repos', 'ok'), ALICE)).resolves.toMatchObject({ scheme: 'local' });
       await expect(policy({ allowLocalReposForUsers: true }).checkSubmit('/proc/self/cwd', ALICE)).rejects.toThrow(RepoPathForbiddenException);
     });

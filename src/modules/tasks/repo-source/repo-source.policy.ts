@@ -6,7 +6,7 @@ import { TasksConfig, tasksConfig } from '../../../config/tasks.config';
 import { Principal } from '../../auth/principal';
 import { InvalidRepoUrlException, parseRepoUrl, ParsedRepoUrl, REPO_URL_SCHEMES, repoUrlProblem } from '../repo-url';
 import { HostAllowlist, internalAddressKind, internalHostNameKind, parseAddress } from './host-address';
-import { localPathProblem } from './local-path';
+import { localPathProblem, localRepositoryProblem } from './local-path';
 import {
   GitCannotPinException,
   RepoHostForbiddenException, RepoHostUnresolvedException, RepoPathForbiddenException,
@@ -96,6 +96,11 @@ export class RepoSourcePolicy {
       );
     }
     await this.checkWithoutLookup(repo);
+    const path = localPathOf(repo);
+    if (path !== null) {
+      const problem = await localRepositoryProblem(path);
+      if (problem) throw new InvalidRepoUrlException(problem);
+    }
     return repo;
   }
 
@@ -153,8 +158,8 @@ export class RepoSourcePolicy {
 
   /** Host literals, local names and local paths: what can be judged without a lookup. Returns the host to resolve, if any. */
   private async checkWithoutLookup(repo: ParsedRepoUrl): Promise<HostTarget | null> {
-    if (repo.scheme === 'local' || repo.scheme === 'file') {
-      const path = repo.scheme === 'local' ? repo.url : fileURLToPath(repo.url.replace(/^file:\/\/localhost\//i, 'file:///'));
+    const path = localPathOf(repo);
+    if (path !== null) {
       const problem = await localPathProblem(path, this.config.servicePaths);
       if (problem) throw new RepoPathForbiddenException(problem);
       return null;
@@ -179,6 +184,13 @@ export class RepoSourcePolicy {
     }
     return target;
   }
+}
+
+/** The folder a `local` or `file://` repo_url names, or null for network ones. */
+function localPathOf(repo: ParsedRepoUrl): string | null {
+  if (repo.scheme === 'local') return repo.url;
+  if (repo.scheme === 'file') return fileURLToPath(repo.url.replace(/^file:\/\/localhost\//i, 'file:///'));
+  return null;
 }
 
 /** Host and port of a network repo_url (http, https, git, ssh URL or scp-like `user@host:path`). */
