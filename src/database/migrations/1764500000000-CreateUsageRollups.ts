@@ -1,6 +1,7 @@
 import { MigrationInterface, QueryRunner, Table, TableColumnOptions, TableIndex } from 'typeorm';
 import {
   DbType,
+  FIRST_AT,
   HOURLY_KEYS,
   HOURLY_TABLE,
   MEASURES,
@@ -19,12 +20,13 @@ const KEY_COLUMNS: Record<string, TableColumnOptions> = {
   status: { name: 'status', type: 'varchar', length: '16' },
 };
 
-function summaryTable(name: string, keys: readonly string[]): Table {
+function summaryTable(name: string, keys: readonly string[], extra: TableColumnOptions[] = []): Table {
   return new Table({
     name,
     columns: [
       ...keys.map((k) => ({ ...KEY_COLUMNS[k], isPrimary: true })),
       ...MEASURES.map((m) => ({ name: m, type: 'bigint', default: 0 })),
+      ...extra,
     ],
   });
 }
@@ -41,7 +43,7 @@ export class CreateUsageRollups1764500000000 implements MigrationInterface {
     await q.createTable(summaryTable(HOURLY_TABLE, HOURLY_KEYS));
     // Per-user windows (GET /usage/user/:id, user-scope keys) without scanning every user's hours.
     await q.createIndex(HOURLY_TABLE, new TableIndex({ name: 'idx_llm_usage_hourly_user', columnNames: ['user_id', 'hour_ms'] }));
-    await q.createTable(summaryTable(TASK_TOTALS_TABLE, TASK_KEYS));
+    await q.createTable(summaryTable(TASK_TOTALS_TABLE, TASK_KEYS, [{ name: FIRST_AT, type: 'bigint' }]));
     await q.query(summariseSql(db, HOURLY_TABLE, '1 = 1'));
     await q.query(summariseSql(db, TASK_TOTALS_TABLE, 'u.task_id IS NOT NULL'));
   }

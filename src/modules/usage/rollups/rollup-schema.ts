@@ -82,16 +82,29 @@ export const RAW_KEY_EXPRS: Record<(typeof HOURLY_KEYS)[number] | (typeof TASK_K
  * can also fold raw rows into summaries that already hold other hours or tasks.
  */
 export function summariseSql(db: DbType, table: string, where: string): string {
-  const keys = table === HOURLY_TABLE ? HOURLY_KEYS : TASK_KEYS;
+  const task = table === TASK_TOTALS_TABLE;
+  const keys = task ? TASK_KEYS : HOURLY_KEYS;
   const measures = rawMeasureExprs(db);
-  const cols = [...keys, ...MEASURES];
-  const select = [...keys.map((k) => RAW_KEY_EXPRS[k]), ...MEASURES.map((m) => measures[m])];
+  const cols = [...keys, ...MEASURES, ...(task ? [FIRST_AT] : [])];
+  const select = [...keys.map((k) => RAW_KEY_EXPRS[k]), ...MEASURES.map((m) => measures[m]), ...(task ? ['MIN(u.created_at_ms)'] : [])];
   // The WHERE is not optional: SQLite needs one before ON CONFLICT in INSERT ... SELECT to parse the upsert.
   return (
     `INSERT INTO ${table} (${cols.join(', ')}) SELECT ${select.join(', ')} FROM llm_usage u WHERE ${where} ` +
     `GROUP BY ${keys.map((k) => RAW_KEY_EXPRS[k]).join(', ')} ` +
-    `ON CONFLICT (${keys.join(', ')}) DO UPDATE SET ${MEASURES.map((m) => `${m} = ${table}.${m} + excluded.${m}`).join(', ')}`
+    `ON CONFLICT (${keys.join(', ')}) DO UPDATE SET ${updates(db, table)}`
   );
+}
+
+/**
+ * The task totals also keep the time of the task's first call in each group: a rebuild can then
+ * tell a task whose oldest raw rows retention deleted (its totals are kept) from one it can rebuild.
+ */
+export const FIRST_AT = 'first_at_ms';
+
+function updates(db: DbType, table: string): string {
+  const sums = MEASURES.map((m) => `${m} = ${table}.${m} + excluded.${m}`);
+  if (table === TASK_TOTALS_TABLE) sums.push(`${FIRST_AT} = ${db === 'postgres' ? 'LEAST' : 'MIN'}(${table}.${FIRST_AT}, excluded.${FIRST_AT})`);
+  return sums.join(', ');
 }
 
 /** The fields of a raw row the summaries are made of (a `UsageRecord` as the sink stored it). */
@@ -119,6 +132,7 @@ interface Sums {
   /** The measures in MEASURES order except cost_nanos: nine counts, then latency_us. */
   counts: number[];
   cost: bigint;
+  firstMs: number;
 }
 
 /**
@@ -147,7 +161,7 @@ export class RollupDelta {
       [TASK_TOTALS_TABLE, TASK_KEYS, this.tasks],
     ] as const) {
       const list = [...groups.values()];
-      // 16 values a row: 400 rows stay under SQLite's 32,766 and PostgreSQL's 65,535 bind parameters.
+      // At most 17 values a row: 400 rows stay under SQLite's 32,766 and PostgreSQL's 65,535 bind parameters.
       for (let i = 0; i < list.length; i += 400) out.push(upsertStatement(db, table, keys, list.slice(i, i + 400)));
     }
     return out;
@@ -157,10 +171,11 @@ export class RollupDelta {
     const id = JSON.stringify(keys);
     let s = map.get(id);
     if (!s) {
-      s = { keys, counts: new Array<number>(MEASURES.length - 1).fill(0), cost: 0n };
+      s = { keys, counts: new Array<number>(MEASURES.length - 1).fill(0), cost: 0n, firstMs: r.createdAtMs };
       map.set(id, s);
     }
     const c = s.counts;
+    if (r.createdAtMs < s.firstMs) s.firstMs = r.createdAtMs;
     c[0] += 1;
     c[1] += r.totalTokens;
     c[2] += r.inputTokens;
@@ -177,17 +192,17 @@ export class RollupDelta {
 }
 
 function upsertStatement(db: DbType, table: string, keys: readonly string[], groups: Sums[]): [string, unknown[]] {
-  const cols = [...keys, ...MEASURES];
+  const task = table === TASK_TOTALS_TABLE;
+  const cols = [...keys, ...MEASURES, ...(task ? [FIRST_AT] : [])];
   const values: unknown[] = [];
   const tuples: string[] = [];
   for (const g of groups) {
     const base = values.length;
     values.push(...g.keys, ...g.counts.slice(0, 9), bigintParam(g.cost), g.counts[9]);
+    if (task) values.push(g.firstMs);
     tuples.push(`(${cols.map((_, i) => placeholder(db, base + i + 1)).join(', ')})`);
   }
-  const sql =
-    `INSERT INTO ${table} (${cols.join(', ')}) VALUES ${tuples.join(', ')} ` +
-    `ON CONFLICT (${keys.join(', ')}) DO UPDATE SET ${MEASURES.map((m) => `${m} = ${table}.${m} + excluded.${m}`).join(', ')}`;
+  const sql = `INSERT INTO ${table} (${cols.join(', ')}) VALUES ${tuples.join(', ')} ON CONFLICT (${keys.join(', ')}) DO UPDATE SET ${updates(db, table)}`;
   return [sql, values];
 }
 
