@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { DataSource } from 'typeorm';
 import { parseDatabaseUrl } from '../src/config/database.config';
 import { buildTypeOrmOptions } from '../src/database/typeorm-options';
-import { DbType, HOURLY_TABLE, summariseSql, TASK_TOTALS_TABLE } from '../src/modules/usage/rollups/rollup-schema';
+import { DbType, summariseSql, SUMMARIES } from '../src/modules/usage/rollups/rollup-schema';
 
 export interface GenerateUsageOptions {
   rows: number;
@@ -72,8 +72,7 @@ export async function generateUsage(ds: DataSource, opts: GenerateUsageOptions):
   const tasksDone = Date.now();
   await ds.transaction(async (m) => {
     const where = `u.created_at_ms >= ${fromMs}`;
-    await m.query(summariseSql(db, HOURLY_TABLE, where));
-    await m.query(summariseSql(db, TASK_TOTALS_TABLE, `${where} AND u.task_id IS NOT NULL`));
+    for (const s of SUMMARIES) await m.query(summariseSql(db, s, s.keys.includes('task_id') ? `${where} AND u.task_id IS NOT NULL` : where));
   });
   const done = Date.now();
   const s = (ms: number) => Math.round(ms / 10) / 100;

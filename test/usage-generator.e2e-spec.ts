@@ -1,6 +1,7 @@
 import { DataSource } from 'typeorm';
 import { generateUsage } from '../bench/generate-usage';
 import { rebuildRollups } from '../src/modules/usage/rollups/rollup-rebuild';
+import { SUMMARIES } from '../src/modules/usage/rollups/rollup-schema';
 import { createTestApp, TestApp } from './support/create-app';
 import { createScratchPostgres, describePostgres, ScratchDatabase } from './support/postgres';
 
@@ -39,14 +40,16 @@ function generatorSuite(env: () => Record<string, string>) {
       cost_nanos: input * 2_500 + output * 10_000 + (hash(7, 3) % 1_000),
     });
 
-    const dump = async () => ({
-      hourly: await ds.query('SELECT * FROM llm_usage_hourly ORDER BY hour_ms, requested_model, user_id, provider, status'),
-      tasks: await ds.query('SELECT * FROM llm_usage_task_totals ORDER BY task_id, requested_model, user_id, provider, status'),
-    });
+    const dump = async () => {
+      const out: Record<string, unknown[]> = {};
+      for (const s of SUMMARIES) out[s.table] = await ds.query(`SELECT * FROM ${s.table} ORDER BY ${s.keys.join(', ')}`);
+      return out;
+    };
     const generated = await dump();
-    expect(generated.hourly.length).toBeGreaterThan(0);
-    await ds.query('DELETE FROM llm_usage_hourly');
-    await ds.query('DELETE FROM llm_usage_task_totals');
+    for (const s of SUMMARIES) {
+      expect(generated[s.table].length).toBeGreaterThan(0);
+      await ds.query(`DELETE FROM ${s.table}`);
+    }
     await rebuildRollups(ds, null);
     expect(await dump()).toEqual(generated);
 

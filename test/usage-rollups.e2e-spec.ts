@@ -171,14 +171,19 @@ function rollupSuite(env: () => Record<string, string>) {
     for (const r of [...records.slice(0, 700)].reverse()) await recorder.record(r);
     await recorder.flush();
     expect(await count('SELECT COUNT(*) AS n FROM llm_usage')).toBe(records.length);
-    expect(await count('SELECT SUM(requests) AS n FROM llm_usage_hourly')).toBe(before);
+    for (const table of ['llm_usage_hourly', 'llm_usage_daily_model', 'llm_usage_daily_user']) {
+      expect(await count(`SELECT SUM(requests) AS n FROM ${table}`)).toBe(records.length);
+    }
+    expect(before).toBe(records.length);
     expect(await count('SELECT SUM(requests) AS n FROM llm_usage_task_totals')).toBe(records.filter((r) => r.taskId !== null).length);
     await expectWindowsExact(t, records, 2, 4);
   });
 
   it('npm run rollups:rebuild (rebuildRollups) restores lost or damaged rollups exactly', async () => {
     const ds = t.app.get(DataSource);
-    await ds.query('UPDATE llm_usage_hourly SET cost_nanos = cost_nanos + 1, requests = requests + 1');
+    for (const table of ['llm_usage_hourly', 'llm_usage_daily_model', 'llm_usage_daily_user']) {
+      await ds.query(`UPDATE ${table} SET cost_nanos = cost_nanos + 1, requests = requests + 1`);
+    }
     await ds.query('DELETE FROM llm_usage_task_totals');
     const damaged = (await t.app.inject({ method: 'GET', url: '/api/v1/usage/overall?days=30', headers: bearer(ADMIN_KEY) })).json();
     expect(damaged.total_requests).not.toBe(records.length);
@@ -296,7 +301,9 @@ function retentionSuite(env: () => Record<string, string>) {
     expect(result.deleted).toBe(old);
     expect(await count('SELECT COUNT(*) AS n FROM llm_usage')).toBe(records.length - old);
     expect(await count(`SELECT COUNT(*) AS n FROM llm_usage WHERE created_at_ms < ${horizon}`)).toBe(0);
-    expect(await count('SELECT SUM(requests) AS n FROM llm_usage_hourly')).toBe(records.length);
+    for (const table of ['llm_usage_hourly', 'llm_usage_daily_model', 'llm_usage_daily_user']) {
+      expect(await count(`SELECT SUM(requests) AS n FROM ${table}`)).toBe(records.length);
+    }
 
     // A window past the limit starts at its first hour's start (answered whole from the rollup).
     const res = await t.app.inject({ method: 'GET', url: '/api/v1/usage/overall?days=10', headers: bearer(ADMIN_KEY) });
@@ -305,7 +312,10 @@ function retentionSuite(env: () => Record<string, string>) {
 
     // Task usage and a rebuild keep what the raw rows no longer hold.
     await rebuildRollups(t.app.get(DataSource), 4);
-    expect(await count('SELECT SUM(requests) AS n FROM llm_usage_hourly')).toBe(records.length);
+    for (const table of ['llm_usage_hourly', 'llm_usage_daily_model', 'llm_usage_daily_user', 'llm_usage_task_totals']) {
+      const withTask = table === 'llm_usage_task_totals' ? records.filter((r) => r.taskId !== null) : records;
+      expect(await count(`SELECT SUM(requests) AS n FROM ${table}`)).toBe(withTask.length);
+    }
     await expectWindowsExact(t, records, 6, 6);
     expect((await retention.purge()).deleted).toBe(0);
   });

@@ -16,11 +16,25 @@ import {
 } from './dto/usage-response.dto';
 import { UsageAccessDeniedException, UsageCursorInvalidException, UsageTaskNotFoundException } from './usage.exceptions';
 import { nanosToUsd, nanosToUsdExact, parseNanos } from '../../common/money';
-import { ceilHour, DbType, floorHour, HOURLY_TABLE, latencyUsExpr, NO_USER, rawHorizonMs, TASK_TOTALS_TABLE } from './rollups/rollup-schema';
+import {
+  ceilDay,
+  ceilHour,
+  DAILY_MODEL,
+  DAILY_USER,
+  DAY_MS,
+  DbType,
+  floorDay,
+  floorHour,
+  HOUR_MS,
+  HOURLY,
+  latencyUsExpr,
+  NO_USER,
+  rawHorizonMs,
+  Summary,
+  TASK_TOTALS_TABLE,
+} from './rollups/rollup-schema';
 import { decodeUserCursor, encodeUserCursor, UserCursor } from './user-cursor';
 
-const DAY_MS = 86_400_000;
-const HOUR_MS = 3_600_000;
 /** Key of calls made without a user in `by_user` / user-grouped timeseries (not a valid user id, so no clash). */
 export const NO_USER_KEY = '(none)';
 /** Key of the users beyond `top_users` in `by_user` (not a valid user id either). */
@@ -103,8 +117,8 @@ export const DEFAULT_TOP_USERS = 100;
  * Read side of the usage API. Every method takes the caller's principal and applies the
  * user-scope rules here (not in the controller), so no path can forget them.
  *
- * Windows are answered from the hourly rollup for their whole hours and from raw rows only for
- * the partial hours at each end; task usage from the per-task totals. Both summaries are kept in
+ * Windows are answered from the daily and hourly rollups for their whole days and hours and from
+ * raw rows only for the partial hours at each end; task usage from the per-task totals. Both summaries are kept in
  * the transaction that writes the raw rows, so every answer is exact to the nano-dollar.
  */
 @Injectable()
@@ -222,30 +236,42 @@ export class UsageQueryService {
   }
 
   /**
-   * Groups of a window: whole hours `[h0, h1)` from the hourly rollup, the partial hours before h0
-   * and from h1 on from raw rows, merged by (key, bucket). Rollup rows and raw rows of the same
-   * call never overlap: they are split on the same hour boundary.
+   * Groups of a window: the partial hours at each end from raw rows; whole hours from the hourly
+   * rollup; and, when the query is not limited to one user and buckets are days (or none), whole
+   * UTC days from the daily rollup of its grouping (a row per model or user a day), hours only for
+   * the partial days around them. Merged by (key, bucket). The parts never overlap: each is split
+   * from the next on the same hour or day boundary.
    */
   private async windowGroups(q: WindowQuery): Promise<Group[]> {
     const { w } = q;
     const end = w.untilMs ?? w.nowMs;
     const h0 = ceilHour(w.sinceMs);
     const h1 = floorHour(end);
+    if (h0 >= h1) return merge(await this.rawGroups(q, w.sinceMs, w.untilMs));
     const parts: Group[][] = [];
-    if (h0 < h1) {
-      parts.push(await this.rollupGroups(q, h0, h1));
-      if (w.sinceMs < h0) parts.push(await this.rawGroups(q, w.sinceMs, h0));
-      parts.push(await this.rawGroups(q, h1, w.untilMs));
+    if (w.sinceMs < h0) parts.push(await this.rawGroups(q, w.sinceMs, h0));
+    parts.push(await this.rawGroups(q, h1, w.untilMs));
+    const daily = q.userId === undefined && (q.bucketMs === undefined || q.bucketMs === DAY_MS) ? (q.groupBy === 'model' ? DAILY_MODEL : DAILY_USER) : null;
+    const d0 = ceilDay(h0);
+    const d1 = floorDay(h1);
+    if (daily && d0 < d1) {
+      parts.push(await this.rollupGroups(q, daily, d0, d1));
+      if (h0 < d0) parts.push(await this.rollupGroups(q, HOURLY, h0, d0));
+      if (d1 < h1) parts.push(await this.rollupGroups(q, HOURLY, d1, h1));
     } else {
-      parts.push(await this.rawGroups(q, w.sinceMs, w.untilMs));
+      parts.push(await this.rollupGroups(q, HOURLY, h0, h1));
     }
     return merge(parts.flat());
   }
 
-  private async rollupGroups(q: WindowQuery, fromMs: number, toMs: number): Promise<Group[]> {
+  /** Groups of a rollup over `[fromMs, toMs)` (boundaries of its time column). */
+  private async rollupGroups(q: WindowQuery, summary: Summary, fromMs: number, toMs: number): Promise<Group[]> {
+    const time = `r.${summary.keys[0]}`;
     const key = q.groupBy === 'model' ? 'r.requested_model' : 'r.user_id';
-    const qb = this.summary(HOURLY_TABLE, key, q.bucketMs ? `(r.hour_ms / ${q.bucketMs}) * ${q.bucketMs}` : undefined)
-      .where('r.hour_ms >= :fromMs AND r.hour_ms < :toMs', { fromMs, toMs });
+    const qb = this.summary(summary.table, key, q.bucketMs ? `(${time} / ${q.bucketMs}) * ${q.bucketMs}` : undefined).where(
+      `${time} >= :fromMs AND ${time} < :toMs`,
+      { fromMs, toMs },
+    );
     if (q.userId !== undefined) qb.andWhere('r.user_id = :userId', { userId: q.userId });
     return (await qb.getRawMany<RawRow>()).map((r) => toGroup(r, q.groupBy === 'user'));
   }

@@ -1,5 +1,5 @@
 import { DataSource } from 'typeorm';
-import { DbType, FIRST_AT, floorHour, HOURLY_TABLE, rawHorizonMs, summariseSql, TASK_TOTALS_TABLE } from './rollup-schema';
+import { ceilDay, DAILY_MODEL, DAILY_USER, DbType, FIRST_AT, floorDay, floorHour, HOURLY, HOURLY_TABLE, rawHorizonMs, summariseSql, TASK_TOTALS, TASK_TOTALS_TABLE } from './rollup-schema';
 
 export interface RebuildResult {
   /** First hour rebuilt from raw rows (earlier hours kept as they were); null when there are no raw rows. */
@@ -9,10 +9,11 @@ export interface RebuildResult {
 }
 
 /**
- * Rebuilds the hourly rollup and the per-task totals from the raw rows, in one transaction (readers
- * see the old summaries or the new ones, never a mix). Only what the raw rows still fully cover is
+ * Rebuilds the rollups and the per-task totals from the raw rows, in one transaction (readers see
+ * the old summaries or the new ones, never a mix). Only what the raw rows still fully cover is
  * rebuilt: hours from the oldest raw row's hour on (and not before the retention horizon, where a
- * deletion may be half done), and tasks whose every raw row is in those hours. Summaries of older
+ * deletion may be half done), days likewise (whole days only), and tasks whose every raw row is in
+ * those hours. Summaries of older
  * hours and tasks, whose raw rows retention deleted, are kept as they are.
  */
 export async function rebuildRollups(ds: DataSource, rawRetentionDays: number | null, nowMs = Date.now()): Promise<RebuildResult> {
@@ -25,17 +26,23 @@ export async function rebuildRollups(ds: DataSource, rawRetentionDays: number | 
     }
     let from = floorHour(Number(oldest.min_ms));
     const horizon = rawHorizonMs(nowMs, rawRetentionDays);
+    // Before the retention horizon an hour may be half deleted: start at it. Under retention, the
+    // day of the oldest raw row may have lost its earlier hours: days start at the next whole one.
     if (horizon !== null && horizon > from) from = horizon;
+    const dayFrom = horizon !== null ? ceilDay(from) : floorDay(from);
     // Whole numbers only: safe to inline, and the same text on both databases.
-    const f = String(Math.trunc(from));
-    await q(`DELETE FROM ${HOURLY_TABLE} WHERE hour_ms >= ${f}`);
-    await q(summariseSql(db, HOURLY_TABLE, `u.created_at_ms >= ${f}`));
+    for (const s of [HOURLY, DAILY_MODEL, DAILY_USER]) {
+      const start = String(s.keys.includes('day_ms') ? dayFrom : from);
+      await q(`DELETE FROM ${s.table} WHERE ${s.keys[0]} >= ${start}`);
+      await q(summariseSql(db, s, `u.created_at_ms >= ${start}`));
+    }
+    const f = String(from);
     // Tasks whose raw rows all lie in the rebuilt hours, and whose kept totals do not say they had older calls.
     const covered =
       `SELECT c.task_id FROM llm_usage c WHERE c.task_id IS NOT NULL GROUP BY c.task_id HAVING MIN(c.created_at_ms) >= ${f} ` +
       `EXCEPT SELECT k.task_id FROM ${TASK_TOTALS_TABLE} k WHERE k.${FIRST_AT} < ${f}`;
     await q(`DELETE FROM ${TASK_TOTALS_TABLE} WHERE task_id IN (${covered})`);
-    await q(summariseSql(db, TASK_TOTALS_TABLE, `u.task_id IN (${covered})`));
+    await q(summariseSql(db, TASK_TOTALS, `u.task_id IN (${covered})`));
     return { fromHourMs: from, hourlyRows: await count(q, HOURLY_TABLE), taskRows: await count(q, TASK_TOTALS_TABLE) };
   });
 }

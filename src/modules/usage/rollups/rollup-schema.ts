@@ -1,29 +1,49 @@
 /**
- * The two summary tables kept beside the raw `llm_usage` rows:
+ * Summary tables kept beside the raw `llm_usage` rows:
  *
- * - `llm_usage_hourly`: one row per (UTC hour, requested model, user, provider, status), which is
- *   every dimension the window queries group or filter by. Windows read it for whole hours.
+ * - `llm_usage_hourly`: one row per (UTC hour, requested model, user, provider, status), every
+ *   dimension the window queries group or filter by. Windows read it for whole hours, and for
+ *   whole days when they are limited to one user.
+ * - `llm_usage_daily_model` (UTC day, model, provider, status) and `llm_usage_daily_user` (UTC day,
+ *   user, status): one dimension each, so a day holds at most a row per model or per user however
+ *   many calls it had (a model x user table grows with the tasks, not with the calls). Unscoped
+ *   windows read them for whole days.
  * - `llm_usage_task_totals`: one row per (task, requested model, user, provider, status), read by
  *   the task usage endpoint and the task metrics, so both stay exact after retention.
  *
- * Both hold sums only (counts, tokens, integer nano-dollars, latency in whole microseconds), so
+ * All hold sums only (counts, tokens, integer nano-dollars, latency in whole microseconds), so
  * adding rows to them is exact and order-free. They are maintained in the usage sink's batch
  * transaction, from the rows that insert actually wrote (see `RollupDelta`), and rebuilt from the
  * raw rows by `npm run rollups:rebuild` and by the migration that created them.
  */
 export const HOURLY_TABLE = 'llm_usage_hourly';
+export const DAILY_MODEL_TABLE = 'llm_usage_daily_model';
+export const DAILY_USER_TABLE = 'llm_usage_daily_user';
 export const TASK_TOTALS_TABLE = 'llm_usage_task_totals';
 export const HOUR_MS = 3_600_000;
+export const DAY_MS = 86_400_000;
 
 /** Calls without a user are kept under '' in the summaries (a key column cannot be NULL in a unique index). */
 export const NO_USER = '';
 
 export type DbType = 'sqlite' | 'postgres';
 
-/** The dimensions shared by both tables, in key order. */
-export const SHARED_KEYS = ['requested_model', 'user_id', 'provider', 'status'] as const;
-export const HOURLY_KEYS = ['hour_ms', ...SHARED_KEYS] as const;
-export const TASK_KEYS = ['task_id', ...SHARED_KEYS] as const;
+export type KeyColumn = 'hour_ms' | 'day_ms' | 'task_id' | 'requested_model' | 'user_id' | 'provider' | 'status';
+
+export interface Summary {
+  table: string;
+  /** Key columns, in primary-key order. */
+  keys: readonly KeyColumn[];
+  /** Also keeps MIN(created_at_ms) per group (the task totals, see FIRST_AT). */
+  firstAt?: boolean;
+}
+
+export const HOURLY: Summary = { table: HOURLY_TABLE, keys: ['hour_ms', 'requested_model', 'user_id', 'provider', 'status'] };
+export const DAILY_MODEL: Summary = { table: DAILY_MODEL_TABLE, keys: ['day_ms', 'requested_model', 'provider', 'status'] };
+export const DAILY_USER: Summary = { table: DAILY_USER_TABLE, keys: ['day_ms', 'user_id', 'status'] };
+export const TASK_TOTALS: Summary = { table: TASK_TOTALS_TABLE, keys: ['task_id', 'requested_model', 'user_id', 'provider', 'status'], firstAt: true };
+/** Every summary, in the order they are written. */
+export const SUMMARIES: readonly Summary[] = [HOURLY, DAILY_MODEL, DAILY_USER, TASK_TOTALS];
 
 /** Summed columns, with the expression that computes each from raw rows aliased `u`. */
 export const MEASURES = [
@@ -67,8 +87,9 @@ export function rawMeasureExprs(db: DbType): Record<Measure, string> {
 }
 
 /** Key expressions over raw rows `u` for each summary key column. */
-export const RAW_KEY_EXPRS: Record<(typeof HOURLY_KEYS)[number] | (typeof TASK_KEYS)[number], string> = {
+export const RAW_KEY_EXPRS: Record<KeyColumn, string> = {
   hour_ms: `(u.created_at_ms / ${HOUR_MS}) * ${HOUR_MS}`,
+  day_ms: `(u.created_at_ms / ${DAY_MS}) * ${DAY_MS}`,
   task_id: 'u.task_id',
   requested_model: 'u.requested_model',
   user_id: `COALESCE(u.user_id, '${NO_USER}')`,
@@ -77,33 +98,32 @@ export const RAW_KEY_EXPRS: Record<(typeof HOURLY_KEYS)[number] | (typeof TASK_K
 };
 
 /**
- * `INSERT INTO <table> (...) SELECT ... FROM llm_usage u WHERE <where> GROUP BY ...`: builds a
- * summary from raw rows (the migration and the rebuild). Adds to existing rows on conflict, so it
- * can also fold raw rows into summaries that already hold other hours or tasks.
- */
-export function summariseSql(db: DbType, table: string, where: string): string {
-  const task = table === TASK_TOTALS_TABLE;
-  const keys = task ? TASK_KEYS : HOURLY_KEYS;
-  const measures = rawMeasureExprs(db);
-  const cols = [...keys, ...MEASURES, ...(task ? [FIRST_AT] : [])];
-  const select = [...keys.map((k) => RAW_KEY_EXPRS[k]), ...MEASURES.map((m) => measures[m]), ...(task ? ['MIN(u.created_at_ms)'] : [])];
-  // The WHERE is not optional: SQLite needs one before ON CONFLICT in INSERT ... SELECT to parse the upsert.
-  return (
-    `INSERT INTO ${table} (${cols.join(', ')}) SELECT ${select.join(', ')} FROM llm_usage u WHERE ${where} ` +
-    `GROUP BY ${keys.map((k) => RAW_KEY_EXPRS[k]).join(', ')} ` +
-    `ON CONFLICT (${keys.join(', ')}) DO UPDATE SET ${updates(db, table)}`
-  );
-}
-
-/**
  * The task totals also keep the time of the task's first call in each group: a rebuild can then
  * tell a task whose oldest raw rows retention deleted (its totals are kept) from one it can rebuild.
  */
 export const FIRST_AT = 'first_at_ms';
 
-function updates(db: DbType, table: string): string {
-  const sums = MEASURES.map((m) => `${m} = ${table}.${m} + excluded.${m}`);
-  if (table === TASK_TOTALS_TABLE) sums.push(`${FIRST_AT} = ${db === 'postgres' ? 'LEAST' : 'MIN'}(${table}.${FIRST_AT}, excluded.${FIRST_AT})`);
+const columnsOf = (s: Summary) => [...s.keys, ...MEASURES, ...(s.firstAt ? [FIRST_AT] : [])];
+
+/**
+ * `INSERT INTO <table> (...) SELECT ... FROM llm_usage u WHERE <where> GROUP BY ...`: builds a
+ * summary from raw rows (the migration and the rebuild). Adds to existing rows on conflict, so it
+ * can also fold raw rows into summaries that already hold other hours or tasks.
+ */
+export function summariseSql(db: DbType, s: Summary, where: string): string {
+  const measures = rawMeasureExprs(db);
+  const select = [...s.keys.map((k) => RAW_KEY_EXPRS[k]), ...MEASURES.map((m) => measures[m]), ...(s.firstAt ? ['MIN(u.created_at_ms)'] : [])];
+  // The WHERE is not optional: SQLite needs one before ON CONFLICT in INSERT ... SELECT to parse the upsert.
+  return (
+    `INSERT INTO ${s.table} (${columnsOf(s).join(', ')}) SELECT ${select.join(', ')} FROM llm_usage u WHERE ${where} ` +
+    `GROUP BY ${s.keys.map((k) => RAW_KEY_EXPRS[k]).join(', ')} ` +
+    `ON CONFLICT (${s.keys.join(', ')}) DO UPDATE SET ${updates(db, s)}`
+  );
+}
+
+function updates(db: DbType, s: Summary): string {
+  const sums = MEASURES.map((m) => `${m} = ${s.table}.${m} + excluded.${m}`);
+  if (s.firstAt) sums.push(`${FIRST_AT} = ${db === 'postgres' ? 'LEAST' : 'MIN'}(${s.table}.${FIRST_AT}, excluded.${FIRST_AT})`);
   return sums.join(', ');
 }
 
@@ -140,35 +160,29 @@ interface Sums {
  * rules as the SQL above, then written as one multi-row upsert per table.
  */
 export class RollupDelta {
-  private readonly hourly = new Map<string, Sums>();
-  private readonly tasks = new Map<string, Sums>();
+  private readonly groups = SUMMARIES.map(() => new Map<string, Sums>());
 
   add(r: SummarisedRow): void {
-    const shared = [r.requestedModel, r.userId ?? NO_USER, r.provider, r.status];
-    this.fold(this.hourly, [Math.floor(r.createdAtMs / HOUR_MS) * HOUR_MS, ...shared], r);
-    if (r.taskId !== null) this.fold(this.tasks, [r.taskId, ...shared], r);
+    for (let i = 0; i < SUMMARIES.length; i++) {
+      const s = SUMMARIES[i];
+      if (s.keys.includes('task_id') && r.taskId === null) continue;
+      this.fold(this.groups[i], s.keys.map((k) => keyValue(k, r)), r);
+    }
   }
 
-  get empty(): boolean {
-    return this.hourly.size === 0;
-  }
-
-  /** Statements (SQL with `?` placeholders, values) that add this delta to the summary tables. */
+  /** Statements (SQL with placeholders, values) that add this delta to the summary tables. */
   statements(db: DbType): [sql: string, values: unknown[]][] {
     const out: [string, unknown[]][] = [];
-    for (const [table, keys, groups] of [
-      [HOURLY_TABLE, HOURLY_KEYS, this.hourly],
-      [TASK_TOTALS_TABLE, TASK_KEYS, this.tasks],
-    ] as const) {
-      const list = [...groups.values()];
+    SUMMARIES.forEach((s, i) => {
+      const list = [...this.groups[i].values()];
       // At most 17 values a row: 400 rows stay under SQLite's 32,766 and PostgreSQL's 65,535 bind parameters.
-      for (let i = 0; i < list.length; i += 400) out.push(upsertStatement(db, table, keys, list.slice(i, i + 400)));
-    }
+      for (let j = 0; j < list.length; j += 400) out.push(upsertStatement(db, s, list.slice(j, j + 400)));
+    });
     return out;
   }
 
   private fold(map: Map<string, Sums>, keys: (string | number)[], r: SummarisedRow): void {
-    const id = JSON.stringify(keys);
+    const id = keys.join('\u0000');
     let s = map.get(id);
     if (!s) {
       s = { keys, counts: new Array<number>(MEASURES.length - 1).fill(0), cost: 0n, firstMs: r.createdAtMs };
@@ -191,18 +205,36 @@ export class RollupDelta {
   }
 }
 
-function upsertStatement(db: DbType, table: string, keys: readonly string[], groups: Sums[]): [string, unknown[]] {
-  const task = table === TASK_TOTALS_TABLE;
-  const cols = [...keys, ...MEASURES, ...(task ? [FIRST_AT] : [])];
+function keyValue(k: KeyColumn, r: SummarisedRow): string | number {
+  switch (k) {
+    case 'hour_ms':
+      return Math.floor(r.createdAtMs / HOUR_MS) * HOUR_MS;
+    case 'day_ms':
+      return Math.floor(r.createdAtMs / DAY_MS) * DAY_MS;
+    case 'task_id':
+      return r.taskId as string;
+    case 'requested_model':
+      return r.requestedModel;
+    case 'user_id':
+      return r.userId ?? NO_USER;
+    case 'provider':
+      return r.provider;
+    case 'status':
+      return r.status;
+  }
+}
+
+function upsertStatement(db: DbType, s: Summary, groups: Sums[]): [string, unknown[]] {
+  const cols = columnsOf(s);
   const values: unknown[] = [];
   const tuples: string[] = [];
   for (const g of groups) {
     const base = values.length;
     values.push(...g.keys, ...g.counts.slice(0, 9), bigintParam(g.cost), g.counts[9]);
-    if (task) values.push(g.firstMs);
+    if (s.firstAt) values.push(g.firstMs);
     tuples.push(`(${cols.map((_, i) => placeholder(db, base + i + 1)).join(', ')})`);
   }
-  const sql = `INSERT INTO ${table} (${cols.join(', ')}) VALUES ${tuples.join(', ')} ON CONFLICT (${keys.join(', ')}) DO UPDATE SET ${updates(db, table)}`;
+  const sql = `INSERT INTO ${s.table} (${cols.join(', ')}) VALUES ${tuples.join(', ')} ON CONFLICT (${s.keys.join(', ')}) DO UPDATE SET ${updates(db, s)}`;
   return [sql, values];
 }
 
@@ -213,6 +245,8 @@ export const bigintParam = (v: bigint): number | string => (v <= BigInt(Number.M
 
 export const floorHour = (ms: number) => Math.floor(ms / HOUR_MS) * HOUR_MS;
 export const ceilHour = (ms: number) => Math.ceil(ms / HOUR_MS) * HOUR_MS;
+export const floorDay = (ms: number) => Math.floor(ms / DAY_MS) * DAY_MS;
+export const ceilDay = (ms: number) => Math.ceil(ms / DAY_MS) * DAY_MS;
 
 /**
  * Start of the raw rows retention keeps at `nowMs`: rows of earlier hours may be deleted (whole
@@ -220,5 +254,5 @@ export const ceilHour = (ms: number) => Math.ceil(ms / HOUR_MS) * HOUR_MS;
  * when raw rows are kept forever.
  */
 export function rawHorizonMs(nowMs: number, rawDays: number | null): number | null {
-  return rawDays === null ? null : floorHour(nowMs - rawDays * 86_400_000);
+  return rawDays === null ? null : floorHour(nowMs - rawDays * DAY_MS);
 }
