@@ -71,7 +71,7 @@ const SUMMARY_AGGREGATES: [expr: string, alias: string][] = [
   ['SUM(r.cached_input_tokens)', 'cached_input_tokens'],
   ['SUM(r.cache_write_tokens)', 'cache_write_tokens'],
   ['SUM(r.reasoning_tokens)', 'reasoning_tokens'],
-  ["SUM(CASE WHEN r.status = 'success' THEN 0 ELSE r.requests END)", 'failed_requests'],
+  ['SUM(r.failed_requests)', 'failed_requests'],
   ['SUM(r.unpriced_requests)', 'unpriced_requests'],
   ['SUM(r.estimated_requests)', 'estimated_requests'],
   ['CAST(SUM(r.cost_nanos) AS TEXT)', 'cost_nanos'],
@@ -327,16 +327,18 @@ export class UsageQueryService {
    * falls back to the LLM call success rate.
    */
   private async taskSuccessRate(w: Window, principal: Principal): Promise<number | null> {
-    const qb = this.read
-      .createQueryBuilder()
-      .from('tasks', 't')
-      .select("SUM(CASE WHEN t.status = 'succeeded' THEN 1 ELSE 0 END)", 'ok')
-      .addSelect("SUM(CASE WHEN t.status = 'failed' THEN 1 ELSE 0 END)", 'failed')
-      .where('t.created_at_ms >= :since', { since: w.sinceMs });
-    if (principal.scope !== 'admin') qb.andWhere('t.user_id = :scopeUserId', { scopeUserId: principal.userId });
-    const r = await qb.getRawOne<{ ok: unknown; failed: unknown }>();
-    const ok = Number(r?.ok ?? 0);
-    const failed = Number(r?.failed ?? 0);
+    // One COUNT per status: each an index range (idx_tasks_status_created, or the user's index), not a scan of the window's tasks.
+    const count = async (status: string) => {
+      const qb = this.read
+        .createQueryBuilder()
+        .from('tasks', 't')
+        .select('COUNT(*)', 'n')
+        .where('t.status = :status AND t.created_at_ms >= :since', { status, since: w.sinceMs });
+      if (principal.scope !== 'admin') qb.andWhere('t.user_id = :scopeUserId', { scopeUserId: principal.userId });
+      return Number((await qb.getRawOne<{ n: unknown }>())?.n ?? 0);
+    };
+    const ok = await count('succeeded');
+    const failed = await count('failed');
     return ok + failed === 0 ? null : Math.round((ok / (ok + failed)) * 10_000) / 100;
   }
 }

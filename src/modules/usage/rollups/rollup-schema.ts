@@ -4,8 +4,8 @@
  * - `llm_usage_hourly`: one row per (UTC hour, requested model, user, provider, status), every
  *   dimension the window queries group or filter by. Windows read it for whole hours, and for
  *   whole days when they are limited to one user.
- * - `llm_usage_daily_model` (UTC day, model, provider, status) and `llm_usage_daily_user` (UTC day,
- *   user, status): one dimension each, so a day holds at most a row per model or per user however
+ * - `llm_usage_daily_model` (UTC day, model, provider) and `llm_usage_daily_user` (UTC day, user):
+ *   one dimension each, so a day holds at most a row per model or per user however
  *   many calls it had (a model x user table grows with the tasks, not with the calls). Unscoped
  *   windows read them for whole days.
  * - `llm_usage_task_totals`: one row per (task, requested model, user, provider, status), read by
@@ -39,8 +39,9 @@ export interface Summary {
 }
 
 export const HOURLY: Summary = { table: HOURLY_TABLE, keys: ['hour_ms', 'requested_model', 'user_id', 'provider', 'status'] };
-export const DAILY_MODEL: Summary = { table: DAILY_MODEL_TABLE, keys: ['day_ms', 'requested_model', 'provider', 'status'] };
-export const DAILY_USER: Summary = { table: DAILY_USER_TABLE, keys: ['day_ms', 'user_id', 'status'] };
+// No status in the daily keys: failed_requests is a sum of its own, so a day has one row per model or user.
+export const DAILY_MODEL: Summary = { table: DAILY_MODEL_TABLE, keys: ['day_ms', 'requested_model', 'provider'] };
+export const DAILY_USER: Summary = { table: DAILY_USER_TABLE, keys: ['day_ms', 'user_id'] };
 export const TASK_TOTALS: Summary = { table: TASK_TOTALS_TABLE, keys: ['task_id', 'requested_model', 'user_id', 'provider', 'status'], firstAt: true };
 /** Every summary, in the order they are written. */
 export const SUMMARIES: readonly Summary[] = [HOURLY, DAILY_MODEL, DAILY_USER, TASK_TOTALS];
@@ -58,6 +59,7 @@ export const MEASURES = [
   'estimated_requests',
   'cost_nanos',
   'latency_us',
+  'failed_requests',
 ] as const;
 export type Measure = (typeof MEASURES)[number];
 
@@ -83,6 +85,7 @@ export function rawMeasureExprs(db: DbType): Record<Measure, string> {
     estimated_requests: 'COALESCE(SUM(CASE WHEN u.estimated THEN 1 ELSE 0 END), 0)',
     cost_nanos: 'COALESCE(SUM(u.cost_nanos), 0)',
     latency_us: `COALESCE(SUM(${latencyUsExpr(db)}), 0)`,
+    failed_requests: "COALESCE(SUM(CASE WHEN u.status = 'success' THEN 0 ELSE 1 END), 0)",
   };
 }
 
@@ -149,7 +152,7 @@ export interface SummarisedRow {
 
 interface Sums {
   keys: (string | number)[];
-  /** The measures in MEASURES order except cost_nanos: nine counts, then latency_us. */
+  /** The measures in MEASURES order except cost_nanos (see COUNTED). */
   counts: number[];
   cost: bigint;
   firstMs: number;
@@ -175,7 +178,7 @@ export class RollupDelta {
     const out: [string, unknown[]][] = [];
     SUMMARIES.forEach((s, i) => {
       const list = [...this.groups[i].values()];
-      // At most 17 values a row: 400 rows stay under SQLite's 32,766 and PostgreSQL's 65,535 bind parameters.
+      // At most 18 values a row: 400 rows stay under SQLite's 32,766 and PostgreSQL's 65,535 bind parameters.
       for (let j = 0; j < list.length; j += 400) out.push(upsertStatement(db, s, list.slice(j, j + 400)));
     });
     return out;
@@ -202,6 +205,7 @@ export class RollupDelta {
     if (r.costNanos !== null) s.cost += BigInt(r.costNanos);
     // A sum of latency_us passes 2^53 only after ~285 years of latency.
     c[9] += Math.trunc(r.latencyMs * 1000);
+    c[10] += r.status === 'success' ? 0 : 1;
   }
 }
 
@@ -230,7 +234,7 @@ function upsertStatement(db: DbType, s: Summary, groups: Sums[]): [string, unkno
   const tuples: string[] = [];
   for (const g of groups) {
     const base = values.length;
-    values.push(...g.keys, ...g.counts.slice(0, 9), bigintParam(g.cost), g.counts[9]);
+    values.push(...g.keys, ...g.counts.slice(0, 9), bigintParam(g.cost), ...g.counts.slice(9));
     if (s.firstAt) values.push(g.firstMs);
     tuples.push(`(${cols.map((_, i) => placeholder(db, base + i + 1)).join(', ')})`);
   }
