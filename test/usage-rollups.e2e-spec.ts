@@ -4,11 +4,13 @@ import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { rebuildRollups } from '../src/modules/usage/rollups/rollup-rebuild';
 import { HOUR_MS } from '../src/modules/usage/rollups/rollup-schema';
-import { UsageRetentionService } from '../src/modules/usage/rollups/usage-retention.service';
+import { JobLeaseService } from '../src/database/job-lease.service';
+import { RETENTION_LEASE, UsageRetentionService } from '../src/modules/usage/rollups/usage-retention.service';
 import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
 import type { UsageRecord } from '../src/plugins/sdk';
 import { bearer, writeApiKeysFile } from './support/api-keys';
 import { createTestApp, TestApp } from './support/create-app';
+import { waitFor } from './support/pipeline';
 import { createScratchPostgres, describePostgres, ScratchDatabase } from './support/postgres';
 import { DAY_MS, expectedGroups, expectedTotals, seededRandom, usageRecord } from './support/usage-records';
 
@@ -293,6 +295,10 @@ function retentionSuite(env: () => Record<string, string>) {
 
   it('deletes old raw rows in batches, keeps the rollups, and windows stay exact (whole hours past the limit)', async () => {
     const retention = t.app.get(UsageRetentionService);
+    // The job ran at start and holds the lease: another replica's tick does nothing meanwhile.
+    await waitFor('the retention lease', async () => (await t.app.get(JobLeaseService).holder(RETENTION_LEASE))?.owner === t.app.get(JobLeaseService).owner);
+    const otherReplica = new JobLeaseService(t.app.get(DataSource));
+    expect(await otherReplica.acquire(RETENTION_LEASE, 60_000)).toBe(false);
     const result = await retention.purge();
     const horizon = Date.parse(result.horizon!);
     expect(horizon % HOUR_MS).toBe(0);
