@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { DataSource } from 'typeorm';
 import { parseDatabaseUrl } from '../src/config/database.config';
 import { buildTypeOrmOptions } from '../src/database/typeorm-options';
-import { DbType, summariseSql, SUMMARIES } from '../src/modules/usage/rollups/rollup-schema';
+import { DAILY_MODEL, DAILY_USER, DAY_MS, DbType, HOURLY, summariseFromHourlySql, summariseSql, TASK_TOTALS } from '../src/modules/usage/rollups/rollup-schema';
 
 export interface GenerateUsageOptions {
   rows: number;
@@ -43,7 +43,6 @@ export interface GenerateUsageResult {
   seconds: { usage: number; tasks: number; rollups: number; analyze: number; total: number };
 }
 
-const DAY_MS = 86_400_000;
 
 /** Generates into `ds` (migrated, without usage); see the file comment. */
 export async function generateUsage(ds: DataSource, opts: GenerateUsageOptions): Promise<GenerateUsageResult> {
@@ -72,7 +71,9 @@ export async function generateUsage(ds: DataSource, opts: GenerateUsageOptions):
   const tasksDone = Date.now();
   await ds.transaction(async (m) => {
     const where = `u.created_at_ms >= ${fromMs}`;
-    for (const s of SUMMARIES) await m.query(summariseSql(db, s, s.keys.includes('task_id') ? `${where} AND u.task_id IS NOT NULL` : where));
+    await m.query(summariseSql(db, HOURLY, where));
+    for (const s of [DAILY_MODEL, DAILY_USER]) await m.query(summariseFromHourlySql(db, s, Math.floor(fromMs / DAY_MS) * DAY_MS));
+    await m.query(summariseSql(db, TASK_TOTALS, `${where} AND u.task_id IS NOT NULL`));
   });
   const rollupsDone = Date.now();
   // Fresh statistics, as a database that grew over months would have (PostgreSQL's autovacuum has not run yet).

@@ -1,5 +1,19 @@
 import { MigrationInterface, QueryRunner, Table, TableColumnOptions, TableIndex } from 'typeorm';
-import { DbType, FIRST_AT, HOURLY_TABLE, KeyColumn, MEASURES, summariseSql, SUMMARIES, Summary } from '../../modules/usage/rollups/rollup-schema';
+import {
+  DAILY_MODEL,
+  DAILY_USER,
+  DbType,
+  FIRST_AT,
+  HOURLY,
+  HOURLY_TABLE,
+  KeyColumn,
+  MEASURES,
+  summariseFromHourlySql,
+  summariseSql,
+  SUMMARIES,
+  Summary,
+  TASK_TOTALS,
+} from '../../modules/usage/rollups/rollup-schema';
 
 const KEY_COLUMNS: Record<KeyColumn, TableColumnOptions> = {
   hour_ms: { name: 'hour_ms', type: 'bigint' },
@@ -32,10 +46,10 @@ export class CreateUsageRollups1764500000000 implements MigrationInterface {
 
   async up(q: QueryRunner): Promise<void> {
     const db = q.connection.options.type as DbType;
-    for (const s of SUMMARIES) {
-      await q.createTable(summaryTable(s));
-      await q.query(summariseSql(db, s, s.keys.includes('task_id') ? 'u.task_id IS NOT NULL' : '1 = 1'));
-    }
+    for (const s of SUMMARIES) await q.createTable(summaryTable(s));
+    await q.query(summariseSql(db, HOURLY, '1 = 1'));
+    for (const s of [DAILY_MODEL, DAILY_USER]) await q.query(summariseFromHourlySql(db, s, 0));
+    await q.query(summariseSql(db, TASK_TOTALS, 'u.task_id IS NOT NULL'));
     // Per-user windows (GET /usage/user/:id, user-scope keys) without scanning every user's hours.
     await q.createIndex(HOURLY_TABLE, new TableIndex({ name: 'idx_llm_usage_hourly_user', columnNames: ['user_id', 'hour_ms'] }));
   }

@@ -1,5 +1,5 @@
 import { DataSource } from 'typeorm';
-import { ceilDay, DAILY_MODEL, DAILY_USER, DbType, FIRST_AT, floorDay, floorHour, HOURLY, HOURLY_TABLE, rawHorizonMs, summariseSql, TASK_TOTALS, TASK_TOTALS_TABLE } from './rollup-schema';
+import { ceilDay, DAILY_MODEL, DAILY_USER, DbType, FIRST_AT, floorDay, floorHour, HOURLY, HOURLY_TABLE, rawHorizonMs, summariseFromHourlySql, summariseSql, TASK_TOTALS, TASK_TOTALS_TABLE } from './rollup-schema';
 
 export interface RebuildResult {
   /** First hour rebuilt from raw rows (earlier hours kept as they were); null when there are no raw rows. */
@@ -29,12 +29,14 @@ export async function rebuildRollups(ds: DataSource, rawRetentionDays: number | 
     // Before the retention horizon an hour may be half deleted: start at it. Under retention, the
     // day of the oldest raw row may have lost its earlier hours: days start at the next whole one.
     if (horizon !== null && horizon > from) from = horizon;
+    // Whole numbers only (inlined: the same text on both databases).
     const dayFrom = horizon !== null ? ceilDay(from) : floorDay(from);
-    // Whole numbers only: safe to inline, and the same text on both databases.
-    for (const s of [HOURLY, DAILY_MODEL, DAILY_USER]) {
-      const start = String(s.keys.includes('day_ms') ? dayFrom : from);
-      await q(`DELETE FROM ${s.table} WHERE ${s.keys[0]} >= ${start}`);
-      await q(summariseSql(db, s, `u.created_at_ms >= ${start}`));
+    await q(`DELETE FROM ${HOURLY_TABLE} WHERE hour_ms >= ${from}`);
+    await q(summariseSql(db, HOURLY, `u.created_at_ms >= ${from}`));
+    // The days from the rebuilt hours (dayFrom >= from, or no raw row lies before from).
+    for (const s of [DAILY_MODEL, DAILY_USER]) {
+      await q(`DELETE FROM ${s.table} WHERE day_ms >= ${dayFrom}`);
+      await q(summariseFromHourlySql(db, s, dayFrom));
     }
     const f = String(from);
     // Tasks whose raw rows all lie in the rebuilt hours, and whose kept totals do not say they had older calls.
