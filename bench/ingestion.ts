@@ -98,6 +98,7 @@ const COLUMNS: [prop: keyof UsageRecord, column: string][] = [
   ['outputTokens', 'output_tokens'], ['reasoningTokens', 'reasoning_tokens'], ['totalTokens', 'total_tokens'],
   ['costNanos', 'cost_nanos'], ['unpriced', 'unpriced'], ['priceSource', 'price_source'], ['latencyMs', 'latency_ms'],
   ['timeToFirstTokenMs', 'ttft_ms'], ['streamed', 'streamed'], ['status', 'status'], ['errorType', 'error_type'], ['estimated', 'estimated'],
+  ['tags', 'tags'],
 ];
 
 function driverInsertSql(pg: boolean, rows: number): string {

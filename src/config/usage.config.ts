@@ -1,5 +1,6 @@
 import { registerAs } from '@nestjs/config';
 import { resolve } from 'node:path';
+import { pluginList } from '../modules/plugins/plugin-kinds';
 import { parseDatabaseUrl } from './database.config';
 import { validateEnv } from './env.validation';
 
@@ -23,11 +24,8 @@ export const usageConfig = registerAs('usage', () => {
     batchSize: env.USAGE_BATCH_SIZE ?? 500,
     flushIntervalMs: env.USAGE_FLUSH_INTERVAL_MS ?? 250,
     queueCapacity: env.USAGE_QUEUE_CAPACITY ?? 10_000,
-    /** Module paths of extra sinks, comma separated (see README, "Writing a sink"). */
-    sinkPlugins: (env.USAGE_SINK_PLUGINS ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
+    /** Module paths of extra sinks, comma separated (README, "Plugins"). */
+    sinkPlugins: pluginList(env.USAGE_SINK_PLUGINS),
     retention: {
       /** Raw `llm_usage` rows older than this many days are deleted (rollups are kept); null keeps them forever. */
       rawDays: env.USAGE_RAW_RETENTION_DAYS ?? null,

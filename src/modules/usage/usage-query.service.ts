@@ -34,6 +34,7 @@ import {
   TASK_TOTALS_TABLE,
 } from './rollups/rollup-schema';
 import { decodeUserCursor, encodeUserCursor, UserCursor } from './user-cursor';
+import { tagLikePattern, UsageTags } from '../../common/usage-tags';
 
 /** Key of calls made without a user in `by_user` / user-grouped timeseries (not a valid user id, so no clash). */
 export const NO_USER_KEY = '(none)';
@@ -108,6 +109,8 @@ interface WindowQuery {
   groupBy: GroupBy;
   /** Bucket width in ms for the timeseries (a multiple of an hour). */
   bucketMs?: number;
+  /** Only calls carrying all these tags: answered from raw rows alone (the rollups keep no tags). */
+  tags: UsageTags | null;
 }
 
 /** Default number of users named in `by_user` of /usage/overall. */
@@ -148,11 +151,11 @@ export class UsageQueryService {
   }
 
   /** Everything in the window; a user-scope key sees only its own user's calls. */
-  async overallUsage(days: number, principal: Principal, topUsers = DEFAULT_TOP_USERS): Promise<OverallUsageDto> {
-    const w = this.window(days);
+  async overallUsage(days: number, principal: Principal, topUsers = DEFAULT_TOP_USERS, tags: UsageTags | null = null): Promise<OverallUsageDto> {
+    const w = this.window(days, Date.now(), tags);
     const userId = scopeUser(principal);
-    const byModel = await this.windowGroups({ w, userId, groupBy: 'model' });
-    const byUser = await this.windowGroups({ w, userId, groupBy: 'user' });
+    const byModel = await this.windowGroups({ w, userId, groupBy: 'model', tags });
+    const byUser = await this.windowGroups({ w, userId, groupBy: 'user', tags });
     const t = totals(byModel);
     return {
       ...windowFields(w),
@@ -164,19 +167,19 @@ export class UsageQueryService {
   }
 
   /** Every user of the window, most expensive first, a page at a time (the full list behind `by_user`). */
-  async users(days: number, principal: Principal, limit: number, cursor?: string): Promise<UserListDto> {
+  async users(days: number, principal: Principal, limit: number, cursor?: string, tags: UsageTags | null = null): Promise<UserListDto> {
     let after: UserCursor | null = null;
     let w: Window;
     if (cursor !== undefined) {
       after = decodeUserCursor(cursor);
       if (after === null || after.days !== days) throw new UsageCursorInvalidException();
-      w = this.window(days, after.nowMs);
+      w = this.window(days, after.nowMs, tags);
     } else {
-      w = this.window(days);
+      w = this.window(days, Date.now(), tags);
     }
     // Pinned to the first page's "now": later pages list the same set of calls.
     w.untilMs = w.nowMs;
-    const groups = rankUsers(await this.windowGroups({ w, userId: scopeUser(principal), groupBy: 'user' }));
+    const groups = rankUsers(await this.windowGroups({ w, userId: scopeUser(principal), groupBy: 'user', tags }));
     let start = 0;
     if (after) {
       const c = after;
@@ -194,10 +197,10 @@ export class UsageQueryService {
     };
   }
 
-  async userUsage(userId: string, days: number, principal: Principal): Promise<UserUsageDto> {
+  async userUsage(userId: string, days: number, principal: Principal, tags: UsageTags | null = null): Promise<UserUsageDto> {
     if (!canAccessUser(principal, userId)) throw new UsageAccessDeniedException(`user "${userId}"`);
-    const w = this.window(days);
-    const byModel = await this.windowGroups({ w, userId, groupBy: 'model' });
+    const w = this.window(days, Date.now(), tags);
+    const byModel = await this.windowGroups({ w, userId, groupBy: 'model', tags });
     const t = totals(byModel);
     return { user_id: userId, ...windowFields(w), ...t, success_rate_percent: successRate(t), by_model: byKey(byModel) };
   }
@@ -208,10 +211,11 @@ export class UsageQueryService {
     interval: 'hour' | 'day',
     groupBy: GroupBy,
     principal: Principal,
+    tags: UsageTags | null = null,
   ): Promise<TimeseriesDto> {
-    const w = this.window(days);
+    const w = this.window(days, Date.now(), tags);
     const width = interval === 'hour' ? HOUR_MS : DAY_MS;
-    const groups = await this.windowGroups({ w, userId: scopeUser(principal), groupBy, bucketMs: width });
+    const groups = await this.windowGroups({ w, userId: scopeUser(principal), groupBy, bucketMs: width, tags });
     const buckets = new Map<number, Group[]>();
     for (const g of groups) {
       const list = buckets.get(g.bucket as number) ?? [];
@@ -225,13 +229,14 @@ export class UsageQueryService {
   }
 
   /**
-   * The window `[sinceMs, nowMs - days)`, moved back to its hour's start when retention may have
+   * The window `[nowMs - days, nowMs)`, moved back to its hour's start when retention may have
    * deleted the raw rows of that first, partial hour: it is then answered whole from the rollup.
+   * Not with a tags filter, which only raw rows can answer (it covers what retention kept).
    */
-  private window(days: number, nowMs = Date.now()): Window {
+  private window(days: number, nowMs: number, tags: UsageTags | null): Window {
     let sinceMs = nowMs - days * DAY_MS;
     const horizon = rawHorizonMs(nowMs, this.config.retention.rawDays);
-    if (horizon !== null && floorHour(sinceMs) < horizon) sinceMs = floorHour(sinceMs);
+    if (tags === null && horizon !== null && floorHour(sinceMs) < horizon) sinceMs = floorHour(sinceMs);
     return { days, nowMs, sinceMs, untilMs: null };
   }
 
@@ -247,7 +252,7 @@ export class UsageQueryService {
     const end = w.untilMs ?? w.nowMs;
     const h0 = ceilHour(w.sinceMs);
     const h1 = floorHour(end);
-    if (h0 >= h1) return merge(await this.rawGroups(q, w.sinceMs, w.untilMs));
+    if (h0 >= h1 || q.tags !== null) return merge(await this.rawGroups(q, w.sinceMs, w.untilMs));
     const parts: Group[][] = [];
     if (w.sinceMs < h0) parts.push(await this.rawGroups(q, w.sinceMs, h0));
     parts.push(await this.rawGroups(q, h1, w.untilMs));
@@ -286,6 +291,9 @@ export class UsageQueryService {
     qb = qb.where('u.created_at_ms >= :fromMs', { fromMs });
     if (toMs !== null) qb = qb.andWhere('u.created_at_ms < :toMs', { toMs });
     if (q.userId !== undefined) qb = qb.andWhere('u.user_id = :userId', { userId: q.userId });
+    Object.entries(q.tags ?? {}).forEach(([k, value], i) => {
+      qb = qb.andWhere(`u.tags LIKE :tag${i} ESCAPE '\\'`, { [`tag${i}`]: tagLikePattern(k, value) });
+    });
     qb = qb.groupBy(key);
     if (bucket) qb = qb.addGroupBy(bucket);
     return (await qb.getRawMany<RawRow>()).map((r) => toGroup(r, q.groupBy === 'user'));

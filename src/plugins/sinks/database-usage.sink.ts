@@ -1,14 +1,22 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { DataSource, EntityManager } from 'typeorm';
+import { DataSource, EntityManager, ValueTransformer } from 'typeorm';
+import { ApplyValueTransformers } from 'typeorm/util/ApplyValueTransformers';
 import { LlmUsage } from '../../modules/usage/entities/llm-usage.entity';
 import { CONFIRMING_SINK } from '../../modules/usage/journal/journal.constants';
 import type { UsageRecord, UsageSink, UsageSinkPolicy } from '../sdk';
 import { isPermanentDataError } from '../../database/database-errors';
 import { DbType, placeholder, RollupDelta } from '../../modules/usage/rollups/rollup-schema';
 
-/** Rows per INSERT statement: 24 columns x 400 rows stays under SQLite's and PostgreSQL's bind-parameter limits. */
+/** Rows per INSERT statement: 25 columns x 400 rows stays under SQLite's and PostgreSQL's bind-parameter limits. */
 const ROWS_PER_STATEMENT = 400;
 const INT32_MAX = 2_147_483_647;
+
+interface InsertColumn {
+  prop: keyof LlmUsage;
+  column: string;
+  bool: boolean;
+  transformer: ValueTransformer | ValueTransformer[] | null;
+}
 
 /**
  * Writes usage records to the service's database (SQLite or PostgreSQL), one transaction per
@@ -21,7 +29,7 @@ export class DatabaseUsageSink implements UsageSink {
   readonly policy: Partial<UsageSinkPolicy> = { onFailure: 'retry' };
   private readonly logger = new Logger(DatabaseUsageSink.name);
   private varcharLimits: [keyof LlmUsage, number][] | null = null;
-  private insertColumns: { prop: keyof LlmUsage; column: string; bool: boolean }[] | null = null;
+  private insertColumns: InsertColumn[] | null = null;
 
   constructor(private readonly dataSource: DataSource) {}
 
@@ -74,12 +82,13 @@ export class DatabaseUsageSink implements UsageSink {
     return this.dataSource.options.type === 'postgres' ? 'postgres' : 'sqlite';
   }
 
-  /** Column names and the row properties they come from, in insert order (from the entity, once). */
-  private columns(): { prop: keyof LlmUsage; column: string; bool: boolean }[] {
+  /** Column names, the row properties they come from and their transformers, in insert order (from the entity, once). */
+  private columns(): InsertColumn[] {
     this.insertColumns ??= this.dataSource.getMetadata(LlmUsage).columns.map((c) => ({
       prop: c.propertyName as keyof LlmUsage,
       column: c.databaseName,
       bool: c.type === 'boolean',
+      transformer: c.transformer ?? null,
     }));
     return this.insertColumns;
   }
@@ -92,7 +101,8 @@ export class DatabaseUsageSink implements UsageSink {
     let k = 0;
     for (const row of rows) {
       for (const c of cols) {
-        const v = row[c.prop] ?? null;
+        // The entity's column transformers apply as with TypeORM's insert (tags are stored as canonical JSON).
+        const v = (c.transformer ? ApplyValueTransformers.transformTo(c.transformer, row[c.prop]) : row[c.prop]) ?? null;
         out[k++] = c.bool && sqlite ? (v ? 1 : 0) : v;
       }
     }

@@ -14,6 +14,8 @@ export interface CallStart {
   readonly traceId: string | null;
   /** Prompt tokens counted locally (the count admission used). */
   readonly promptTokens: number;
+  /** The call's tags, kept so a call interrupted by a crash is still found under them. */
+  readonly tags?: Readonly<Record<string, string>> | null;
 }
 
 /** The process that wrote a segment: its first entry. */

@@ -41,8 +41,8 @@ function summaryTable(s: Summary): Table {
  * The usage rollups and the per-task totals (see rollup-schema.ts), built from the rows already in
  * `llm_usage` in the same transaction, so the usage API reads the same numbers before and after.
  */
-export class CreateUsageRollups1764500000000 implements MigrationInterface {
-  name = 'CreateUsageRollups1764500000000';
+export class CreateUsageRollups1764600000000 implements MigrationInterface {
+  name = 'CreateUsageRollups1764600000000';
 
   async up(q: QueryRunner): Promise<void> {
     const db = q.connection.options.type as DbType;
