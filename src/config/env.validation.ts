@@ -152,6 +152,14 @@ export class EnvironmentVariables {
   @IsOptional() @IsString() @Matches(/\S/, { message: 'USAGE_JOURNAL_DIR must be a folder path' })
   USAGE_JOURNAL_DIR?: string;
 
+  @IsOptional() @Transform(toInt) @IsInt({ message: 'USAGE_RAW_RETENTION_DAYS must be a whole number of days (unset keeps raw rows forever)' })
+  @Min(1, { message: 'USAGE_RAW_RETENTION_DAYS must be at least 1 (unset keeps raw rows forever)' })
+  @Max(36_500)
+  USAGE_RAW_RETENTION_DAYS?: number;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1_000) @Max(86_400_000)
+  USAGE_RETENTION_INTERVAL_MS?: number;
+
   @IsOptional() @IsString()
   API_KEYS_FILE?: string;
 

@@ -26,6 +26,14 @@ export const usageConfig = registerAs('usage', () => {
     queueCapacity: env.USAGE_QUEUE_CAPACITY ?? 10_000,
     /** Module paths of extra sinks, comma separated (README, "Plugins"). */
     sinkPlugins: pluginList(env.USAGE_SINK_PLUGINS),
+    retention: {
+      /** Raw `llm_usage` rows older than this many days are deleted (rollups are kept); null keeps them forever. */
+      rawDays: env.USAGE_RAW_RETENTION_DAYS ?? null,
+      /** How often the retention job runs. */
+      intervalMs: env.USAGE_RETENTION_INTERVAL_MS ?? 600_000,
+      /** Rows deleted per statement: short transactions, so writers never wait long. */
+      batchSize: 1_000,
+    },
     journal: {
       /** USAGE_JOURNAL=off turns the crash journal off (tests that do not want it); on by default. */
       enabled: env.USAGE_JOURNAL ?? true,

@@ -63,13 +63,14 @@ export function expectedTotals(records: UsageRecord[]) {
     if (r.unpriced) t.unpriced_requests++;
     if (r.estimated) t.estimated_requests++;
     cost += BigInt(r.costNanos ?? 0);
-    latency += r.latencyMs;
+    // The API sums latency in whole microseconds (truncated), exactly, on every path.
+    latency += Math.trunc(r.latencyMs * 1000);
   }
   return {
     ...t,
     total_cost_usd_exact: usdExact(cost),
     total_cost_usd: Number(usdExact(cost)),
-    avg_latency_ms: records.length === 0 ? 0 : Math.round((latency / records.length) * 1000) / 1000,
+    avg_latency_ms: records.length === 0 ? 0 : Math.round(latency / records.length) / 1000,
   };
 }
 
@@ -87,4 +88,16 @@ export function expectedGroups(records: UsageRecord[], key: (r: UsageRecord) => 
 
 export function usdExact(nanos: bigint): string {
   return `${nanos / 1_000_000_000n}.${(nanos % 1_000_000_000n).toString().padStart(9, '0')}`;
+}
+
+/** A seeded PRNG (mulberry32): the same sequence of floats in [0, 1) for the same seed. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }

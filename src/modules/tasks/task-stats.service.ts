@@ -5,6 +5,7 @@ import { TaskStatsDto } from './dto/task.dto';
 import { FINAL_TASK_STATUSES, Task, TASK_STATUSES, TaskStatus } from './entities/task.entity';
 import { divRoundHalfUp } from '../../common/decimal';
 import { nanosToUsd, nanosToUsdExact, parseNanos } from '../../common/money';
+import { TASK_TOTALS_TABLE } from '../usage/rollups/rollup-schema';
 
 export interface TaskStatsWindow {
   days: number;
@@ -71,9 +72,11 @@ export class TaskStatsService {
 
     const finishedList = FINAL_TASK_STATUSES.map((s) => `'${s}'`).join(', ');
     // Money is summed as integer nano-dollars in SQL, so totals are exact.
+    // From the per-task totals the usage sink keeps with the raw rows (one row per task, model, user,
+    // provider and status): the same sums as over llm_usage, without reading a row per call.
     const costQb = this.repo.manager
       .createQueryBuilder()
-      .from('llm_usage', 'u')
+      .from(TASK_TOTALS_TABLE, 'u')
       .innerJoin('tasks', 't', 't.id = u.task_id')
       .select('CAST(SUM(u.cost_nanos) AS TEXT)', 'all_nanos')
       .addSelect(`CAST(SUM(CASE WHEN t.status IN (${finishedList}) THEN u.cost_nanos ELSE 0 END) AS TEXT)`, 'finished_nanos');

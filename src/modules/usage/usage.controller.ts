@@ -13,13 +13,14 @@ import {
 } from '@nestjs/swagger';
 import { CurrentPrincipal } from '../auth/current-principal.decorator';
 import { Principal } from '../auth/principal';
-import { NoQueryDto, TaskIdParamDto, TimeseriesQueryDto, UsageWindowQueryDto, UserIdParamDto } from './dto/usage-query.dto';
+import { NoQueryDto, OverallUsageQueryDto, TaskIdParamDto, TimeseriesQueryDto, UsageWindowQueryDto, UserIdParamDto, UserListQueryDto } from './dto/usage-query.dto';
 import {
   ErrorResponseDto,
   OverallUsageDto,
   TaskUsageDto,
   TimeseriesDto,
   UsageBreakdownDto,
+  UserListDto,
   UserUsageDto,
 } from './dto/usage-response.dto';
 import { UsageQueryService } from './usage-query.service';
@@ -50,11 +51,25 @@ export class UsageController {
   @Get('overall')
   @ApiOperation({
     summary: 'Usage over the last N days, per model and per user',
-    description: 'A user-scope key sees only its own calls here (totals, by_model and by_user are filtered to its user).',
+    description:
+      'A user-scope key sees only its own calls here (totals, by_model and by_user are filtered to its user). ' +
+      'by_user names the top_users most expensive users; the rest are added up under "(others)" (full list: GET /usage/users).',
   })
   @ApiOkResponse({ type: OverallUsageDto })
-  overall(@Query() query: UsageWindowQueryDto, @CurrentPrincipal() principal: Principal) {
-    return this.usage.overallUsage(query.days, principal, tagsFilter(query));
+  overall(@Query() query: OverallUsageQueryDto, @CurrentPrincipal() principal: Principal) {
+    return this.usage.overallUsage(query.days, principal, query.top_users, tagsFilter(query));
+  }
+
+  @Get('users')
+  @ApiOperation({
+    summary: 'Every user with calls in the last N days, most expensive first, paginated',
+    description:
+      'Cost descending, then user id ascending. Pass next_cursor as cursor (with the same days) for the next page; ' +
+      'all pages count the calls up to the first page\'s request. A user-scope key sees only its own user.',
+  })
+  @ApiOkResponse({ type: UserListDto })
+  users(@Query() query: UserListQueryDto, @CurrentPrincipal() principal: Principal) {
+    return this.usage.users(query.days, principal, query.limit, query.cursor, tagsFilter(query));
   }
 
   @Get('user/:user_id')

@@ -23,6 +23,14 @@ export class UsageRecordsInvalidQueryException extends DomainException {
   readonly status = HttpStatus.BAD_REQUEST;
 }
 
+export class UsageCursorInvalidException extends DomainException {
+  readonly code = 'USAGE_CURSOR_INVALID';
+  readonly status = HttpStatus.BAD_REQUEST;
+  constructor() {
+    super('cursor must be the next_cursor of a previous page of this list, with the same days');
+  }
+}
+
 /** A start-up error: another live process owns the usage journal folder. */
 export class UsageJournalLockedException extends DomainException {
   readonly code = 'USAGE_JOURNAL_LOCKED';

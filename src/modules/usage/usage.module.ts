@@ -9,15 +9,18 @@ import { UsageModuleBase } from './usage.module-definition';
 import { UsageJournalReplayer } from './journal/usage-journal-replayer.service';
 import { UsageJournal } from './journal/usage-journal.service';
 import { UsageRecorder } from './usage-recorder.service';
+import { JobLeaseModule } from '../../database/job-lease.module';
+import { UsageRetentionScheduler } from './rollups/usage-retention.scheduler';
+import { UsageRetentionService } from './rollups/usage-retention.service';
 
 /**
  * Usage pipeline and usage API. `UsageModule.forRoot({ sinks: [...] })` in AppModule lists
  * the built-in sink classes; plugins come from USAGE_SINK_PLUGINS.
  */
 @Module({
-  imports: [TypeOrmModule.forFeature([LlmUsage])],
+  imports: [TypeOrmModule.forFeature([LlmUsage]), JobLeaseModule],
   controllers: [UsageController, UsageRecordsController],
-  providers: [UsageJournal, UsageRecorder, UsageJournalReplayer, UsageQueryService, UsageRecordsService],
-  exports: [UsageJournal, UsageRecorder, UsageQueryService, TypeOrmModule],
+  providers: [UsageJournal, UsageRecorder, UsageJournalReplayer, UsageQueryService, UsageRecordsService, UsageRetentionService, UsageRetentionScheduler],
+  exports: [UsageJournal, UsageRecorder, UsageQueryService, UsageRetentionService, TypeOrmModule],
 })
 export class UsageModule extends UsageModuleBase {}

@@ -2,7 +2,9 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import {
   IsIn,
   IsOptional,
+  IsString,
   Matches,
+  MaxLength,
   Max,
   Min,
   registerDecorator,
@@ -84,6 +86,37 @@ export class UsageWindowQueryDto {
   @IsOptional()
   @IsUsageTagsFilter()
   tags?: string;
+}
+
+export const MAX_TOP_USERS = 10_000;
+
+export class OverallUsageQueryDto extends UsageWindowQueryDto {
+  @ApiPropertyOptional({
+    description: 'How many users by_user names (the most expensive); the others are added up under "(others)"',
+    minimum: 0,
+    maximum: MAX_TOP_USERS,
+    default: 100,
+  })
+  @IsOptional()
+  @QueryNumber({ integer: true, message: `top_users must be a whole number from 0 to ${MAX_TOP_USERS}` })
+  @Min(0, { message: `top_users must be a whole number from 0 to ${MAX_TOP_USERS}` })
+  @Max(MAX_TOP_USERS, { message: `top_users must be a whole number from 0 to ${MAX_TOP_USERS}` })
+  top_users: number = 100;
+}
+
+export class UserListQueryDto extends UsageWindowQueryDto {
+  @ApiPropertyOptional({ description: 'Users per page', minimum: 1, maximum: 1000, default: 100 })
+  @IsOptional()
+  @QueryNumber({ integer: true, message: 'limit must be a whole number from 1 to 1000' })
+  @Min(1, { message: 'limit must be a whole number from 1 to 1000' })
+  @Max(1000, { message: 'limit must be a whole number from 1 to 1000' })
+  limit: number = 100;
+
+  @ApiPropertyOptional({ description: 'next_cursor of the previous page (opaque)' })
+  @IsOptional()
+  @IsString({ message: 'cursor must be the next_cursor of a previous page' })
+  @MaxLength(400, { message: 'cursor must be the next_cursor of a previous page' })
+  cursor?: string;
 }
 
 export class TimeseriesQueryDto extends UsageWindowQueryDto {

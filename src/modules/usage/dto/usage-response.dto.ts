@@ -32,6 +32,8 @@ export class UsageBreakdownDto extends UsageCountsDto {
   cost_usd: number;
   @ApiProperty({ description: EXACT, example: '0.250000000' })
   cost_usd_exact: string;
+  @ApiProperty({ required: false, description: 'Only on the "(others)" entry of by_user: how many users it adds up', example: 900 })
+  users?: number;
 }
 
 export class UsageTotalsDto extends UsageCountsDto {
@@ -76,7 +78,10 @@ export class OverallUsageDto extends WindowDto {
   success_rate_percent: number;
   @groupMap('Per requested model')
   by_model: Record<string, UsageBreakdownDto>;
-  @groupMap('Per user id; calls without a user are under "(none)"')
+  @groupMap(
+    'Per user id, the top_users most expensive ones (cost descending, then user id); calls without a user are under "(none)"; ' +
+      'the remaining users added up under "(others)" with their count in `users`. The full list: GET /api/v1/usage/users',
+  )
   by_user: Record<string, UsageBreakdownDto>;
 }
 
@@ -87,6 +92,26 @@ export class UserUsageDto extends WindowDto {
   success_rate_percent: number;
   @groupMap('Per requested model')
   by_model: Record<string, UsageBreakdownDto>;
+}
+
+export class UserListEntryDto extends UsageBreakdownDto {
+  @ApiProperty({ description: 'User id; "(none)" for calls without a user', example: 'user-123' })
+  user_id: string;
+}
+
+export class UserListDto {
+  @ApiProperty({ example: 7 })
+  days: number;
+  @ApiProperty({ description: 'Start of the window, ISO 8601 UTC', example: '2026-01-01T12:00:00.000Z' })
+  from: string;
+  @ApiProperty({ description: 'End of the window: the time of the first page\'s request (later pages keep it)', example: '2026-01-08T12:00:00.000Z' })
+  to: string;
+  @ApiProperty({ type: [UserListEntryDto], description: 'Users with calls in the window, cost descending, then user id ascending' })
+  users: UserListEntryDto[];
+  @ApiProperty({ description: 'Users in the whole list (all pages)', example: 1000 })
+  total_users: number;
+  @ApiProperty({ type: String, nullable: true, description: 'Pass as cursor (with the same days) for the next page; null on the last page' })
+  next_cursor: string | null;
 }
 
 export class TimeseriesBucketDto extends UsageBreakdownDto {

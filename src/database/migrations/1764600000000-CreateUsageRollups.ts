@@ -1,0 +1,60 @@
+import { MigrationInterface, QueryRunner, Table, TableColumnOptions, TableIndex } from 'typeorm';
+import {
+  DAILY_MODEL,
+  DAILY_USER,
+  DbType,
+  FIRST_AT,
+  HOURLY,
+  HOURLY_TABLE,
+  KeyColumn,
+  MEASURES,
+  summariseFromHourlySql,
+  summariseSql,
+  SUMMARIES,
+  Summary,
+  TASK_TOTALS,
+} from '../../modules/usage/rollups/rollup-schema';
+
+const KEY_COLUMNS: Record<KeyColumn, TableColumnOptions> = {
+  hour_ms: { name: 'hour_ms', type: 'bigint' },
+  day_ms: { name: 'day_ms', type: 'bigint' },
+  task_id: { name: 'task_id', type: 'varchar', length: '64' },
+  requested_model: { name: 'requested_model', type: 'varchar', length: '128' },
+  // '' for calls without a user: key columns of a unique index cannot be NULL.
+  user_id: { name: 'user_id', type: 'varchar', length: '128' },
+  provider: { name: 'provider', type: 'varchar', length: '64' },
+  status: { name: 'status', type: 'varchar', length: '16' },
+};
+
+function summaryTable(s: Summary): Table {
+  return new Table({
+    name: s.table,
+    columns: [
+      ...s.keys.map((k) => ({ ...KEY_COLUMNS[k], isPrimary: true })),
+      ...MEASURES.map((m) => ({ name: m, type: 'bigint', default: 0 })),
+      ...(s.firstAt ? [{ name: FIRST_AT, type: 'bigint' }] : []),
+    ],
+  });
+}
+
+/**
+ * The usage rollups and the per-task totals (see rollup-schema.ts), built from the rows already in
+ * `llm_usage` in the same transaction, so the usage API reads the same numbers before and after.
+ */
+export class CreateUsageRollups1764600000000 implements MigrationInterface {
+  name = 'CreateUsageRollups1764600000000';
+
+  async up(q: QueryRunner): Promise<void> {
+    const db = q.connection.options.type as DbType;
+    for (const s of SUMMARIES) await q.createTable(summaryTable(s));
+    await q.query(summariseSql(db, HOURLY, '1 = 1'));
+    for (const s of [DAILY_MODEL, DAILY_USER]) await q.query(summariseFromHourlySql(db, s, 0));
+    await q.query(summariseSql(db, TASK_TOTALS, 'u.task_id IS NOT NULL'));
+    // Per-user windows (GET /usage/user/:id, user-scope keys) without scanning every user's hours.
+    await q.createIndex(HOURLY_TABLE, new TableIndex({ name: 'idx_llm_usage_hourly_user', columnNames: ['user_id', 'hour_ms'] }));
+  }
+
+  async down(q: QueryRunner): Promise<void> {
+    for (const s of [...SUMMARIES].reverse()) await q.dropTable(s.table);
+  }
+}
