@@ -222,6 +222,47 @@ describePostgres('billing exports', () => {
   billingSuite(() => ({ DATABASE_URL: db.url }));
 });
 
+describe('billing exports and raw usage retention', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'asa-billing-retention-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a period retention has reached is refused, and its earlier export stays current and unchanged', async () => {
+    const env = { DATABASE_URL: `sqlite:${join(dir, 'asa.db')}`, BILLING_EXPORT_DIR: join(dir, 'exports'), BILLING_DAILY_CRON: '', BILLING_MONTHLY_CRON: '' };
+    const day = new Date(Date.now() - 6 * DAY_MS).toISOString().slice(0, 10);
+    const next = new Date(Date.parse(day) + DAY_MS).toISOString().slice(0, 10);
+    const recent = new Date(Date.now() - DAY_MS).toISOString().slice(0, 10);
+    const first = await createTestApp({ env });
+    let v1: { id: string; sha256: string; file_name: string };
+    try {
+      await record(first, [usageRecord({ userId: 'old', costNanos: 7, createdAtMs: Date.parse(day) + 5 * HOUR_MS })]);
+      const res = await first.app.inject({ method: 'POST', url: '/api/v1/billing/exports', payload: { from: day, to: next } });
+      expect(res.statusCode, res.body).toBe(201);
+      v1 = res.json();
+    } finally {
+      await first.close();
+    }
+    // Restarted with a 3-day retention: the start's retention run removes that day's raw rows.
+    const second = await createTestApp({ env: { ...env, USAGE_RAW_RETENTION_DAYS: '3' } });
+    try {
+      const again = await second.app.inject({ method: 'POST', url: '/api/v1/billing/exports', payload: { from: day, to: next } });
+      expect(again.statusCode, again.body).toBe(400);
+      expect(again.json()).toMatchObject({ code: 'BILLING_PERIOD_PAST_RETENTION' });
+      expect(again.json().message).toMatch(/^from \(.*\) is before .*USAGE_RAW_RETENTION_DAYS=3 days/);
+      const kept = (await second.app.inject({ method: 'GET', url: `/api/v1/billing/exports/${v1.id}` })).json();
+      expect(kept).toMatchObject({ status: 'current', version: 1, sha256: v1.sha256 });
+      expect(sha256(readFileSync(join(dir, 'exports', v1.file_name)))).toBe(v1.sha256);
+      // Periods inside the retained days still export.
+      const ok = await second.app.inject({ method: 'POST', url: '/api/v1/billing/exports', payload: { from: recent, to: new Date(Date.parse(recent) + DAY_MS).toISOString().slice(0, 10) } });
+      expect(ok.statusCode, ok.body).toBe(201);
+    } finally {
+      await second.close();
+    }
+  });
+});
+
 describe('BILLING_TIMEZONE cuts days at local midnight', () => {
   let t: TestApp;
   // 2026-11-25 00:00 in Los Angeles (PST, UTC-8) is 08:00 UTC.

@@ -9,6 +9,8 @@ import { DataSource, Repository } from 'typeorm';
 import { decodeKeysetCursor, encodeKeysetCursor } from '../../common/keyset-cursor';
 import { nanosToUsdExact, parseNanos } from '../../common/money';
 import { billingConfig } from '../../config/billing.config';
+import { usageConfig } from '../../config/usage.config';
+import { rawHorizonMs } from '../usage/rollups/rollup-schema';
 import { InjectReadDataSource, InjectWriteDataSource } from '../../database/data-sources';
 import { JobLeaseService } from '../../database/job-lease.service';
 import type { FinishedExport } from '../../plugins/sdk';
@@ -16,7 +18,7 @@ import { Principal } from '../auth/principal';
 import { LlmUsage } from '../usage/entities/llm-usage.entity';
 import { CURRENCY, csvOptions, exportColumns, GROUP_COLUMN, GroupBy, SUM_COLUMNS, SumColumn } from './billing-csv';
 import { BillingPeriod, classifyPeriod, isDateOnly, localDays, localIso, MAX_PERIOD_DAYS, parseBound, periodLabel } from './billing-period';
-import { BillingExportBusyException, BillingExportNotFoundException, BillingInvalidInputException } from './billing.exceptions';
+import { BillingExportBusyException, BillingExportNotFoundException, BillingInvalidInputException, BillingPeriodPastRetentionException } from './billing.exceptions';
 import { BillingExport } from './entities/billing-export.entity';
 import { ExportDeliveryService } from './export-delivery.service';
 import { BillingMetrics } from './billing-metrics.service';
@@ -70,6 +72,7 @@ export class BillingExportService {
     private readonly delivery: ExportDeliveryService,
     private readonly metrics: BillingMetrics,
     @Inject(billingConfig.KEY) private readonly config: ConfigType<typeof billingConfig>,
+    @Inject(usageConfig.KEY) private readonly usageSettings: Pick<ConfigType<typeof usageConfig>, 'retention'>,
   ) {
     this.exports = write.getRepository(BillingExport);
     this.usage = read.getRepository(LlmUsage);
@@ -91,6 +94,11 @@ export class BillingExportService {
 
   /** Runs one export now (serialised per series across processes by a database lease). */
   async run(req: ExportRequest): Promise<ExportOutcome> {
+    const { rawDays } = this.usageSettings.retention;
+    const horizon = rawHorizonMs(Date.now(), rawDays);
+    if (horizon !== null && rawDays !== null && req.period.startMs < horizon) {
+      throw new BillingPeriodPastRetentionException(new Date(req.period.startMs).toISOString(), new Date(horizon).toISOString(), rawDays);
+    }
     const seriesKey = this.seriesKey(req);
     const previous = this.inProcess.get(seriesKey) ?? Promise.resolve();
     const mine = previous.catch(() => undefined).then(() => this.runLocked(seriesKey, req));

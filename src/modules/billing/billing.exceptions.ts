@@ -32,3 +32,19 @@ export class BillingExportBusyException extends DomainException {
     super('An export of this period, grouping and scope is running in another process; retry in a moment');
   }
 }
+
+/**
+ * The period starts before the raw usage still kept (USAGE_RAW_RETENTION_DAYS): an export would
+ * miss the calls retention removed, and, for a period exported before, supersede a complete file
+ * with a partial one. Refused instead.
+ */
+export class BillingPeriodPastRetentionException extends DomainException {
+  readonly code = 'BILLING_PERIOD_PAST_RETENTION';
+  readonly status = HttpStatus.BAD_REQUEST;
+  constructor(startIso: string, horizonIso: string, days: number) {
+    super(
+      `from (${startIso}) is before ${horizonIso}: raw usage older than USAGE_RAW_RETENTION_DAYS=${days} days has been removed, ` +
+        'so an export of this period would not hold every call; earlier exports of it stay as they are',
+    );
+  }
+}

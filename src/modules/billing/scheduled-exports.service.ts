@@ -8,6 +8,7 @@ import { JobLeaseService } from '../../database/job-lease.service';
 import { DEFAULT_GROUP_BY } from './billing-csv';
 import { BillingPeriod, previousPeriod } from './billing-period';
 import { BillingExportService, ExportOutcome } from './billing-export.service';
+import { BillingPeriodPastRetentionException } from './billing.exceptions';
 import { BillingExport } from './entities/billing-export.entity';
 
 /**
@@ -62,6 +63,8 @@ export class ScheduledExportsService {
       try {
         outcomes.push(await this.exporter.run({ period: p, groupBy: DEFAULT_GROUP_BY, userId: null, createdBy: 'schedule' }));
       } catch (err) {
+        // An exported period that retention has since reached is left as exported, not re-checked.
+        if (p !== period && err instanceof BillingPeriodPastRetentionException) continue;
         this.logger.error(`scheduled ${kind} export of ${new Date(p.startMs).toISOString()} failed: ${(err as Error).message}`);
       }
     }
