@@ -4,7 +4,7 @@ import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '
 import { APIConnectionError, APIConnectionTimeoutError, APIUserAbortError, InternalServerError, RateLimitError } from 'openai';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
@@ -13,6 +13,10 @@ import { LlmClientFactory } from '../src/modules/llm/llm-client.factory';
 import { LlmBudgetExceededException } from '../src/modules/llm/llm.exceptions';
 import { CATALOG_VERSION } from '../src/modules/llm/pricing/pricing.service';
 import { LlmUsage } from '../src/modules/usage/entities/llm-usage.entity';
+import { TokenEstimator } from '../src/modules/llm/token-estimator';
+import { usageConfig } from '../src/config/usage.config';
+import { decodeSegment, type JournalEntry } from '../src/modules/usage/journal/journal-entry';
+import { waitFor } from './support/pipeline';
 import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
 import { LLM_ADMISSION_POLICIES, LlmAdmissionPolicy, LlmCallActual, LlmCallIntent } from '../src/plugins/sdk';
 import { FakeOpenAi } from './fixtures/fake-openai';
@@ -291,6 +295,33 @@ describe('LlmClient through the real openai SDK against the simulator', () => {
     await expect(llm.forTask('t-abort').chat({ model: 'gpt-4o', messages: USER_HI }, { signal: ac.signal })).rejects.toBeInstanceOf(APIUserAbortError);
     // Stopped after the request was sent (a cancel, a SIGTERM): the prompt is charged, as after a crash.
     expect(await oneRow('t-abort')).toMatchObject({ status: 'error', errorType: 'aborted', inputTokens: USER_HI_TOKENS, costNanos: 20_000, estimated: true });
+  });
+
+  it('a call in flight gets its exact prompt count journaled after 100 ms (what a crash would charge), beside the upper bound admission used', async () => {
+    const params = { model: 'gpt-4o', messages: [{ role: 'user' as const, content: 'Fix handler12: it counts items equal to the limit. '.repeat(40) }] };
+    const estimator = new TokenEstimator();
+    const exact = estimator.countChatPrompt(params);
+    const bound = estimator.chatPromptBound(params);
+    expect(bound).toBeGreaterThan(exact);
+    fake.enqueue({ delayMs: 10_000 });
+    const ac = new AbortController();
+    const call = llm.forTask('t-journal-count').chat(params, { signal: ac.signal }).catch((e: unknown) => e);
+    const dir = t.app.get<{ journal: { dir: string } }>(usageConfig.KEY).journal.dir;
+    const entries = (): JournalEntry[] =>
+      readdirSync(dir)
+        .filter((f) => f.startsWith('segment-'))
+        .flatMap((f) => decodeSegment(readFileSync(join(dir, f), 'utf8')).entries);
+    let start: Extract<JournalEntry, { t: 'start' }> | undefined;
+    await waitFor('the call’s count entry in the journal', () => {
+      start = entries().find((e): e is Extract<JournalEntry, { t: 'start' }> => e.t === 'start' && e.call.taskId === 't-journal-count');
+      return start !== undefined && entries().some((e) => e.t === 'count' && e.id === start!.call.id);
+    });
+    expect(start!.call.promptTokens).toBe(bound);
+    expect(entries().filter((e) => e.t === 'count' && e.id === start!.call.id)).toEqual([{ t: 'count', id: start!.call.id, promptTokens: exact }]);
+    ac.abort();
+    expect(await call).toBeInstanceOf(APIUserAbortError);
+    expect(await oneRow('t-journal-count')).toMatchObject({ errorType: 'aborted', inputTokens: exact, estimated: true });
+    await estimator.onModuleDestroy();
   });
 
   it('abort before the request was sent: recorded, charged nothing', async () => {

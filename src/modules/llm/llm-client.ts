@@ -80,6 +80,13 @@ interface CallOutcome {
   estimated: boolean;
 }
 
+/**
+ * How long a call runs before its prompt's exact count is made for the journal (until then an
+ * interrupted call would be charged the upper bound). Most calls to a real model last longer; a
+ * quicker answer brings its own usage, and its count is never made.
+ */
+export const JOURNAL_COUNT_DELAY_MS = 100;
+
 /** How long a call waits for the database to check its budget and quotas before it is refused. */
 export const ADMISSION_DATABASE_WAIT_MS = 120_000;
 
@@ -196,6 +203,7 @@ export class LlmClient implements AgentLlm {
   }
 
   async embed(params: EmbeddingCreateParams, options: LlmCallOptions = {}): Promise<CreateEmbeddingResponse> {
+    this.deps.estimator.warmUp();
     const prompt = new PromptTokens(this.deps.estimator.embeddingInputBound(params.input), (signal) =>
       this.deps.estimator.countEmbeddingInputAsync(params.input, params.model, signal),
     );
@@ -330,7 +338,6 @@ export class LlmClient implements AgentLlm {
     const intent: LlmCallIntent = { taskId: this.taskId, userId: this.userId, provider, model, operation, maxCostNanos, maxTokens: prompt.bound + maxOutput };
     const settleAll = await this.admit(intent, signal);
     const call = new CallTracker(this, this.deps, operation, model, streamed, params, settleAll, prompt);
-    const counted = prompt.start();
     // Durable before the request leaves: if the process dies during the call, the next start
     // records it as `interrupted` with this prompt's cost.
     await this.deps.journal.started({
@@ -345,11 +352,10 @@ export class LlmClient implements AgentLlm {
       traceId: call.traceId,
       promptTokens: prompt.bound,
     });
-    // The exact count follows when the worker has it, unless the call has ended first.
-    counted.then(
-      (n) => (call.ended ? undefined : this.deps.journal.counted(call.id, n)),
-      () => undefined,
-    );
+    // A call still in flight after a moment gets its exact count journaled, for a crash to charge.
+    prompt.countLater(JOURNAL_COUNT_DELAY_MS, (n) => {
+      if (!call.ended) void this.deps.journal.counted(call.id, n);
+    });
     return call;
   }
 
@@ -426,6 +432,7 @@ export class LlmClient implements AgentLlm {
 
   /** A chat prompt's upper bound now, its exact count later (in a worker) if it is needed. */
   private chatPrompt(params: { model: string; messages?: readonly unknown[]; tools?: readonly unknown[] }): PromptTokens {
+    this.deps.estimator.warmUp();
     return new PromptTokens(this.deps.estimator.chatPromptBound(params), (signal) => this.deps.estimator.countChatPromptAsync(params, signal));
   }
 

@@ -1,12 +1,14 @@
 /**
  * A call's prompt tokens: an upper bound known at once (what admission reserves), and the exact
  * count, done in a worker thread, for what is recorded (an estimated record, the journal). The
- * exact count starts when the call is admitted and is dropped, if not yet started, once the call
- * ends without needing it (the provider reported its usage).
+ * exact count is made when a record needs it, or for the journal once the call has lasted a while;
+ * it is dropped, if a worker has not taken it yet, once the call ends without needing it (the
+ * provider reported its usage), so fast calls cost the workers nothing.
  */
 export class PromptTokens {
   private counting: Promise<number> | null = null;
   private readonly abort = new AbortController();
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly bound: number,
@@ -28,8 +30,20 @@ export class PromptTokens {
     return this.start();
   }
 
+  /** Counts if the call is still in flight after `delayMs`, and hands the count to `then`. */
+  countLater(delayMs: number, then: (count: number) => void): void {
+    if (this.abort.signal.aborted) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.start().then(then, () => undefined);
+    }, delayMs);
+    this.timer.unref();
+  }
+
   /** The call no longer needs the count: drop it if a worker has not taken it yet. */
   cancel(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
     this.abort.abort();
   }
 }

@@ -1,9 +1,9 @@
-// The worker thread's side of TokenCountPool: one TokenEstimator (its encoders loaded once per thread).
+// The worker thread's side of TokenCountPool: one TokenCounter (its encoders loaded once per thread).
 import type { CountJob } from './token-count.pool';
-import { countJob, TokenEstimator } from './token-estimator';
+import { countJob, TokenCounter } from './token-count';
 
-const estimator = new TokenEstimator();
+const counter = new TokenCounter();
 
 export default function count(job: CountJob): number {
-  return countJob(estimator, job);
+  return countJob(counter, job);
 }

@@ -1,19 +1,6 @@
 import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
-import { getEncodingNameForModel, Tiktoken, TiktokenModel } from 'js-tiktoken/lite';
-import cl100k from 'js-tiktoken/ranks/cl100k_base';
-import o200k from 'js-tiktoken/ranks/o200k_base';
 import { TokenCountPool, type CountJob } from './token-count.pool';
-
-type EncodingName = 'o200k_base' | 'cl100k_base';
-
-/** Models on the o200k_base encoding (GPT-4o and later, the o-series), when tiktoken's own table does not know the name. */
-const O200K_PREFIXES = ['gpt-4o', 'gpt-4.1', 'gpt-4.5', 'gpt-5', 'chatgpt-4o', 'o1', 'o3', 'o4'];
-
-// OpenAI's documented chat overhead: every message costs 3 tokens beyond its content (4 with a
-// name: we count the name's own tokens plus 1), and every reply is primed with 3 more.
-const TOKENS_PER_MESSAGE = 3;
-const TOKENS_PER_NAME = 1;
-const REPLY_PRIMING_TOKENS = 3;
+import { countJob, REPLY_PRIMING_TOKENS, TOKENS_PER_MESSAGE, TOKENS_PER_NAME, TokenCounter } from './token-count';
 
 /**
  * Local token counts with js-tiktoken, for calls whose provider reported no usage (then the
@@ -26,51 +13,11 @@ const REPLY_PRIMING_TOKENS = 3;
  * in a worker thread. The synchronous `count*` methods are the counter itself (used by the worker).
  */
 @Injectable()
-export class TokenEstimator implements OnModuleDestroy {
-  private readonly encoders = new Map<EncodingName, Tiktoken>();
+export class TokenEstimator extends TokenCounter implements OnModuleDestroy {
   private readonly logger = new Logger(TokenEstimator.name);
   private pool: TokenCountPool | null = null;
   private workerFailed = false;
-
-  encodingFor(model: string): EncodingName {
-    try {
-      const name = getEncodingNameForModel(model as TiktokenModel);
-      if (name === 'o200k_base' || name === 'cl100k_base') return name;
-    } catch {
-      // not in tiktoken's table: decide by family below
-    }
-    const m = model.toLowerCase().replace(/^[a-z0-9_-]+\//, ''); // "openai/gpt-4o" -> "gpt-4o"
-    return O200K_PREFIXES.some((p) => m.startsWith(p)) ? 'o200k_base' : 'cl100k_base';
-  }
-
-  countText(text: string, model: string): number {
-    if (!text) return 0;
-    return this.encoder(this.encodingFor(model)).encode(text, 'all').length;
-  }
-
-  /** Prompt tokens of a chat request: message contents, names, tool calls, tool definitions, plus the fixed overhead. */
-  countChatPrompt(params: { model: string; messages?: readonly unknown[]; tools?: readonly unknown[] }): number {
-    const messages = params.messages ?? [];
-    let n = REPLY_PRIMING_TOKENS;
-    for (const raw of messages) {
-      const m = (raw ?? {}) as Record<string, unknown>;
-      n += TOKENS_PER_MESSAGE;
-      n += this.countText(typeof m.role === 'string' ? m.role : '', params.model);
-      n += this.countText(contentText(m.content), params.model);
-      if (typeof m.name === 'string') n += TOKENS_PER_NAME + this.countText(m.name, params.model);
-      if (Array.isArray(m.tool_calls)) n += this.countText(JSON.stringify(m.tool_calls), params.model);
-    }
-    if (params.tools && params.tools.length > 0) n += this.countText(JSON.stringify(params.tools), params.model);
-    return n;
-  }
-
-  /** Input tokens of an embeddings request (strings are encoded; token arrays are counted as they are). */
-  countEmbeddingInput(input: unknown, model: string): number {
-    if (typeof input === 'string') return this.countText(input, model);
-    if (!Array.isArray(input)) return 0;
-    if (input.every((x) => typeof x === 'number')) return input.length;
-    return input.reduce<number>((sum, item) => sum + this.countEmbeddingInput(item, model), 0);
-  }
+  private warm = false;
 
   /**
    * An upper bound of `countChatPrompt`, without tokenizing. o200k_base and cl100k_base are
@@ -96,6 +43,17 @@ export class TokenEstimator implements OnModuleDestroy {
     if (!Array.isArray(input)) return 0;
     if (input.every((x) => typeof x === 'number')) return input.length;
     return input.reduce<number>((sum, item) => sum + this.embeddingInputBound(item), 0);
+  }
+
+  /**
+   * Starts the worker thread and loads both encodings there (once), so the first counts calls
+   * need do not wait for it. Called by the first LLM call rather than at boot: a service that
+   * makes no calls never starts a thread.
+   */
+  warmUp(): void {
+    if (this.warm) return;
+    this.warm = true;
+    for (const model of ['gpt-4o', 'gpt-4']) this.run({ kind: 'text', model, text: 'warm up' }).catch(() => undefined);
   }
 
   /** `countChatPrompt` in a worker thread. With `signal`, a count not yet started is dropped when it aborts. */
@@ -136,21 +94,6 @@ export class TokenEstimator implements OnModuleDestroy {
     });
   }
 
-  private encoder(name: EncodingName): Tiktoken {
-    let enc = this.encoders.get(name);
-    if (!enc) {
-      enc = new Tiktoken(name === 'o200k_base' ? o200k : cl100k);
-      this.encoders.set(name, enc);
-    }
-    return enc;
-  }
-}
-
-/** What the worker thread runs for one count. */
-export function countJob(estimator: TokenEstimator, job: CountJob): number {
-  if (job.kind === 'chat') return estimator.countChatPrompt(job);
-  if (job.kind === 'text') return estimator.countText(job.text, job.model);
-  return estimator.countEmbeddingInput(job.input, job.model);
 }
 
 function textBytes(text: unknown): number {
@@ -169,13 +112,3 @@ function contentBytes(content: unknown): number {
   return n;
 }
 
-function contentText(content: unknown): string {
-  if (typeof content === 'string') return content;
-  if (!Array.isArray(content)) return '';
-  return content
-    .map((part) => {
-      const p = (part ?? {}) as Record<string, unknown>;
-      return typeof p.text === 'string' ? p.text : typeof p.refusal === 'string' ? p.refusal : '';
-    })
-    .join('');
-}
