@@ -7,7 +7,9 @@
  */
 export class PromptTokens {
   private counting: Promise<number> | null = null;
-  private readonly abort = new AbortController();
+  // Made only for a count actually started: aborting a signal costs more than the rest of a call's bookkeeping.
+  private abort: AbortController | null = null;
+  private cancelled = false;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -18,6 +20,7 @@ export class PromptTokens {
   /** Starts the exact count, if not started yet; resolves to it, or rejects when `cancel` dropped it. */
   start(): Promise<number> {
     if (!this.counting) {
+      this.abort = new AbortController();
       this.counting = this.count(this.abort.signal);
       this.counting.catch(() => undefined); // a dropped count is no error
     }
@@ -26,13 +29,13 @@ export class PromptTokens {
 
   /** The exact count (counted again if an earlier count was dropped). */
   exact(): Promise<number> {
-    if (this.abort.signal.aborted) return this.count();
+    if (this.cancelled) return this.count();
     return this.start();
   }
 
   /** Counts if the call is still in flight after `delayMs`, and hands the count to `then`. */
   countLater(delayMs: number, then: (count: number) => void): void {
-    if (this.abort.signal.aborted) return;
+    if (this.cancelled) return;
     this.timer = setTimeout(() => {
       this.timer = null;
       this.start().then(then, () => undefined);
@@ -42,8 +45,9 @@ export class PromptTokens {
 
   /** The call no longer needs the count: drop it if a worker has not taken it yet. */
   cancel(): void {
+    this.cancelled = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    this.abort.abort();
+    this.abort?.abort();
   }
 }
