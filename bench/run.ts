@@ -33,6 +33,9 @@ const SECTIONS: Section[] = [
   { name: 'metrics-scrape', file: 'bench/metrics-scrape.ts', args: (q) => (q ? ['--quick'] : []), json: true, timeoutMs: 10 * 60_000 },
   { name: 'usage-queries', file: 'bench/usage-queries.ts', args: (q) => (q ? ['--quick'] : []), json: true, timeoutMs: 180 * 60_000 },
   // Comes with the rollups work (issue 14, items 1-3): run when present, reported as pending otherwise.
+  // Its contract: `bench/ingestion.ts [--quick] --out <file>` writes JSON with
+  // `figures: [{ database: 'sqlite' | 'postgres', recorderPerSecond, rawPerSecond }, ...]` (see
+  // IngestionResult in support/report.ts, which judges the ≥ 80 % target from it).
   { name: 'ingestion', file: 'bench/ingestion.ts', args: (q) => (q ? ['--quick'] : []), json: true, timeoutMs: 60 * 60_000 },
   { name: 'usage-journal', file: 'bench/usage-journal.ts', args: (q) => (q ? ['--quick'] : []), json: false, timeoutMs: 20 * 60_000 },
   { name: 'sandbox-command', file: 'bench/sandbox-command.ts', args: (q) => [q ? '5' : '40'], json: false, timeoutMs: 10 * 60_000 },
@@ -80,6 +83,7 @@ async function main(): Promise<void> {
   const result: BenchResult = {
     command,
     quick,
+    partial: only !== null,
     startedAt: started.toISOString(),
     finishedAt: finished.toISOString(),
     seconds: round((finished.getTime() - started.getTime()) / 1000, 1),
@@ -91,7 +95,7 @@ async function main(): Promise<void> {
   result.targets = targetStatuses(result);
   const dir = join(ROOT, 'bench/results');
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, quick ? 'quick.json' : only ? 'partial.json' : 'latest.json');
+  const file = join(dir, only ? 'partial.json' : quick ? 'quick.json' : 'latest.json');
   writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
   console.log(`\nwrote ${file} (${result.seconds} s)`);
   for (const t of result.targets) console.log(`  ${t.status.padEnd(8)} ${t.target}: ${t.measured}`);
