@@ -173,9 +173,11 @@ export class LlmClient implements AgentLlm {
         openai.chat.completions.create({ ...params, stream: false }, requestOptions(options, call.id)),
       );
     } catch (err) {
+      call.stopClock();
       await call.finish(await this.failure(err, options, false, { prompt, abortedBeforeSend }));
       throw err;
     }
+    call.stopClock(); // an estimate below may wait for a count: not the call's latency
     const usage = tokensFromUsage(response.usage);
     const completionText = (response.choices ?? []).map((c) => messageText(c.message)).join('');
     await call.finish({
@@ -216,9 +218,11 @@ export class LlmClient implements AgentLlm {
         openai.embeddings.create(params, requestOptions(options, call.id)),
       );
     } catch (err) {
+      call.stopClock();
       await call.finish(await this.failure(err, options, false, { prompt, abortedBeforeSend }));
       throw err;
     }
+    call.stopClock();
     const reported = typeof response.usage?.prompt_tokens === 'number' ? response.usage.prompt_tokens : null;
     await call.finish({
       status: 'success',
@@ -275,6 +279,7 @@ export class LlmClient implements AgentLlm {
         ),
       );
     } catch (err) {
+      call.stopClock();
       await call.finish(await this.failure(err, options, false, { prompt, abortedBeforeSend }));
       throw err;
     }
@@ -309,6 +314,7 @@ export class LlmClient implements AgentLlm {
     } finally {
       // No ending here means the consumer stopped iterating (break/return): the SDK has aborted the request.
       ending ??= { status: 'error', errorType: 'abandoned' };
+      call.stopClock();
       await call.finish({ ...ending, ...(await partial()) });
     }
   }
@@ -455,6 +461,7 @@ class CallTracker {
   readonly createdAtMs = Date.now();
   readonly span: Span;
   private readonly t0 = performance.now();
+  private endedAt: number | null = null;
   private ttftMs: number | null = null;
   private finished = false;
   private static readonly logger = new Logger('LlmUsageCapture');
@@ -476,6 +483,11 @@ class CallTracker {
     return this.finished;
   }
 
+  /** The provider's part is over: the latency recorded ends here, whatever the record still waits for. */
+  stopClock(): void {
+    this.endedAt ??= performance.now();
+  }
+
   get traceId(): string | null {
     const spanContext = this.span.spanContext();
     return isSpanContextValid(spanContext) ? spanContext.traceId : null;
@@ -490,7 +502,7 @@ class CallTracker {
     if (this.finished) return null;
     this.finished = true;
     this.prompt.cancel(); // the outcome holds every count the record needs
-    const latencyMs = round3(performance.now() - this.t0);
+    const latencyMs = round3((this.endedAt ?? performance.now()) - this.t0);
     let record: UsageRecord | null = null;
     try {
       const provider = this.deps.config.provider;
