@@ -78,6 +78,7 @@ function tasksSql(type: UsageTarget['type'], spec: UsageSpec): string {
     `'https://example.invalid/repo.git', 'bench', 'true', 'bench-model-' || ${text(`k % ${MODELS}`)}, 1000000000, 3, 'bugfix', 1 + k % 3, 'done', ` +
     `CASE WHEN k % 5 = 0 THEN 'tests_failed' END, (1 = 0), ${spec.startMs} + k * ${step}, ${spec.startMs} + k * ${step} + 1000, ` +
     `${spec.startMs} + k * ${step} + 60000 + (k % 600) * 1000`;
-  if (type === 'postgres') return `INSERT INTO tasks (${cols}) ${select} FROM generate_series(0, ${spec.tasks - 1}) AS g(k)`;
+  // bigint: k × step passes 2^31.
+  if (type === 'postgres') return `INSERT INTO tasks (${cols}) ${select} FROM generate_series(0::bigint, ${spec.tasks - 1}::bigint) AS g(k)`;
   return `WITH RECURSIVE n(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM n WHERE k < ${spec.tasks - 1}) INSERT INTO tasks (${cols}) ${select} FROM n`;
 }
