@@ -40,6 +40,8 @@ const SECTIONS: Section[] = [
   { name: 'usage-journal', file: 'bench/usage-journal.ts', args: (q) => (q ? ['--quick'] : []), json: false, timeoutMs: 20 * 60_000 },
   { name: 'sandbox-command', file: 'bench/sandbox-command.ts', args: (q) => [q ? '5' : '40'], json: false, timeoutMs: 10 * 60_000 },
   { name: 'billing-csv-stream', file: 'bench/billing-csv-stream.ts', args: (q) => [q ? '20000' : '1000000'], json: false, timeoutMs: 30 * 60_000 },
+  { name: 'gateway', file: 'bench/gateway.ts', args: (q) => (q ? ['--quick'] : []), json: false, timeoutMs: 30 * 60_000 },
+  { name: 'dashboard', file: 'bench/dashboard.ts', args: (q) => (q ? ['--quick'] : []), json: false, timeoutMs: 30 * 60_000 },
 ];
 
 async function main(): Promise<void> {

@@ -9,14 +9,18 @@ import { databaseConfig } from './config/database.config';
 import { validateEnv } from './config/env.validation';
 import { llmConfig } from './config/llm.config';
 import { metricsConfig } from './config/metrics.config';
+import { pluginsConfig } from './config/plugins.config';
 import { quotasConfig } from './config/quotas.config';
 import { usageConfig } from './config/usage.config';
 import { DatabaseModule } from './database/database.module';
 import { AuthModule } from './modules/auth/auth.module';
 import { BillingModule } from './modules/billing/billing.module';
+import { DashboardModule } from './modules/dashboard/dashboard.module';
+import { GatewayModule } from './modules/gateway/gateway.module';
 import { HealthModule } from './modules/health/health.module';
 import { LlmModule } from './modules/llm/llm.module';
 import { MetricsModule } from './modules/metrics/metrics.module';
+import { PluginsModule } from './modules/plugins/plugins.module';
 import { QuotaAdmissionPolicy } from './modules/quotas/quota-admission.policy';
 import { QuotasModule } from './modules/quotas/quotas.module';
 import { AlertsModule } from './modules/quotas/alerts/alerts.module';
@@ -56,7 +60,7 @@ function usageModule(): Promise<DynamicModule> {
       isGlobal: true,
       cache: true,
       validate: validateEnv,
-      load: [appConfig, databaseConfig, llmConfig, usageConfig, authConfig, metricsConfig, quotasConfig, alertsConfig, billingConfig],
+      load: [appConfig, databaseConfig, llmConfig, usageConfig, authConfig, metricsConfig, quotasConfig, alertsConfig, billingConfig, pluginsConfig],
     }),
     // Scheduled jobs (quota evaluation, billing exports) register their timers on its SchedulerRegistry.
     ScheduleModule.forRoot(),
@@ -64,12 +68,16 @@ function usageModule(): Promise<DynamicModule> {
     AuthModule,
     HealthModule,
     MetricsModule,
+    // The one registry of sinks, notifiers, destinations and agents (global), and GET /api/v1/plugins.
+    PluginsModule,
     usageModule(),
     QuotasModule,
     LlmModule.forRoot({ admissionPolicies: [QuotaAdmissionPolicy], imports: [QuotasModule] }),
     TasksModule.forRoot({ agents: [BugFixAgent] }),
     AlertsModule.forRoot({ notifiers: [SlackNotifier, EmailNotifier, AlertmanagerNotifier, WebhookNotifier] }),
     BillingModule.forRoot({ destinations: [LocalFolderExportDestination] }),
+    DashboardModule,
+    GatewayModule,
   ],
 })
 export class AppModule {}

@@ -14,6 +14,7 @@ import { ConfigType } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module';
+import { PluginStartError } from './common/plugin-loader';
 import { appConfig } from './config/app.config';
 import { ApiKeyService } from './modules/auth/api-key.service';
 import { setupApp } from './setup-app';
@@ -25,7 +26,7 @@ async function bootstrap(): Promise<void> {
     bufferLogs: true,
     // Let start-up errors reach exitWithError instead of Nest aborting the process with a stack trace.
     abortOnError: false,
-    logger: new ConsoleLogger({ json: config.logFormat === 'json' }),
+    logger: new StartLogger({ json: config.logFormat === 'json' }),
   });
   setupApp(app);
   const logger = new Logger('Bootstrap');
@@ -37,6 +38,19 @@ async function bootstrap(): Promise<void> {
   }
   await app.listen(config.port, host);
   logger.log(`asa-backend listening on http://${host === '0.0.0.0' ? 'localhost' : host}:${config.port} (docs at /docs)`);
+}
+
+/**
+ * Nest's ExceptionHandler logs an error that stops the start with its stack trace. A plugin that
+ * cannot be loaded, a bad plugins file or two plugins with one name is a configuration problem:
+ * exitWithError prints its one-line message, and the stack would only bury it.
+ */
+class StartLogger extends ConsoleLogger {
+  error(message: unknown, ...rest: unknown[]): void {
+    const fromExceptionHandler = rest[rest.length - 1] === 'ExceptionHandler';
+    if (fromExceptionHandler && message instanceof PluginStartError) return;
+    super.error(message, ...rest);
+  }
 }
 
 // Start-up errors (a bad variable, a bad keys or pricing file, an unreachable database) carry a

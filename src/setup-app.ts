@@ -4,6 +4,7 @@ import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AllExceptionsFilter } from './common/http-exception.filter';
 import { installRequestInputChecks } from './common/request-input';
+import { isOpenAiPath, openAiError } from './common/openai-error';
 import { validationExceptionFactory } from './common/validation-messages';
 
 /**
@@ -30,11 +31,10 @@ export function setupApp(app: NestFastifyApplication): void {
       const type = req.headers['content-type'];
       const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
       if (hasBody && type !== undefined && !/^application\/json\s*(;|$)/i.test(type)) {
-        void reply.code(415).send({
-          statusCode: 415,
-          error: 'Unsupported Media Type',
-          message: `send the request body as JSON with Content-Type: application/json (got ${type.slice(0, 100)})`,
-        });
+        const message = `send the request body as JSON with Content-Type: application/json (got ${type.slice(0, 100)})`;
+        void reply
+          .code(415)
+          .send(isOpenAiPath(req.url) ? openAiError(415, message) : { statusCode: 415, error: 'Unsupported Media Type', message });
         return;
       }
       done();

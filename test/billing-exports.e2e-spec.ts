@@ -171,6 +171,41 @@ function billingSuite(env: () => Record<string, string>) {
     expect(res.json().message).toMatch(message);
   });
 
+  it('lists exports a page at a time, each once, newest first; a user key pages through its own only', async () => {
+    // A few more periods, so there is more than one page.
+    for (let d = 5; d <= 8; d++) {
+      const day = new Date(now - d * DAY_MS).toISOString().slice(0, 10);
+      expect((await admin('POST', '/api/v1/billing/exports', { from: day, to: new Date(Date.parse(day) + DAY_MS).toISOString().slice(0, 10) })).statusCode).toBe(201);
+    }
+    const all = (await admin('GET', '/api/v1/billing/exports?limit=500')).json();
+    expect(all.next_cursor).toBeNull();
+    const pages: { id: string; created_at: string }[][] = [];
+    let cursor: string | null = null;
+    do {
+      const res = await admin('GET', `/api/v1/billing/exports?limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(res.statusCode, res.body).toBe(200);
+      pages.push(res.json().exports);
+      cursor = res.json().next_cursor;
+    } while (cursor !== null && pages.length < 50);
+    expect(pages.flat().map((e) => e.id)).toEqual(all.exports.map((e: { id: string }) => e.id));
+    expect(pages.flat().length).toBeGreaterThan(4);
+    expect(pages.every((p) => p.length <= 2)).toBe(true);
+
+    const mine = (await asAlice('GET', '/api/v1/billing/exports?limit=1')).json();
+    expect(mine.exports.map((e: { user_id: string }) => e.user_id)).toEqual(['alice']);
+    if (mine.next_cursor) expect((await asAlice('GET', `/api/v1/billing/exports?cursor=${mine.next_cursor}`)).json().exports.every((e: { user_id: string }) => e.user_id === 'alice')).toBe(true);
+
+    for (const [url, message] of [
+      ['/api/v1/billing/exports?cursor=bm9wZQ', /^cursor is not valid/],
+      ['/api/v1/billing/exports?limit=0x10', /^limit must be an integer from 1 to 500/],
+      ['/api/v1/billing/exports?limit=501', /^limit must not be greater than 500/],
+    ] as const) {
+      const res = await admin('GET', url);
+      expect(res.statusCode, res.body).toBe(400);
+      expect(res.json().message).toMatch(message);
+    }
+  });
+
   it('answers 400 for a bad records.csv range', async () => {
     const res = await admin('GET', '/api/v1/usage/records.csv?from=2026-02-30');
     expect(res.statusCode).toBe(400);

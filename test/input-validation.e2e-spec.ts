@@ -115,6 +115,26 @@ function inputSuite(env: () => Record<string, string>) {
     expect(body.code).toBe('REQUEST_EMPTY_PARAMETER');
   });
 
+  it.each([
+    ['[1, 2]', /^the request body must be a JSON object \(\{ \.\.\. \}\), got an array$/, 'REQUEST_BODY_NOT_OBJECT'],
+    ['null', /got null$/, 'REQUEST_BODY_NOT_OBJECT'],
+    ['"a string"', /got a string$/, 'REQUEST_BODY_NOT_OBJECT'],
+    ['42', /got a number$/, 'REQUEST_BODY_NOT_OBJECT'],
+    ['{"__proto__": {"admin": true}, "repo_url": "x"}', /must not contain a "__proto__" key/, 'REQUEST_FORBIDDEN_KEY'],
+    ['{"constructor": {"prototype": {"admin": true}}}', /must not contain .*"constructor" key holding "prototype"/, 'REQUEST_FORBIDDEN_KEY'],
+    ['{"repo_url": "x",}', /^the body is not valid JSON: .*(position|JSON)/, undefined],
+  ])('a body of %s is a 400 that says what is wrong with it, and no task is made', async (payload, message, code) => {
+    const before = await taskCount();
+    const body = await expect400({ method: 'POST', url: SUBMIT, payload, headers: { 'content-type': 'application/json' } }, message);
+    expect(body.code).toBe(code);
+    expect(await taskCount()).toBe(before);
+  });
+
+  it('a query parameter without a name is a 400 that says so', async () => {
+    const body = await expect400({ method: 'GET', url: '/api/v1/usage/overall?=1' }, /^the query string has a parameter without a name \(such as "\?=1"\)/);
+    expect(body.code).toBe('REQUEST_UNNAMED_PARAMETER');
+  });
+
   it('valid numbers still work', async () => {
     expect((await inject({ method: 'GET', url: '/api/v1/usage/overall?days=7' })).json()).toMatchObject({ days: 7 });
     expect((await inject({ method: 'GET', url: '/api/v1/usage/overall?days=3650' })).statusCode).toBe(200);

@@ -2,14 +2,17 @@
  * The observability stack's files, checked without Docker: the compose file's structure, ports and
  * mounts (every mounted file exists), and that Prometheus, Alertmanager and Grafana provisioning
  * point at each other as the compose file names them. (The dashboard's PromQL runs against a real
- * Prometheus in prometheus-scrape.e2e-spec.ts; the rules and alertmanager.yml are checked by
- * promtool and amtool in alerting-config.e2e-spec.ts.)
+ * Prometheus in prometheus-scrape.e2e-spec.ts, and each is parsed by promtool here; the rules and
+ * alertmanager.yml are checked by promtool and amtool in alerting-config.e2e-spec.ts.)
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 
 const ROOT = resolve(__dirname, '..');
+const PROMTOOL = process.env.PROMTOOL_BIN || '/usr/bin/promtool';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const yamlFile = (path: string): any => parse(readFileSync(join(ROOT, path), 'utf8'));
 
@@ -88,7 +91,10 @@ describe('Grafana provisioning', () => {
   }[];
   const dashboard = JSON.parse(readFileSync(join(ROOT, 'config/grafana/dashboards/asa-llm-overview.json'), 'utf8')) as {
     uid: string; title: string;
-    panels: { id: number; title: string; datasource: { uid: string }; targets: { expr: string; datasource: { uid: string } }[]; gridPos: { x: number; y: number; w: number; h: number } }[];
+    panels: {
+      id: number; title: string; description?: string; datasource: { uid: string }; targets: { expr: string; datasource: { uid: string } }[];
+      gridPos: { x: number; y: number; w: number; h: number }; fieldConfig?: { defaults: { unit?: string; min?: number; max?: number } };
+    }[];
   };
 
   it('has the Prometheus datasource at http://prometheus:9090 and Jaeger, with exemplars linked to Jaeger traces', () => {
@@ -106,6 +112,7 @@ describe('Grafana provisioning', () => {
 
   it("holds the seed's panels and cost per successful task, on the provisioned Prometheus datasource", () => {
     const exprs = dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr));
+    // Each seed query is a panel's query, or the whole of one scaled to the panel's unit (USD per second x 3600).
     for (const seed of [
       'sum(rate(llm_cost_usd_total[1h]))',
       'sum by (model) (llm_tokens_total)',
@@ -114,15 +121,54 @@ describe('Grafana provisioning', () => {
       'rate(llm_requests_total[5m])',
       'sum(llm_cost_usd_total)',
     ]) {
-      expect(exprs).toContain(seed);
+      expect(exprs.some((e) => e === seed || e.startsWith(`${seed} * `)), seed).toBe(true);
     }
     expect(dashboard.panels.map((p) => p.title)).toEqual(
-      expect.arrayContaining(['LLM cost over time', 'Token usage by model', 'LLM latency p95', 'Task success rate', 'Cost per successful task (1h)']),
+      expect.arrayContaining(['LLM cost over time (USD per hour)', 'Token usage by model', 'LLM latency p95', 'Task success rate', 'Cost per successful task (1h)']),
     );
     const promUid = ds.find((d) => d.type === 'prometheus')!.uid;
     for (const p of dashboard.panels) {
       expect(p.datasource.uid, p.title).toBe(promUid);
       for (const t of p.targets) expect(t.datasource.uid, p.title).toBe(promUid);
+    }
+  });
+
+  it('shows the task success rate in percent, leaving cancelled tasks out as the API does', () => {
+    const panels = dashboard.panels.filter((p) => /task success rate/i.test(p.title));
+    expect(panels.length).toBeGreaterThanOrEqual(1);
+    for (const p of panels) {
+      expect(p.fieldConfig?.defaults, p.title).toMatchObject({ unit: 'percent', min: 0, max: 100 });
+      expect(p.targets).toHaveLength(1);
+      expect(p.targets[0].expr, p.title).toBe(
+        '100 * sum(increase(task_success_total{status="success"}[1h])) / sum(increase(task_success_total{status!="cancelled"}[1h]))',
+      );
+    }
+  });
+
+  it('shows cost over time in USD per hour, and every panel says its unit', () => {
+    const cost = dashboard.panels.find((p) => p.title === 'LLM cost over time (USD per hour)')!;
+    expect(cost.fieldConfig?.defaults.unit).toBe('currencyUSD');
+    expect(cost.targets.map((t) => t.expr)).toEqual(['sum(rate(llm_cost_usd_total[1h])) * 3600']);
+    for (const p of dashboard.panels) {
+      expect(p.fieldConfig?.defaults.unit, p.title).toMatch(/\S/);
+      expect(p.description, p.title).toMatch(/\S/);
+      // A per-second rate of money shown as USD would read as a total: money panels say per hour or are totals.
+      if (p.fieldConfig?.defaults.unit === 'currencyUSD') {
+        for (const t of p.targets) expect(/^sum\(llm_cost_usd_total\)$|\* 3600$|\/ sum\(increase/.test(t.expr), `${p.title}: ${t.expr}`).toBe(true);
+      }
+    }
+  });
+
+  it('has panel queries that promtool accepts as PromQL', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'asa-grafana-promql-'));
+    try {
+      const rules = dashboard.panels.flatMap((p) => p.targets.map((t, i) => ({ record: `grafana:panel_${p.id}_${i}`, expr: t.expr })));
+      const file = join(dir, 'panels.rules.yml');
+      writeFileSync(file, stringify({ groups: [{ name: 'grafana-panels', rules }] }));
+      const out = execFileSync(PROMTOOL, ['check', 'rules', file], { encoding: 'utf8' });
+      expect(out).toMatch(new RegExp(`SUCCESS: ${rules.length} rules found`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

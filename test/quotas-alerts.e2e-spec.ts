@@ -17,7 +17,7 @@ const PARAMS = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, conte
 interface Received {
   raw: string;
   headers: IncomingHttpHeaders;
-  body: { rule_id: string; state: string; threshold_percent: number; percent: number; spend_usd: string; limit_usd: string; scope: object; window: { kind: string; end?: string } };
+  body: { rule_id: string; state: string; threshold_percent: number; percent: number; spend_usd: string; limit_usd: string; scope: object; window: { kind: string; start?: string | null; end?: string | null } };
 }
 
 /** A local webhook receiver that keeps the raw body (to check the signature) and the headers. */
@@ -68,6 +68,7 @@ describe('quota alerts', () => {
         rules: [
           { id: 'al-daily', scope: { user_id: 'u-al' }, limit_usd: '0.001', window: 'day', action: 'alert', notify: ['webhook'] },
           { id: 'bl-daily', scope: { user_id: 'u-bl' }, limit_usd: '0.0001', window: 'day', action: 'block', notify: ['webhook'] },
+          { id: 'bl-task', scope: { task_id: 'task-big' }, limit_usd: '0.0001', window: 'task', action: 'block', notify: ['webhook'] },
         ],
       }),
     );
@@ -152,6 +153,18 @@ describe('quota alerts', () => {
     // A second refusal does not repeat it.
     await t.app.get(LlmClientFactory).forUser('u-bl').chat(PARAMS).catch(() => undefined);
     expect((await evaluate()).fired.filter((f) => f.rule_id === 'bl-daily' && f.notified)).toEqual([]);
+  });
+
+  it("a task window's alert names no start or end of its own (the task's whole life)", async () => {
+    t ??= await start();
+    const err = await t.app.get(LlmClientFactory).forTask('task-big').chat(PARAMS).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LlmBudgetExceededException);
+    await until(() => forRule('bl-task').length === 1, 'the limit alert of the task rule');
+    expect(forRule('bl-task')[0].body).toMatchObject({ threshold_percent: 100, percent: 0, scope: { task_id: 'task-big' }, window: { kind: 'task', start: null, end: null } });
+    const res = await t.app.inject({ method: 'GET', url: '/api/v1/alerts?rule=bl-task' });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.body).not.toContain('1970');
+    expect(res.json()).toMatchObject({ alerts: [{ rule_id: 'bl-task', window: { kind: 'task', start: null, end: null } }] });
   });
 
   it('the scheduler evaluates every QUOTA_EVALUATION_INTERVAL_S without being asked', async () => {

@@ -3,8 +3,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
-import type { UsageRecord } from '../src/plugins/sdk';
+import { serializeUsageRecord, type SerializedUsageRecord, type UsageRecord } from '../src/plugins/sdk';
 import { createTestApp, TestApp } from './support/create-app';
+import { ensureSdkBuilt } from './support/sdk-build';
 import { usageRecord } from './support/usage-records';
 
 const record = (i: number): UsageRecord =>
@@ -12,6 +13,8 @@ const record = (i: number): UsageRecord =>
 
 describe('usage sink plugins named in USAGE_SINK_PLUGINS', () => {
   let t: TestApp | undefined;
+  // The example requires asa-backend/sdk, which resolves to the built SDK (dist/sdk).
+  beforeAll(() => ensureSdkBuilt(), 120_000);
   afterEach(async () => {
     await t?.close();
     t = undefined;
@@ -27,9 +30,11 @@ describe('usage sink plugins named in USAGE_SINK_PLUGINS', () => {
     const sent = Array.from({ length: 25 }, (_, i) => record(i));
     for (const r of sent) await recorder.record(r);
     await recorder.flush();
-    const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as UsageRecord);
+    const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as SerializedUsageRecord);
     expect(lines.map((r) => r.id)).toEqual(sent.map((r) => r.id));
-    expect(lines[3]).toEqual(sent[3]);
+    // Each line is the SDK's snake_case form: the usage API's names, cost as an exact decimal string.
+    expect(lines[3]).toEqual(serializeUsageRecord(sent[3]));
+    expect(lines[3]).toMatchObject({ task_id: 'task-plugin', user_id: 'user-1', input_tokens: 103, cost_usd: '0.000021003', created_at: new Date(sent[3].createdAtMs).toISOString() });
     // The same records reached the database sink too.
     const res = await t.app.inject({ method: 'GET', url: '/api/v1/usage/task/task-plugin' });
     expect(res.json().total_requests).toBe(25);

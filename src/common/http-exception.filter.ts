@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import { DatabaseUnavailableException, databaseUnavailableReason } from '../database/database-errors';
 import { DomainException } from './domain.exception';
+import { isOpenAiPath, OpenAiErrorException, toOpenAiError } from './openai-error';
 
 /** `error` is always the HTTP reason phrase ("Bad Request"); what went wrong is in `message` and `code`. */
 const reason = (status: number): string => STATUS_CODES[status] ?? 'Error';
@@ -42,8 +43,20 @@ export class AllExceptionsFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
     const { httpAdapter } = this.adapterHost;
     const response = host.switchToHttp().getResponse();
+    if (exception instanceof OpenAiErrorException) {
+      for (const [name, value] of Object.entries(exception.headers)) httpAdapter.setHeader(response, name, value);
+      httpAdapter.reply(response, exception.body, exception.status);
+      return;
+    }
     const { body, retryAfter } = this.toReply(exception);
     if (retryAfter !== undefined) httpAdapter.setHeader(response, 'Retry-After', String(retryAfter));
+    // The OpenAI-compatible gateway answers in the shape its clients' SDKs parse.
+    if (isOpenAiPath(host.switchToHttp().getRequest<{ url?: string }>()?.url)) {
+      const openAi = toOpenAiError(body);
+      for (const [name, value] of Object.entries(openAi.headers)) httpAdapter.setHeader(response, name, value);
+      httpAdapter.reply(response, openAi.body, openAi.status);
+      return;
+    }
     httpAdapter.reply(response, body, body.statusCode);
   }
 

@@ -10,7 +10,13 @@ export const MAX_JSON_DEPTH = 64;
 export class RequestInputException extends DomainException {
   readonly status = HttpStatus.BAD_REQUEST;
   constructor(
-    readonly code: 'REQUEST_JSON_TOO_DEEP' | 'REQUEST_NUL_CHARACTER' | 'REQUEST_EMPTY_PARAMETER',
+    readonly code:
+      | 'REQUEST_JSON_TOO_DEEP'
+      | 'REQUEST_NUL_CHARACTER'
+      | 'REQUEST_EMPTY_PARAMETER'
+      | 'REQUEST_UNNAMED_PARAMETER'
+      | 'REQUEST_BODY_NOT_OBJECT'
+      | 'REQUEST_FORBIDDEN_KEY',
     message: string,
   ) {
     super(message);
@@ -72,7 +78,36 @@ function emptyQueryParameters(query: unknown): string[] {
   return Object.entries(query).filter(([, v]) => v === '' || (Array.isArray(v) && v.some((x) => x === ''))).map(([k]) => k);
 }
 
+/**
+ * Why Fastify's JSON parser refused a body, which it reports only as "not valid JSON": a syntax
+ * error (with the position the platform's parser gives), or a "__proto__" / "constructor.prototype"
+ * key, valid JSON that Fastify refuses because it could reach Object.prototype.
+ */
+function explainJsonRefusal(text: string): Error | null {
+  try {
+    JSON.parse(text);
+  } catch (err) {
+    return Object.assign(new Error(`the body is not valid JSON: ${(err as Error).message}`), { statusCode: 400 });
+  }
+  return new RequestInputException('REQUEST_FORBIDDEN_KEY', 'the JSON body must not contain a "__proto__" key, nor a "constructor" key holding "prototype"');
+}
+
+/** What a JSON body is, for a message: "an array", "null", "a string". */
+function jsonKind(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return `a ${typeof value}`;
+}
+
 function checkRequest(req: FastifyRequest): void {
+  // Every body this API takes is a JSON object; an array or a bare value would otherwise be
+  // reported field by field ("property 0 should not exist"), as if the caller had sent an object.
+  if (req.body !== undefined && (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body))) {
+    throw new RequestInputException('REQUEST_BODY_NOT_OBJECT', `the request body must be a JSON object ({ ... }), got ${jsonKind(req.body)}`);
+  }
+  if (typeof req.query === 'object' && req.query !== null && Object.prototype.hasOwnProperty.call(req.query, '')) {
+    throw new RequestInputException('REQUEST_UNNAMED_PARAMETER', 'the query string has a parameter without a name (such as "?=1"): name it or leave it out');
+  }
   const nul = [...nulPaths(req.params ?? {}), ...nulPaths(req.query ?? {}), ...(req.body === undefined ? [] : nulPaths(req.body))];
   if (nul.length > 0) {
     throw new RequestInputException(
@@ -103,7 +138,10 @@ export function installRequestInputChecks(app: NestFastifyApplication): void {
       return;
     }
     const { onProtoPoisoning, onConstructorPoisoning } = fastify.initialConfig;
-    fastify.getDefaultJsonParser(onProtoPoisoning ?? 'error', onConstructorPoisoning ?? 'error')(req, body.toString('utf8'), done);
+    const text = body.toString('utf8');
+    fastify.getDefaultJsonParser(onProtoPoisoning ?? 'error', onConstructorPoisoning ?? 'error')(req, text, (err, parsed) => {
+      done(err && text.length > 0 ? (explainJsonRefusal(text) ?? err) : err, parsed);
+    });
   });
   fastify.addHook('preValidation', (req, _reply, done) => {
     try {

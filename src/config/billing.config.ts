@@ -1,5 +1,6 @@
 import { registerAs } from '@nestjs/config';
 import { resolve } from 'node:path';
+import { pluginList } from '../modules/plugins/plugin-kinds';
 import { validateEnv } from './env.validation';
 
 export const DEFAULT_BILLING_EXPORT_DIR = 'data/exports';
@@ -17,10 +18,9 @@ export const billingConfig = registerAs('billing', () => {
     monthlyCron: cron(env.BILLING_MONTHLY_CRON, DEFAULT_BILLING_MONTHLY_CRON),
     exportDir: resolve(env.BILLING_EXPORT_DIR ?? DEFAULT_BILLING_EXPORT_DIR),
     /** Module paths of extra export destinations, comma separated (README, "Export destinations"). */
-    destinationPlugins: (env.BILLING_EXPORT_DESTINATION_PLUGINS ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
+    destinationPlugins: pluginList(env.BILLING_EXPORT_DESTINATION_PLUGINS),
+    /** A destination that has not answered after this long counts as failed for that export. */
+    deliveryTimeoutMs: env.BILLING_EXPORT_DELIVERY_TIMEOUT_MS ?? 300_000,
   };
 });
 export type BillingConfig = ReturnType<typeof billingConfig>;

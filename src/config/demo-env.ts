@@ -5,7 +5,7 @@
  */
 
 /** Variables that could make the demo reach the network or a real account: removed for the demo. */
-const OUTBOUND = /^(OPENAI_|OTEL_|USAGE_SINK_PLUGINS$|.*(WEBHOOK|SMTP|SLACK|ALERTMANAGER|PAGERDUTY).*)/i;
+const OUTBOUND = /^(OPENAI_|OTEL_|[A-Z_]*_PLUGINS$|PLUGINS_FILE$|.*(WEBHOOK|SMTP|SLACK|ALERTMANAGER|PAGERDUTY).*)/i;
 
 /** Sets the demo's environment (after clearing outbound settings) and returns a function that restores the previous one. */
 export function applyDemoEnv(values: Record<string, string>): () => void {

@@ -305,6 +305,10 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(toBool) @IsBoolean({ message: 'TASK_SANDBOX_NETWORK must be true or false' })
   TASK_SANDBOX_NETWORK?: boolean;
 
+  // Gateway (src/config/gateway.config.ts): routes of /v1 models to OpenAI-compatible upstreams.
+  @IsOptional() @IsString()
+  GATEWAY_FILE?: string;
+
   // Quotas (src/config/quotas.config.ts).
   @IsOptional() @IsString()
   QUOTAS_FILE?: string;
@@ -385,6 +389,19 @@ export class EnvironmentVariables {
 
   @IsOptional() @IsString()
   BILLING_EXPORT_DESTINATION_PLUGINS?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(3_600_000)
+  BILLING_EXPORT_DELIVERY_TIMEOUT_MS?: number;
+
+  // Plugins (src/config/plugins.config.ts): per-plugin options, load checks.
+  @IsOptional() @IsString()
+  PLUGINS_FILE?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(600_000)
+  PLUGIN_LOAD_TIMEOUT_MS?: number;
+
+  @IsOptional() @IsString()
+  TASK_AGENT_PLUGINS?: string;
 }
 
 /** Values never echoed in a validation error (they are, or contain, credentials). */

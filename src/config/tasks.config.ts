@@ -7,6 +7,7 @@ import { DEFAULT_REPO_URL_SCHEMES, RepoUrlScheme } from '../modules/tasks/repo-u
 import type { SandboxKind } from '../modules/tasks/sandbox/sandbox';
 import { DEFAULT_API_KEYS_FILE } from './auth.config';
 import { parseDatabaseUrl } from './database.config';
+import { pluginList } from '../modules/plugins/plugin-kinds';
 import { validateEnv } from './env.validation';
 import { defaultJournalDir } from './usage.config';
 
@@ -22,6 +23,8 @@ export const tasksConfig = registerAs('tasks', () => {
     );
   }
   return {
+    /** Module paths or package names of extra task agents, comma separated (docs/plugins.md). */
+    agentPlugins: pluginList(env.TASK_AGENT_PLUGINS),
     /** Tasks one process runs at the same time (each replica runs its own workers). */
     concurrency: env.TASK_CONCURRENCY ?? 2,
     /** How often idle workers look for queued tasks (a submit to this process wakes them at once). */

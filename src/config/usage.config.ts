@@ -1,5 +1,6 @@
 import { registerAs } from '@nestjs/config';
 import { resolve } from 'node:path';
+import { pluginList } from '../modules/plugins/plugin-kinds';
 import { parseDatabaseUrl } from './database.config';
 import { validateEnv } from './env.validation';
 
@@ -23,11 +24,8 @@ export const usageConfig = registerAs('usage', () => {
     batchSize: env.USAGE_BATCH_SIZE ?? 500,
     flushIntervalMs: env.USAGE_FLUSH_INTERVAL_MS ?? 250,
     queueCapacity: env.USAGE_QUEUE_CAPACITY ?? 10_000,
-    /** Module paths of extra sinks, comma separated (see README, "Writing a sink"). */
-    sinkPlugins: (env.USAGE_SINK_PLUGINS ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
+    /** Module paths of extra sinks, comma separated (README, "Plugins"). */
+    sinkPlugins: pluginList(env.USAGE_SINK_PLUGINS),
     journal: {
       /** USAGE_JOURNAL=off turns the crash journal off (tests that do not want it); on by default. */
       enabled: env.USAGE_JOURNAL ?? true,

@@ -3,6 +3,7 @@ import { CreateTasks1764199000000 } from './migrations/1764199000000-CreateTasks
 import { CreateAlerts1764310000000 } from './migrations/1764310000000-CreateAlerts';
 import { CreateQuotas1764320000000 } from './migrations/1764320000000-CreateQuotas';
 import { CreateBillingExports1764400000000 } from './migrations/1764400000000-CreateBillingExports';
+import { AddLlmUsageTags1764500000000 } from './migrations/1764500000000-AddLlmUsageTags';
 
 /** Every migration, oldest first. Add new ones at the end. */
-export const MIGRATIONS = [CreateLlmUsage1764198000000, CreateTasks1764199000000, CreateAlerts1764310000000, CreateQuotas1764320000000, CreateBillingExports1764400000000];
+export const MIGRATIONS = [CreateLlmUsage1764198000000, CreateTasks1764199000000, CreateAlerts1764310000000, CreateQuotas1764320000000, CreateBillingExports1764400000000, AddLlmUsageTags1764500000000];

@@ -1,8 +1,8 @@
 /**
  * SIMULATOR: a local, OpenAI-compatible HTTP server. It is NOT a model and NOT a provider.
  *
- * It speaks enough of the OpenAI REST protocol (chat completions, plain and streamed as SSE,
- * embeddings, model list) for the official `openai` SDK to talk to it, and answers with whatever
+ * It speaks enough of the OpenAI REST protocol (chat completions and the Responses API, plain
+ * and streamed as SSE, embeddings, model list) for the official `openai` SDK to talk to it, and answers with whatever
  * the caller's `respond` function scripts. Tests and the offline demo point `OPENAI_BASE_URL` at
  * it; the service itself never starts it unless explicitly asked. Every response carries the
  * header `x-simulator: asa-backend`, and chat responses say `system_fingerprint: "asa-simulator"`,
@@ -110,7 +110,8 @@ export function startOpenAiCompatibleServer(opts: {
 
     const isChat = path === '/v1/chat/completions' || path === '/chat/completions';
     const isEmbeddings = path === '/v1/embeddings' || path === '/embeddings';
-    if (!isChat && !isEmbeddings) {
+    const isResponses = path === '/v1/responses' || path === '/responses';
+    if (!isChat && !isEmbeddings && !isResponses) {
       return sendError(res, 404, `Unknown route ${method} ${path} on the simulator`, 'invalid_request_error');
     }
     if (method !== 'POST') return sendError(res, 405, `Use POST for ${path}`, 'invalid_request_error');
@@ -140,6 +141,10 @@ export function startOpenAiCompatibleServer(opts: {
     }
     const id = ++counter;
     if (isEmbeddings) return sendJson(res, 200, embeddingResponse(body, reply));
+    if (isResponses) {
+      if (body.stream === true) return streamResponse(res, body, reply, id, sleep);
+      return sendJson(res, 200, responsesResponse(body, reply, id, 'completed'));
+    }
     if (body.stream === true) return streamChat(res, body, reply, id, sleep);
     return sendJson(res, 200, chatResponse(body, reply, id));
   };
@@ -298,6 +303,72 @@ async function streamChat(
     void send({ ...base, choices: [], usage: usageObject(body, reply, content) });
   }
   void send('[DONE]');
+  res.end();
+}
+
+// --- Responses API ----------------------------------------------------------------------------
+
+function responsesInputText(body: any): string {
+  const input = body?.input;
+  const parts: string[] = typeof body?.instructions === 'string' ? [body.instructions] : [];
+  if (typeof input === 'string') parts.push(input);
+  else if (Array.isArray(input)) {
+    for (const item of input) {
+      if (typeof item?.content === 'string') parts.push(item.content);
+      else if (Array.isArray(item?.content)) parts.push(item.content.map((p: any) => p?.text ?? '').join(' '));
+    }
+  }
+  return parts.join('\n');
+}
+
+function responsesUsage(body: any, reply: SimulatedReply, content: string) {
+  const u = reply.usage ?? { prompt_tokens: simulatedTokenCount(responsesInputText(body)), completion_tokens: simulatedTokenCount(content) };
+  return {
+    input_tokens: u.prompt_tokens,
+    input_tokens_details: { cached_tokens: u.cached_tokens ?? 0 },
+    output_tokens: u.completion_tokens,
+    output_tokens_details: { reasoning_tokens: u.reasoning_tokens ?? 0 },
+    total_tokens: u.prompt_tokens + u.completion_tokens,
+  };
+}
+
+function responsesResponse(body: any, reply: SimulatedReply, n: number, status: 'in_progress' | 'completed') {
+  const content = replyContent(reply);
+  const done = status === 'completed';
+  return {
+    id: `resp_sim_${n}`,
+    object: 'response',
+    created_at: Math.floor(Date.now() / 1000),
+    status,
+    model: reply.model ?? body.model,
+    output: done
+      ? [{ type: 'message', id: `msg_sim_${n}`, status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: content, annotations: [] }] }]
+      : [],
+    usage: done && reply.usage !== null ? responsesUsage(body, reply, content) : null,
+  };
+}
+
+/** The Responses API's stream: named events, usage only in the final `response.completed`. */
+async function streamResponse(
+  res: ServerResponse,
+  body: any,
+  reply: SimulatedReply,
+  n: number,
+  sleep: (ms: number, res: ServerResponse) => Promise<boolean>,
+): Promise<void> {
+  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  let seq = 0;
+  const send = (type: string, data: Record<string, unknown>) => res.write(`event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: seq++, ...data })}\n\n`);
+  const content = replyContent(reply);
+  const gap = reply.chunkDelayMs ?? 0;
+  send('response.created', { response: responsesResponse(body, reply, n, 'in_progress') });
+  for (const piece of pieces(content)) {
+    if (gap > 0 && !(await sleep(gap, res))) return;
+    if (res.destroyed) return;
+    send('response.output_text.delta', { item_id: `msg_sim_${n}`, output_index: 0, content_index: 0, delta: piece });
+  }
+  send('response.output_text.done', { item_id: `msg_sim_${n}`, output_index: 0, content_index: 0, text: content });
+  send('response.completed', { response: responsesResponse(body, reply, n, 'completed') });
   res.end();
 }
 

@@ -26,6 +26,7 @@ export async function createTestApp(options: CreateAppOptions = {}): Promise<Tes
   const env: Record<string, string | undefined> = {
     DATABASE_URL: `sqlite:${join(dir, 'asa.db')}`,
     API_KEYS_FILE: join(dir, 'no-api-keys.json'), // written empty below: no keys, and none from the checkout
+    PLUGINS_FILE: join(dir, 'no-plugins.json'), // written empty below: no plugin settings from the checkout
     USAGE_FLUSH_INTERVAL_MS: '20',
     // Each app its own journal folder (the default for PostgreSQL, data/journal, would be shared).
     USAGE_JOURNAL_DIR: join(dir, 'journal'),
@@ -34,6 +35,7 @@ export async function createTestApp(options: CreateAppOptions = {}): Promise<Tes
     ...options.env,
   };
   writeFileSync(join(dir, 'no-api-keys.json'), '{ "keys": [] }\n');
+  writeFileSync(join(dir, 'no-plugins.json'), '{ "plugins": {} }\n');
   const saved = new Map<string, string | undefined>();
   for (const [k, v] of Object.entries(env)) {
     saved.set(k, process.env[k]);

@@ -24,6 +24,8 @@ export function buildService(outDir = BUILD_DIR): string {
     const out = String((err as { stdout?: Buffer }).stdout ?? '');
     if (!existsSync(main)) throw new Error(`build failed:\n${out}`);
   }
+  // The dashboard's static files, where the built DashboardModule looks for them (as `npm run build` does for dist/).
+  execFileSync(process.execPath, ['scripts/build-dashboard.mjs', join(outDir, 'dashboard')], { cwd: PROJECT_ROOT, stdio: 'pipe', timeout: 120_000 });
   return main;
 }
 

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DataSource, Repository } from 'typeorm';
+import { decodeKeysetCursor, encodeKeysetCursor } from '../../common/keyset-cursor';
 import { nanosToUsdExact, parseNanos } from '../../common/money';
 import { billingConfig } from '../../config/billing.config';
 import { InjectReadDataSource, InjectWriteDataSource } from '../../database/data-sources';
@@ -101,10 +102,19 @@ export class BillingExportService {
     }
   }
 
-  async list(principal: Principal, limit = 500): Promise<BillingExport[]> {
-    const qb = this.exports.createQueryBuilder('e').orderBy('e.created_at_ms', 'DESC').addOrderBy('e.id', 'DESC').limit(limit);
-    if (principal.scope !== 'admin') qb.where('e.user_id = :uid', { uid: principal.userId });
-    return qb.getMany();
+  /** Exports newest first, `limit` at a time; `cursor` is the previous page's next cursor. */
+  async list(principal: Principal, limit: number, cursor?: string): Promise<{ items: BillingExport[]; nextCursor: string | null }> {
+    const qb = this.exports.createQueryBuilder('e').orderBy('e.created_at_ms', 'DESC').addOrderBy('e.id', 'DESC').take(limit + 1);
+    if (principal.scope !== 'admin') qb.andWhere('e.user_id = :uid', { uid: principal.userId });
+    if (cursor !== undefined) {
+      const after = decodeKeysetCursor(cursor);
+      if (!after) throw new BillingInvalidInputException('cursor is not valid: pass the next_cursor of a previous page unchanged');
+      qb.andWhere('(e.created_at_ms < :ms OR (e.created_at_ms = :ms AND e.id < :id))', { ms: after.ms, id: after.id });
+    }
+    const rows = await qb.getMany();
+    const items = rows.slice(0, limit);
+    const last = items[items.length - 1];
+    return { items, nextCursor: rows.length > limit && last ? encodeKeysetCursor({ ms: last.createdAtMs, id: last.id }) : null };
   }
 
   /** One export the principal may see (another user's is "not found", so its existence does not leak). */

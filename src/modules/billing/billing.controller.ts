@@ -4,12 +4,12 @@ import type { FastifyReply } from 'fastify';
 import { createReadStream, existsSync } from 'node:fs';
 import { CurrentPrincipal } from '../auth/current-principal.decorator';
 import { Principal } from '../auth/principal';
-import { NoQueryDto } from '../usage/dto/usage-query.dto';
 import { BillingExportService } from './billing-export.service';
 import { exportToJson } from './billing-export.view';
 import { BillingExportFileMissingException } from './billing.exceptions';
 import { BillingExportIdParamDto } from './dto/billing-export-id-param.dto';
 import { CreateBillingExportDto } from './dto/create-billing-export.dto';
+import { ListBillingExportsQueryDto } from './dto/list-billing-exports-query.dto';
 
 @ApiTags('billing')
 @ApiBearerAuth()
@@ -35,9 +35,10 @@ export class BillingController {
   }
 
   @Get()
-  @ApiOperation({ summary: 'Exports, newest first (a user-scope key sees only its own)' })
-  async list(@Query() _query: NoQueryDto, @CurrentPrincipal() principal: Principal) {
-    return { exports: (await this.exporter.list(principal)).map(exportToJson) };
+  @ApiOperation({ summary: 'Exports, newest first, a page at a time (a user-scope key sees only its own)' })
+  async list(@Query() query: ListBillingExportsQueryDto, @CurrentPrincipal() principal: Principal) {
+    const { items, nextCursor } = await this.exporter.list(principal, query.limit ?? 100, query.cursor);
+    return { exports: items.map(exportToJson), next_cursor: nextCursor };
   }
 
   @Get(':id')

@@ -11,8 +11,16 @@ import { LLM_TRACER_NAME } from './llm-span-attributes';
 import { PricingService } from './pricing/pricing.service';
 import { TaskSpendReader } from './task-spend.reader';
 import { TokenEstimator } from './token-estimator';
+import type { UsageTags } from '../../common/usage-tags';
 
 export const DEFAULT_OPENAI_BASE_URL = 'https://api.openai.com/v1';
+
+/** An OpenAI-compatible server calls can be sent to; `openai` null when it has no key configured. */
+export interface LlmUpstream {
+  readonly openai: OpenAI | null;
+  readonly provider: string;
+  readonly baseUrl: string;
+}
 
 /**
  * Hands out LLM clients scoped to a task and/or user. All of them share one `OpenAI` instance
@@ -23,6 +31,7 @@ export const DEFAULT_OPENAI_BASE_URL = 'https://api.openai.com/v1';
 export class LlmClientFactory {
   private readonly logger = new Logger(LlmClientFactory.name);
   private readonly deps: LlmClientDeps;
+  private readonly upstreamDeps = new WeakMap<LlmUpstream, LlmClientDeps>();
 
   constructor(
     @Inject(llmConfig.KEY) config: ConfigType<typeof llmConfig>,
@@ -66,6 +75,19 @@ export class LlmClientFactory {
   /** A client for a task (the seed's `LLMClient(task_id=...)`); with `maxCostUsd`, calls that could pass the budget are refused. */
   forTask(taskId: string, opts: { userId?: string | null; maxCostUsd?: number | null } = {}): LlmClient {
     return new LlmClient(this.deps, taskId, opts.userId ?? null, opts.maxCostUsd ?? null);
+  }
+
+  /**
+   * A client for another OpenAI-compatible upstream than the environment's (the gateway's
+   * routes): its own SDK instance, priced and recorded under its provider id.
+   */
+  forUpstream(upstream: LlmUpstream, scope: { taskId: string | null; userId: string | null; tags: UsageTags | null }): LlmClient {
+    let deps = this.upstreamDeps.get(upstream);
+    if (!deps) {
+      deps = { ...this.deps, openai: upstream.openai, config: { ...this.deps.config, provider: upstream.provider }, server: serverOf(upstream.baseUrl) };
+      this.upstreamDeps.set(upstream, deps);
+    }
+    return new LlmClient(deps, scope.taskId, scope.userId, null, scope.tags);
   }
 
   /** A client for calls made on behalf of a user, outside any task. */

@@ -33,6 +33,7 @@ import type { PricingService, TokenCounts } from './pricing/pricing.service';
 import type { TaskSpendReader } from './task-spend.reader';
 import type { TokenEstimator } from './token-estimator';
 import { PromptTokens } from './prompt-tokens';
+import type { UsageTags } from '../../common/usage-tags';
 
 /**
  * Output allowance assumed for the worst-case cost of a chat call that sets neither `max_tokens`
@@ -52,6 +53,46 @@ export interface UsageLimits {
   current_cost_usd: number;
   limit_usd: number;
   remaining_usd: number;
+}
+
+/** What `LlmClient.track` needs to admit and account a call it does not send itself. */
+export interface TrackedCallSpec {
+  operation: UsageOperation;
+  /** The model as the provider is asked for it (priced under the client's provider). */
+  model: string;
+  /** Locally counted prompt tokens: the worst case for admission, and the estimate when no usage comes back. */
+  promptTokens: number;
+  maxOutputTokens: number;
+  streamed: boolean;
+  /** The request body, for the span's request attributes. */
+  params: Record<string, unknown>;
+}
+
+/** What the caller of `track` learned from the response. */
+export interface TrackedOutcome {
+  responseModel: string | null;
+  responseId?: string | null;
+  finishReasons?: string[];
+  /** Tokens the provider reported; null to count them locally (prompt + `completionText`), marked estimated. */
+  tokens: TokenCounts | null;
+  completionText?: string;
+}
+
+/** A call admitted by `LlmClient.track`, ended exactly once (later ends are ignored). */
+export interface TrackedCall {
+  /** The usage record's id (also sent upstream as X-Asa-Usage-Id). */
+  readonly id: string;
+  readonly openai: OpenAI;
+  /** Signal, timeout and the usage-id header, for the SDK request. */
+  readonly requestOptions: { signal?: AbortSignal; timeout?: number; headers: Record<string, string> };
+  /** Runs `fn` inside the call's span (so the HTTP client span is its child). */
+  run<T>(fn: () => Promise<T>): Promise<T>;
+  markFirstToken(): void;
+  succeed(outcome: TrackedOutcome): Promise<UsageRecord | null>;
+  /** Failed before a response (`partial` absent) or in the middle of a stream (`partial`: what came so far). */
+  fail(err: unknown, partial?: TrackedOutcome): Promise<UsageRecord | null>;
+  /** The client went away in the middle of a stream: `abandoned`, with what came so far. */
+  abandon(partial: TrackedOutcome): Promise<UsageRecord | null>;
 }
 
 /** Everything a client needs, shared by every client the factory hands out. */
@@ -155,6 +196,8 @@ export class LlmClient implements AgentLlm {
     readonly taskId: string | null,
     readonly userId: string | null,
     maxCostUsd: number | null = null,
+    /** Stored on every record of this client (gateway `x-asa-tags`). */
+    readonly tags: UsageTags | null = null,
   ) {
     this.budget =
       maxCostUsd === null || maxCostUsd === undefined
@@ -232,6 +275,50 @@ export class LlmClient implements AgentLlm {
       estimated: reported === null,
     });
     return response;
+  }
+
+  /**
+   * For a caller that talks to the provider itself and passes its bytes on untouched (the
+   * gateway): the same admission, journal, span, pricing and one usage record as `chat` and
+   * `embed`, around a request the caller sends with `call.openai` and `call.requestOptions`.
+   * Refused (budget, quota) before anything is sent. The returned call must be ended exactly once
+   * with `succeed`, `fail` or `abandon`.
+   */
+  async track(spec: TrackedCallSpec, options: LlmCallOptions = {}): Promise<TrackedCall> {
+    const prompt = PromptTokens.counted(spec.promptTokens);
+    const call = await this.begin(spec.operation, spec.model, prompt, spec.maxOutputTokens, spec.streamed, spec.params, options.signal);
+    const abortedBeforeSend = options.signal?.aborted === true;
+    const openai = this.requireOpenAi();
+    const outcome = async (o: TrackedOutcome) => ({
+      responseModel: o.responseModel,
+      responseId: o.responseId ?? null,
+      finishReasons: o.finishReasons ?? [],
+      tokens: o.tokens ?? (await this.estimateChat(prompt, o.completionText ?? '', spec.model)),
+      estimated: o.tokens === null,
+    });
+    return {
+      id: call.id,
+      openai,
+      requestOptions: requestOptions(options, call.id),
+      run: (fn) => context.with(trace.setSpan(context.active(), call.span), fn),
+      markFirstToken: () => call.markFirstToken(),
+      succeed: async (o) => {
+        call.stopClock();
+        return call.finish({ status: 'success', errorType: null, ...(await outcome(o)) });
+      },
+      fail: async (err, partial) => {
+        call.stopClock();
+        return call.finish(
+          partial
+            ? { status: 'error', errorType: classifyError(err, options.signal, true), error: err, ...(await outcome(partial)) }
+            : await this.failure(err, options, false, { prompt, abortedBeforeSend }),
+        );
+      },
+      abandon: async (partial) => {
+        call.stopClock();
+        return call.finish({ status: 'error', errorType: 'abandoned', ...(await outcome(partial)) });
+      },
+    };
   }
 
   /** The seed's `check_usage_limits`: the task's recorded LLM cost against a limit in USD. */
@@ -357,6 +444,7 @@ export class LlmClient implements AgentLlm {
       streamed,
       traceId: call.traceId,
       promptTokens: prompt.bound,
+      ...(this.tags ? { tags: this.tags } : {}),
     });
     // A call still in flight after a moment gets its exact count journaled, for a crash to charge.
     prompt.countLater(JOURNAL_COUNT_DELAY_MS, (n) => {
@@ -533,6 +621,7 @@ class CallTracker {
         status: outcome.status,
         errorType: outcome.errorType,
         estimated: outcome.estimated,
+        ...(this.client.tags ? { tags: this.client.tags } : {}),
       };
       this.annotateSpan(record, outcome);
     } catch (err) {
@@ -621,7 +710,7 @@ export function classifyError(err: unknown, signal: AbortSignal | undefined, mid
   return 'unknown';
 }
 
-function tokensFromUsage(u: CompletionUsage | null | undefined): TokenCounts | null {
+export function tokensFromUsage(u: CompletionUsage | null | undefined): TokenCounts | null {
   if (!u || typeof u.prompt_tokens !== 'number') return null;
   return {
     inputTokens: u.prompt_tokens,

@@ -18,7 +18,7 @@ function ratio(spent: bigint, limit: bigint): number {
 
 /** Once per rule, scope value, threshold and window (the AlertService stores it uniquely). */
 export function alertDedupKey(rule: QuotaRule, scope: QuotaScope, threshold: number, bounds: WindowBounds): string {
-  return `${rule.id}|${scopeKey(scope)}|${threshold}|${bounds.alertStart}`;
+  return `${rule.id}|${scopeKey(scope)}|${threshold}|${bounds.alertStart ?? bounds.key}`;
 }
 
 export function buildAlert(

@@ -125,6 +125,11 @@ function parseLimitUsd(value: unknown): bigint {
   if ((typeof value === 'number' && value < 0) || (typeof value === 'string' && value.trim().startsWith('-'))) {
     throw new RuleProblem('limit_usd', `must not be negative, got ${JSON.stringify(value)}`);
   }
+  // A string is a plain decimal as a person writes an amount ("50", "12.50"); exponent forms such
+  // as "1e3" are refused rather than read as 1000.
+  if (typeof value === 'string' && !/^\s*\d+(\.\d+)?\s*$/.test(value)) {
+    throw new RuleProblem('limit_usd', `must be a plain decimal such as "50" or "12.5" (no exponent, sign or unit), got ${JSON.stringify(value)}`);
+  }
   const d = parseDecimal(value);
   if (!d) throw new RuleProblem('limit_usd', `must be a decimal string or number of USD, got ${JSON.stringify(value)}`);
   const text = decimalToString(d);

@@ -16,8 +16,8 @@ export interface WindowBounds {
    * alerts at most once per threshold every N hours.
    */
   key: string;
-  /** Start and end of the period alerts are deduplicated over (ISO 8601); end null for tasks. */
-  alertStart: string;
+  /** Start and end of the period alerts report and are deduplicated over (ISO 8601); both null for a task window (the task's whole life). */
+  alertStart: string | null;
   alertEnd: string | null;
 }
 
@@ -26,7 +26,7 @@ export interface WindowBounds {
  * (23 or 25 hours across DST changes) and weeks start on Monday (ISO weeks).
  */
 export function windowAt(w: QuotaWindow, nowMs: number, timeZone: string): WindowBounds {
-  if (w.kind === 'task') return { kind: 'task', startMs: null, endMs: null, key: 'task', alertStart: new Date(0).toISOString(), alertEnd: null };
+  if (w.kind === 'task') return { kind: 'task', startMs: null, endMs: null, key: 'task', alertStart: null, alertEnd: null };
   if (w.kind === 'rolling') {
     const span = w.hours * HOUR_MS;
     const periodStart = Math.floor(nowMs / span) * span;

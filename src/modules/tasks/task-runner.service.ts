@@ -8,6 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DataSource } from 'typeorm';
 import { tasksConfig } from '../../config/tasks.config';
 import { databaseUnavailableReason, isPermanentDataError } from '../../database/database-errors';
+import { oneLine } from '../../common/plugin-loader';
+import { PluginRegistry } from '../plugins/plugin-registry.service';
 import { AgentTask, TASK_AGENTS, TaskAgent, TaskAgentContext } from '../../plugins/sdk';
 import { LlmClientFactory } from '../llm/llm-client.factory';
 import { llmRefusalReason } from '../llm/llm.exceptions';
@@ -94,6 +96,7 @@ export class TaskRunner implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly metrics: TaskMetricsService,
     @Inject(tasksConfig.KEY) private readonly config: ConfigType<typeof tasksConfig>,
     @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly plugins: PluginRegistry,
   ) {
     this.staleAfterMs = config.staleAfterMs;
   }
@@ -439,6 +442,7 @@ export class TaskRunner implements OnApplicationBootstrap, OnModuleDestroy {
     try {
       const llm = this.llm.forTask(task.id, { userId: task.userId, maxCostUsd: agentTask.maxCostUsd });
       const result = await agent.run(ctx(llm));
+      this.plugins.handle('agent', agent.name)?.succeeded();
       const fields = {
         attempts: result.attempts ?? seen.attempts,
         patch: result.patch !== undefined ? result.patch : (seen.patch ?? null),
@@ -455,6 +459,7 @@ export class TaskRunner implements OnApplicationBootstrap, OnModuleDestroy {
       const refused = llmRefusalReason(err);
       if (refused) return { ...seen, status: 'failed', failureReason: refused, failureDetail: (err as Error).message.slice(0, 1000) };
       const errorId = randomUUID();
+      this.plugins.handle('agent', agent.name)?.failed(`task ${task.id}: ${oneLine(err)} (reference ${errorId} in the server log)`);
       this.logger.error(`[${errorId}] task ${task.id}: agent "${agent.name}" threw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
       return { ...seen, status: 'failed', failureReason: 'agent_error', failureDetail: `internal error in the agent; reference ${errorId} in the server log` };
     }

@@ -3,13 +3,13 @@ import { Brackets, DataSource, In, Repository } from 'typeorm';
 import { InjectReadDataSource, InjectWriteDataSource } from '../../database/data-sources';
 import { Task, TaskStatus } from './entities/task.entity';
 import { parseNanos } from '../../common/money';
-import { TaskCursor } from './task-cursor';
+import type { KeysetCursor } from '../../common/keyset-cursor';
 
 export interface TaskListFilter {
   status?: TaskStatus;
   userId?: string;
   limit: number;
-  after?: TaskCursor | null;
+  after?: KeysetCursor | null;
 }
 
 export type TaskEndFields = Pick<Task, 'status'> &
@@ -70,7 +70,7 @@ export class TaskStore {
       qb.andWhere(
         new Brackets((w) =>
           w
-            .where('t.created_at_ms < :afterMs', { afterMs: after.createdAtMs })
+            .where('t.created_at_ms < :afterMs', { afterMs: after.ms })
             .orWhere('(t.created_at_ms = :afterMs AND t.id < :afterId)', { afterId: after.id }),
         ),
       );

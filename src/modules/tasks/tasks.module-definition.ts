@@ -1,6 +1,10 @@
 import { ConfigurableModuleBuilder, ModuleMetadata, Provider, Type } from '@nestjs/common';
-import { assertUniqueNames, extensionPointDefinition } from '../../common/extension-point';
+import { ConfigType } from '@nestjs/config';
+import { extensionPointDefinition } from '../../common/extension-point';
+import { tasksConfig } from '../../config/tasks.config';
 import { TASK_AGENTS, TaskAgent } from '../../plugins/sdk';
+import { TASK_AGENT_KIND } from '../plugins/plugin-kinds';
+import { PluginRegistry } from '../plugins/plugin-registry.service';
 
 export interface TasksModuleOptions {
   /** Nothing to configure beyond the extras today; kept as the options token for agents to read. */
@@ -22,14 +26,15 @@ export const { ConfigurableModuleClass: TasksModuleBase, MODULE_OPTIONS_TOKEN: T
     )
     .build();
 
-/** One array token for every agent class, checked once at boot. */
+/** One array token: the built-in agent classes (the first is the default) plus plugins named in TASK_AGENT_PLUGINS. */
 function agentsProvider(agentClasses: Type<TaskAgent>[]): Provider & { provide: symbol } {
   return {
     provide: TASK_AGENTS,
-    inject: agentClasses,
-    useFactory: (...agents: TaskAgent[]) => {
-      if (agents.length === 0) throw new Error('TasksModule.forRoot({ agents }) needs at least one task agent');
-      assertUniqueNames(agents, 'task agent');
+    inject: [tasksConfig.KEY, PluginRegistry, ...agentClasses],
+    useFactory: async (config: ConfigType<typeof tasksConfig>, registry: PluginRegistry, ...builtIn: TaskAgent[]) => {
+      for (const agent of builtIn) registry.registerBuiltIn(TASK_AGENT_KIND, agent.name);
+      const agents = [...builtIn, ...(await registry.load(TASK_AGENT_KIND, config.agentPlugins))];
+      if (agents.length === 0) throw new Error('TasksModule.forRoot({ agents }) or TASK_AGENT_PLUGINS must give at least one task agent');
       return agents;
     },
   };

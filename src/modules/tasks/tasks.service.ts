@@ -14,7 +14,7 @@ import { CancelTaskResponseDto, TaskDto, TaskListDto, TaskSummaryDto, UsageLimit
 import { FINAL_TASK_STATUSES, Task } from './entities/task.entity';
 import { nanosToUsd, nanosToUsdExact, usdToNanos } from '../../common/money';
 import { RepoSourcePolicy } from './repo-source/repo-source.policy';
-import { decodeTaskCursor, encodeTaskCursor } from './task-cursor';
+import { decodeKeysetCursor, encodeKeysetCursor } from '../../common/keyset-cursor';
 import { TaskRunner } from './task-runner.service';
 import { TaskStore } from './task-store.service';
 import {
@@ -54,6 +54,10 @@ export class TasksService {
     const userId = this.ownerFor(principal, dto.user_id);
     const maxCostNanos = usdToNanos(dto.max_cost_usd ?? this.config.defaultMaxCostUsd);
     if (maxCostNanos === null) throw new TaskBadRequestException('max_cost_usd must be a non-negative number of USD');
+    const agent = dto.agent === undefined ? this.agents[0] : this.agents.find((a) => a.name === dto.agent);
+    if (!agent) {
+      throw new TaskBadRequestException(`agent must be one of the registered task agents (${this.agents.map((a) => a.name).join(', ')}); there is none named "${dto.agent}"`);
+    }
     const model = dto.model ?? this.config.defaultModel;
     // Every task has a budget, and a model without a price would pass it unchecked: say so now
     // rather than failing the task at its first model call.
@@ -73,7 +77,7 @@ export class TasksService {
       model,
       maxCostNanos: Number(maxCostNanos),
       maxAttempts: dto.max_attempts ?? 3,
-      agent: this.agents[0].name,
+      agent: agent.name,
       attempts: 0,
       stage: null,
       failureReason: null,
@@ -109,7 +113,7 @@ export class TasksService {
     }
     let after = null;
     if (query.cursor !== undefined) {
-      after = decodeTaskCursor(query.cursor);
+      after = decodeKeysetCursor(query.cursor);
       if (!after) throw new TaskBadRequestException('cursor is not valid: pass the next_cursor of a previous page unchanged');
     }
     const limit = query.limit ?? 20;
@@ -119,7 +123,7 @@ export class TasksService {
     const last = page[page.length - 1];
     return {
       tasks: page.map((t) => this.toSummary(t, costs.get(t.id) ?? 0n)),
-      next_cursor: rows.length > limit && last ? encodeTaskCursor({ createdAtMs: last.createdAtMs, id: last.id }) : null,
+      next_cursor: rows.length > limit && last ? encodeKeysetCursor({ ms: last.createdAtMs, id: last.id }) : null,
     };
   }
 

@@ -12,6 +12,10 @@ export interface SinkStats {
   dropped: number;
   /** Records not written by the shutdown deadline that the usage journal keeps for the next start. */
   kept: number;
+  /** The latest failed write (message and when), kept after later successes. */
+  lastError: { message: string; atMs: number } | null;
+  /** True from a failed write until the next successful one. */
+  failing: boolean;
 }
 
 /** How a queue works with the usage journal. */
@@ -53,7 +57,7 @@ export class SinkQueue {
     private readonly hooks: SinkQueueHooks = {},
   ) {
     this.logger = new Logger(`UsageSink:${sink.name}`);
-    this.stats = { sink: sink.name, queued: 0, written: 0, failedWrites: 0, dropped: 0, kept: 0 };
+    this.stats = { sink: sink.name, queued: 0, written: 0, failedWrites: 0, dropped: 0, kept: 0, lastError: null, failing: false };
   }
 
   async enqueue(record: UsageRecord): Promise<void> {
@@ -117,12 +121,15 @@ export class SinkQueue {
         await this.hooks.beforeWrite?.();
         await this.writeWithTimeout(batch);
         this.stats.written += batch.length;
+        this.stats.failing = false;
         this.hooks.written?.(batch);
         if (attempt > 0) this.logger.log(`batch of ${batch.length} written after ${attempt} retries`);
         return;
       } catch (err) {
         this.stats.failedWrites++;
         const reason = err instanceof Error ? err.message : String(err);
+        this.stats.lastError = { message: (reason.split('\n')[0] ?? '').slice(0, 500), atMs: Date.now() };
+        this.stats.failing = true;
         const pastDeadline = this.giveUpAt !== null && Date.now() >= this.giveUpAt;
         if (pastDeadline && this.hooks.keepAtDeadline) {
           this.stats.kept += batch.length;

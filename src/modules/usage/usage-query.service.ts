@@ -14,6 +14,7 @@ import {
 import { LlmUsage } from './entities/llm-usage.entity';
 import { UsageAccessDeniedException, UsageTaskNotFoundException } from './usage.exceptions';
 import { nanosToUsd, nanosToUsdExact, parseNanos } from '../../common/money';
+import { tagLikePattern, UsageTags } from '../../common/usage-tags';
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
@@ -83,9 +84,9 @@ export class UsageQueryService {
   }
 
   /** Everything in the window; a user-scope key sees only its own user's calls. */
-  async overallUsage(days: number, principal: Principal): Promise<OverallUsageDto> {
+  async overallUsage(days: number, principal: Principal, tags: UsageTags | null = null): Promise<OverallUsageDto> {
     const w = window(days);
-    const filter = (qb: SelectQueryBuilder<LlmUsage>) => this.scoped(inWindow(qb, w), principal);
+    const filter = (qb: SelectQueryBuilder<LlmUsage>) => withTags(this.scoped(inWindow(qb, w), principal), tags);
     const byModel = await this.groups(filter, 'u.requested_model');
     const byUser = await this.groups(filter, 'u.user_id');
     const t = totals(byModel);
@@ -98,11 +99,11 @@ export class UsageQueryService {
     };
   }
 
-  async userUsage(userId: string, days: number, principal: Principal): Promise<UserUsageDto> {
+  async userUsage(userId: string, days: number, principal: Principal, tags: UsageTags | null = null): Promise<UserUsageDto> {
     if (!canAccessUser(principal, userId)) throw new UsageAccessDeniedException(`user "${userId}"`);
     const w = window(days);
     const byModel = await this.groups(
-      (qb) => inWindow(qb.where('u.user_id = :userId', { userId }), w),
+      (qb) => withTags(inWindow(qb.where('u.user_id = :userId', { userId }), w), tags),
       'u.requested_model',
     );
     const t = totals(byModel);
@@ -115,11 +116,12 @@ export class UsageQueryService {
     interval: 'hour' | 'day',
     groupBy: 'model' | 'user',
     principal: Principal,
+    tags: UsageTags | null = null,
   ): Promise<TimeseriesDto> {
     const w = window(days);
     const width = interval === 'hour' ? HOUR_MS : DAY_MS;
     const groups = await this.groups(
-      (qb) => this.scoped(inWindow(qb, w), principal),
+      (qb) => withTags(this.scoped(inWindow(qb, w), principal), tags),
       groupBy === 'model' ? 'u.requested_model' : 'u.user_id',
       // `width` is one of two constants, never user text.
       `(u.created_at_ms / ${width}) * ${width}`,
@@ -200,6 +202,14 @@ function window(days: number): Window {
 
 function inWindow(qb: SelectQueryBuilder<LlmUsage>, w: Window): SelectQueryBuilder<LlmUsage> {
   return qb.andWhere('u.created_at_ms >= :sinceMs', { sinceMs: w.sinceMs });
+}
+
+/** Rows carrying every given tag (raw rows only: tags are never aggregated away). */
+function withTags(qb: SelectQueryBuilder<LlmUsage>, tags: UsageTags | null): SelectQueryBuilder<LlmUsage> {
+  Object.entries(tags ?? {}).forEach(([key, value], i) => {
+    qb.andWhere(`u.tags LIKE :tag${i} ESCAPE '\\'`, { [`tag${i}`]: tagLikePattern(key, value) });
+  });
+  return qb;
 }
 
 function windowFields(w: Window) {

@@ -6,6 +6,7 @@ import { usageConfig } from '../../config/usage.config';
 import { DEFAULT_SINK_POLICY, USAGE_SINKS, UsageRecord, UsageSink } from '../../plugins/sdk';
 import { CONFIRMING_SINK } from './journal/journal.constants';
 import { UsageJournal } from './journal/usage-journal.service';
+import { PluginRegistry } from '../plugins/plugin-registry.service';
 import { SinkQueue, SinkQueueHooks, SinkStats } from './sink-queue';
 
 /**
@@ -24,6 +25,7 @@ export class UsageRecorder implements OnModuleInit, BeforeApplicationShutdown {
     @Inject(usageConfig.KEY) private readonly config: ConfigType<typeof usageConfig>,
     @Inject(appConfig.KEY) private readonly app: ConfigType<typeof appConfig>,
     private readonly journal: UsageJournal,
+    private readonly registry: PluginRegistry,
   ) {}
 
   onModuleInit(): void {
@@ -42,6 +44,15 @@ export class UsageRecorder implements OnModuleInit, BeforeApplicationShutdown {
           this.journalHooks(sink),
         ),
     );
+    for (const { stats } of this.queues) {
+      this.registry.handle('sink', stats.sink)?.track(() => ({
+        queueDepth: stats.queued,
+        written: stats.written,
+        errors: stats.failedWrites,
+        lastError: stats.lastError,
+        failing: stats.failing,
+      }));
+    }
     if (this.journal.enabled && !this.sinks.some((s) => s.name === CONFIRMING_SINK)) {
       this.logger.warn(`no "${CONFIRMING_SINK}" sink: the usage journal is never confirmed and only grows`);
     }
@@ -68,7 +79,7 @@ export class UsageRecorder implements OnModuleInit, BeforeApplicationShutdown {
   }
 
   stats(): SinkStats[] {
-    return this.queues.map((q) => ({ ...q.stats }));
+    return this.queues.map((q) => ({ ...q.stats, lastError: q.stats.lastError && { ...q.stats.lastError } }));
   }
 
   // Before (not on) application shutdown: the database connection is closed in

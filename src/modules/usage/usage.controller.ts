@@ -23,6 +23,10 @@ import {
   UserUsageDto,
 } from './dto/usage-response.dto';
 import { UsageQueryService } from './usage-query.service';
+import { parseUsageTags, UsageTags } from '../../common/usage-tags';
+
+/** The validated `?tags=` filter, or null. */
+const tagsFilter = (query: UsageWindowQueryDto): UsageTags | null => (query.tags === undefined ? null : parseUsageTags(query.tags));
 
 @ApiTags('usage')
 @ApiBearerAuth()
@@ -50,14 +54,14 @@ export class UsageController {
   })
   @ApiOkResponse({ type: OverallUsageDto })
   overall(@Query() query: UsageWindowQueryDto, @CurrentPrincipal() principal: Principal) {
-    return this.usage.overallUsage(query.days, principal);
+    return this.usage.overallUsage(query.days, principal, tagsFilter(query));
   }
 
   @Get('user/:user_id')
   @ApiOperation({ summary: 'Usage of one user over the last N days, per model' })
   @ApiOkResponse({ type: UserUsageDto })
   user(@Param() params: UserIdParamDto, @Query() query: UsageWindowQueryDto, @CurrentPrincipal() principal: Principal) {
-    return this.usage.userUsage(params.user_id, query.days, principal);
+    return this.usage.userUsage(params.user_id, query.days, principal, tagsFilter(query));
   }
 
   @Get('timeseries')
@@ -67,6 +71,6 @@ export class UsageController {
   })
   @ApiOkResponse({ type: TimeseriesDto })
   timeseries(@Query() query: TimeseriesQueryDto, @CurrentPrincipal() principal: Principal) {
-    return this.usage.timeseries(query.days, query.interval, query.group_by, principal);
+    return this.usage.timeseries(query.days, query.interval, query.group_by, principal, tagsFilter(query));
   }
 }

@@ -17,6 +17,12 @@ export class UsageAccessDeniedException extends DomainException {
   }
 }
 
+/** A filter of the usage records list that the validator cannot judge alone (a time, a cursor, from after to). */
+export class UsageRecordsInvalidQueryException extends DomainException {
+  readonly code = 'USAGE_INVALID_QUERY';
+  readonly status = HttpStatus.BAD_REQUEST;
+}
+
 /** A start-up error: another live process owns the usage journal folder. */
 export class UsageJournalLockedException extends DomainException {
   readonly code = 'USAGE_JOURNAL_LOCKED';

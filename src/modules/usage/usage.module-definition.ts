@@ -3,7 +3,8 @@ import { ConfigType } from '@nestjs/config';
 import { usageConfig } from '../../config/usage.config';
 import { extensionPointDefinition } from '../../common/extension-point';
 import { USAGE_SINKS, UsageSink } from '../../plugins/sdk';
-import { loadSinkPlugins } from './sink-plugin-loader';
+import { USAGE_SINK_KIND } from '../plugins/plugin-kinds';
+import { PluginRegistry } from '../plugins/plugin-registry.service';
 
 export interface UsageModuleOptions {
   /** Nothing to configure beyond the extras today; kept as the options token for plugins to read. */
@@ -29,10 +30,10 @@ export const { ConfigurableModuleClass: UsageModuleBase, MODULE_OPTIONS_TOKEN: U
 function sinksProvider(sinkClasses: Type<UsageSink>[]): Provider & { provide: symbol } {
   return {
     provide: USAGE_SINKS,
-    inject: [usageConfig.KEY, ...sinkClasses],
-    useFactory: async (config: ConfigType<typeof usageConfig>, ...builtIn: UsageSink[]) => [
-      ...builtIn,
-      ...(await loadSinkPlugins(config.sinkPlugins)),
-    ],
+    inject: [usageConfig.KEY, PluginRegistry, ...sinkClasses],
+    useFactory: async (config: ConfigType<typeof usageConfig>, registry: PluginRegistry, ...builtIn: UsageSink[]) => {
+      for (const sink of builtIn) registry.registerBuiltIn(USAGE_SINK_KIND, sink.name);
+      return [...builtIn, ...(await registry.load(USAGE_SINK_KIND, config.sinkPlugins))];
+    },
   };
 }

@@ -3,6 +3,8 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { LlmUsage } from './entities/llm-usage.entity';
 import { UsageQueryService } from './usage-query.service';
 import { UsageController } from './usage.controller';
+import { UsageRecordsController } from './usage-records.controller';
+import { UsageRecordsService } from './usage-records.service';
 import { UsageModuleBase } from './usage.module-definition';
 import { UsageJournalReplayer } from './journal/usage-journal-replayer.service';
 import { UsageJournal } from './journal/usage-journal.service';
@@ -14,8 +16,8 @@ import { UsageRecorder } from './usage-recorder.service';
  */
 @Module({
   imports: [TypeOrmModule.forFeature([LlmUsage])],
-  controllers: [UsageController],
-  providers: [UsageJournal, UsageRecorder, UsageJournalReplayer, UsageQueryService],
+  controllers: [UsageController, UsageRecordsController],
+  providers: [UsageJournal, UsageRecorder, UsageJournalReplayer, UsageQueryService, UsageRecordsService],
   exports: [UsageJournal, UsageRecorder, UsageQueryService, TypeOrmModule],
 })
 export class UsageModule extends UsageModuleBase {}

@@ -25,6 +25,7 @@ export function scopeText(scope: CostAlert['scope']): string {
 }
 
 export function windowText(window: CostAlert['window']): string {
+  if (window.start === null) return window.kind; // a task window: the task's whole life
   const end = window.end ? ` to ${window.end}` : '';
   return `${window.kind}, from ${window.start}${end}`;
 }
@@ -50,6 +51,11 @@ export function headline(alert: CostAlert): string {
   if (alert.kind === 'test') return 'Test notification from asa-backend: this notifier works';
   const what = `Quota ${alert.ruleId} passed ${formatPercent(alert.thresholdPercent)} (${scopeText(alert.scope)})`;
   const figures = `${spendText(alert)} of ${limitText(alert)}`;
+  // A block rule's limit alert also fires when a call is refused because its worst case does not
+  // fit in what is left, which can happen well below 100 % (e.g. a first, large call).
+  if (alert.state === 'firing' && alert.action === 'block' && alert.thresholdPercent >= 100 && alert.percent < 100) {
+    return `Quota ${alert.ruleId} refused a call (${scopeText(alert.scope)}): ${figures} spent, too little left for the call's worst-case cost`;
+  }
   return alert.state === 'resolved' ? `Resolved: ${what}; its window has ended` : `${what}: ${figures}`;
 }
 

@@ -22,8 +22,8 @@ export function alertmanagerAlert(alert: CostAlert, now: Date): Record<string, u
     summary: headline(alert),
     description: `Rule ${alert.ruleId} (${scopeText(alert.scope)}): ${spendText(alert)} of ${limitText(alert)} (${formatPercent(alert.percent)}) in the ${windowText(alert.window)} window; action ${alert.action}.`,
     percent: String(alert.percent),
-    window_start: alert.window.start,
   };
+  if (alert.window.start) annotations.window_start = alert.window.start;
   if (alert.spendUsd !== null) annotations.spend_usd = alert.spendUsd;
   if (alert.limitUsd !== null) annotations.limit_usd = alert.limitUsd;
   if (alert.spendTokens !== null) annotations.spend_tokens = String(alert.spendTokens);

@@ -36,6 +36,20 @@ describe('notifier messages', () => {
     expect(headline(alert)).toBe('Quota team-daily passed 50 % (global (all calls)): 500000 tokens of 1000000 tokens');
   });
 
+  it("says a block rule refused a call when what was left could not cover it, below 100 %", () => {
+    const refused: CostAlert = { ...alert, action: 'block', thresholdPercent: 100, percent: 0, spendTokens: 0 };
+    expect(headline(refused)).toBe("Quota team-daily refused a call (global (all calls)): 0 tokens of 1000000 tokens spent, too little left for the call's worst-case cost");
+    expect(headline({ ...refused, percent: 100, spendTokens: 1_000_000 })).toBe('Quota team-daily passed 100 % (global (all calls)): 1000000 tokens of 1000000 tokens');
+  });
+
+  it("describes a task window as the task's, with no made-up start", () => {
+    const task: CostAlert = { ...alert, scope: { task_id: 't-1' }, window: { kind: 'task', start: null, end: null } };
+    const am = alertmanagerAlert(task, new Date('2026-11-20T12:01:00.000Z')) as { annotations: Record<string, string> };
+    expect(am.annotations.window_start).toBeUndefined();
+    expect(am.annotations.description).toContain('in the task window');
+    expect(JSON.stringify(am)).not.toContain('1970');
+  });
+
   it('maps thresholds to Alertmanager severities and sets endsAt only on resolve', () => {
     const now = new Date('2026-11-20T12:01:00.000Z');
     expect(alertmanagerAlert(alert, now)).toMatchObject({ labels: { severity: 'warning', threshold: '50' }, startsAt: alert.firedAt });

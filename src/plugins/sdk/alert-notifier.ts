@@ -1,3 +1,5 @@
+import type { PluginModuleBase, PluginOptions } from './version';
+
 /**
  * A cost alert as every notifier receives it: a quota rule crossed one of its thresholds for one
  * scope value in one window (or, for `kind: 'test'`, a test notification). Money is exact:
@@ -17,15 +19,22 @@ export interface CostAlert {
   readonly scope: Readonly<{ user_id?: string; model?: string; task_id?: string }>;
   /** The highest threshold crossed, in percent of the limit (50, 80, 100, ...). */
   readonly thresholdPercent: number;
-  /** Spend so far in the window as a percentage of the limit (may pass 100). */
+  /**
+   * Spend so far in the window as a percentage of the limit (may pass 100). A block rule's 100 %
+   * alert fired by a refused call can show less than 100: what was left could not cover the
+   * refused call's worst-case cost.
+   */
   readonly percent: number;
   /** Exact spend in the window, USD with 9 decimals; null for a rule limited only by tokens. */
   readonly spendUsd: string | null;
   readonly limitUsd: string | null;
   readonly spendTokens: number | null;
   readonly limitTokens: number | null;
-  /** The window the spend was counted over (ISO 8601 instants, end exclusive). */
-  readonly window: Readonly<{ kind: 'task' | 'day' | 'week' | 'month' | 'rolling'; start: string; end: string | null }>;
+  /**
+   * The window the spend was counted over (ISO 8601 instants, end exclusive). A `task` window is the
+   * task's whole life: start and end are null.
+   */
+  readonly window: Readonly<{ kind: 'task' | 'day' | 'week' | 'month' | 'rolling'; start: string | null; end: string | null }>;
   /** What the rule does at 100 %: only alert, or block further calls. */
   readonly action: 'alert' | 'block';
   /** When the threshold was crossed (ISO 8601). */
@@ -57,3 +66,8 @@ export interface AlertNotifier {
 
 /** Injection token of the array of configured notifiers (built-in and plugins). */
 export const ALERT_NOTIFIERS = Symbol('ALERT_NOTIFIERS');
+
+/** An alert notifier plugin module, named in ALERT_NOTIFIER_PLUGINS. */
+export interface AlertNotifierPluginModule extends PluginModuleBase {
+  createAlertNotifier(options: PluginOptions): AlertNotifier | Promise<AlertNotifier>;
+}

@@ -1,3 +1,5 @@
+import type { PluginModuleBase, PluginOptions } from './version';
+
 /**
  * A finished billing export as every destination receives it. The file is final (written under a
  * temporary name and renamed) and never changes afterwards; a later version is a new file.
@@ -48,3 +50,8 @@ export interface ExportDestination {
 
 /** Injection token of the array of every export destination (built-in and plugins). */
 export const EXPORT_DESTINATIONS = Symbol('EXPORT_DESTINATIONS');
+
+/** An export destination plugin module, named in BILLING_EXPORT_DESTINATION_PLUGINS. */
+export interface ExportDestinationPluginModule extends PluginModuleBase {
+  createExportDestination(options: PluginOptions): ExportDestination | Promise<ExportDestination>;
+}

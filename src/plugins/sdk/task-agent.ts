@@ -1,4 +1,5 @@
 import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
+import type { PluginModuleBase, PluginOptions } from './version';
 
 /** The LLM as an agent sees it: already scoped to the task and its user, with the task's budget enforced. */
 export interface AgentLlm {
@@ -50,7 +51,10 @@ export interface TaskAgentResult {
   readonly testOutputTail?: string | null;
 }
 
-/** Runs one task. Registered through `TasksModule.forRoot({ agents: [...] })`; the first agent is the default. */
+/**
+ * Runs one task. Built-ins are registered through `TasksModule.forRoot({ agents: [...] })` (the first
+ * is the default), plugins through TASK_AGENT_PLUGINS.
+ */
 export interface TaskAgent {
   readonly name: string;
   run(ctx: TaskAgentContext): Promise<TaskAgentResult>;
@@ -58,3 +62,8 @@ export interface TaskAgent {
 
 /** Injection token of the array of task agents. */
 export const TASK_AGENTS = Symbol('TASK_AGENTS');
+
+/** A task agent plugin module, named in TASK_AGENT_PLUGINS. */
+export interface TaskAgentPluginModule extends PluginModuleBase {
+  createTaskAgent(options: PluginOptions): TaskAgent | Promise<TaskAgent>;
+}

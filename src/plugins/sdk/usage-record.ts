@@ -44,6 +44,11 @@ export interface UsageRecord {
   readonly errorType: string | null;
   /** True when token counts were computed locally because the provider reported none. */
   readonly estimated: boolean;
+  /**
+   * Caller-supplied labels (gateway `x-asa-tags`): a few bounded `key=value` pairs, stored and
+   * filterable in the usage API, never metric labels. Absent when the call has none.
+   */
+  readonly tags?: Readonly<Record<string, string>> | null;
 }
 
 export type UsageOperation = 'chat' | 'embeddings';

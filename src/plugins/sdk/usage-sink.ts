@@ -1,3 +1,4 @@
+import type { PluginModuleBase, PluginOptions } from './version';
 import type { UsageRecord } from './usage-record';
 
 /**
@@ -46,3 +47,8 @@ export const DEFAULT_SINK_POLICY: UsageSinkPolicy = {
 
 /** Injection token of the array of configured sinks. */
 export const USAGE_SINKS = Symbol('USAGE_SINKS');
+
+/** A usage sink plugin module, named in USAGE_SINK_PLUGINS. */
+export interface UsageSinkPluginModule extends PluginModuleBase {
+  createUsageSink(options: PluginOptions): UsageSink | Promise<UsageSink>;
+}

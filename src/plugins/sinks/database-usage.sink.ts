@@ -5,7 +5,7 @@ import { CONFIRMING_SINK } from '../../modules/usage/journal/journal.constants';
 import type { UsageRecord, UsageSink, UsageSinkPolicy } from '../sdk';
 import { isPermanentDataError } from '../../database/database-errors';
 
-/** Rows per INSERT statement: 24 columns x 400 rows stays under SQLite's and PostgreSQL's bind-parameter limits. */
+/** Rows per INSERT statement: 25 columns x 400 rows stays under SQLite's and PostgreSQL's bind-parameter limits. */
 const ROWS_PER_STATEMENT = 400;
 const INT32_MAX = 2_147_483_647;
 

@@ -5,6 +5,7 @@ import { Counter } from 'prom-client';
 import { alertsConfig } from '../../../config/alerts.config';
 import { ALERT_NOTIFIERS, AlertNotifier, CostAlert } from '../../../plugins/sdk';
 import { METRICS_REGISTRY } from '../../metrics/metrics.constants';
+import { PluginRegistry } from '../../plugins/plugin-registry.service';
 import type { MetricsRegistry } from '../../metrics/metrics-registry.provider';
 import { toCostAlert } from './alert-mapping';
 import { AlertDelivery, DeliveryState } from './entities/alert-delivery.entity';
@@ -71,6 +72,7 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
     @Inject(ALERT_NOTIFIERS) private readonly notifiers: AlertNotifier[],
     @Inject(METRICS_REGISTRY) registry: MetricsRegistry,
     @Inject(alertsConfig.KEY) private readonly config: ConfigType<typeof alertsConfig>,
+    private readonly plugins: PluginRegistry,
   ) {
     this.byName = new Map(notifiers.map((n) => [n.name, n]));
     this.notifications = new Counter({
@@ -195,6 +197,9 @@ export class AlertDispatcher implements OnApplicationBootstrap, BeforeApplicatio
     }
     const finishedAtMs = Date.now();
     this.notifications.inc({ notifier: notifier.name, result });
+    const handle = this.plugins.handle('notifier', notifier.name);
+    if (result === 'ok') handle?.succeeded();
+    else handle?.failed(error ?? result);
     if (result !== 'ok') this.logger.warn(`Alert ${alert.id} (${state}) to ${notifier.name}, attempt ${attempt}: ${error}`);
     if (store || result !== 'ok') {
       await this.tables.deliveries

@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { In } from 'typeorm';
+import { decodeKeysetCursor, encodeKeysetCursor } from '../../../common/keyset-cursor';
 import type { CostAlert } from '../../../plugins/sdk';
 import { AlertDispatcher, AttemptOutcome } from './alert-dispatcher.service';
 import { toCostAlert, toPayload } from './alert-mapping';
@@ -32,16 +33,6 @@ export interface AlertWithDeliveries {
 
 const DEDUP_KEY_MAX = 512;
 
-function encodeCursor(row: Alert): string {
-  return Buffer.from(`${row.firedAtMs}:${row.id}`, 'utf8').toString('base64url');
-}
-
-function decodeCursor(value: string): { firedAtMs: number; id: string } | null {
-  if (!/^[A-Za-z0-9_-]{1,200}$/.test(value)) return null;
-  const m = /^(\d{1,16}):([0-9a-f-]{36})$/.exec(Buffer.from(value, 'base64url').toString('utf8'));
-  return m ? { firedAtMs: Number(m[1]), id: m[2] } : null;
-}
-
 /**
  * Alert state: raising (once per dedup key, across replicas and restarts), resolving when the
  * window ends, re-sending to notifiers that forget, listing, and test notifications. Delivery
@@ -67,7 +58,8 @@ export class AlertService {
     if (!input.dedupKey || input.dedupKey.length > DEDUP_KEY_MAX) {
       throw new Error(`dedupKey must be 1-${DEDUP_KEY_MAX} characters`);
     }
-    const windowStartMs = Date.parse(input.alert.window.start);
+    // A task window has no start of its own: stored as 0, given back as null (see toCostAlert).
+    const windowStartMs = input.alert.window.start === null ? 0 : Date.parse(input.alert.window.start);
     const windowEndMs = input.alert.window.end ? Date.parse(input.alert.window.end) : null;
     if (Number.isNaN(windowStartMs) || (windowEndMs !== null && Number.isNaN(windowEndMs))) {
       throw new Error(`Alert ${input.dedupKey}: window start and end must be ISO 8601 instants`);
@@ -173,9 +165,9 @@ export class AlertService {
     if (query.state !== undefined) qb.andWhere('a.state = :state', { state: query.state });
     if (query.kind !== undefined) qb.andWhere('a.kind = :kind', { kind: query.kind });
     if (query.cursor !== undefined) {
-      const c = decodeCursor(query.cursor);
+      const c = decodeKeysetCursor(query.cursor);
       if (!c) throw new AlertBadRequestException('cursor must be the next_cursor of a previous page of GET /api/v1/alerts');
-      qb.andWhere('(a.fired_at_ms < :ms OR (a.fired_at_ms = :ms AND a.id < :id))', { ms: c.firedAtMs, id: c.id });
+      qb.andWhere('(a.fired_at_ms < :ms OR (a.fired_at_ms = :ms AND a.id < :id))', { ms: c.ms, id: c.id });
     }
     const rows = await qb
       .orderBy('a.fired_at_ms', 'DESC')
@@ -192,7 +184,7 @@ export class AlertService {
         notify: JSON.parse(alert.notify) as string[],
         deliveries: deliveries.filter((d) => d.alertId === alert.id),
       })),
-      nextCursor: rows.length > query.limit ? encodeCursor(page[page.length - 1]) : null,
+      nextCursor: rows.length > query.limit ? encodeKeysetCursor({ ms: page[page.length - 1].firedAtMs, id: page[page.length - 1].id }) : null,
     };
   }
 

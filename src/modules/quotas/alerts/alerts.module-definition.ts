@@ -1,9 +1,10 @@
 import { ConfigurableModuleBuilder, ModuleMetadata, Provider, Type } from '@nestjs/common';
 import { ConfigType } from '@nestjs/config';
-import { extensionPointDefinition, assertUniqueNames } from '../../../common/extension-point';
+import { extensionPointDefinition } from '../../../common/extension-point';
 import { alertsConfig, AlertsConfig } from '../../../config/alerts.config';
 import { ALERT_NOTIFIERS, AlertNotifier } from '../../../plugins/sdk';
-import { loadNotifierPlugins } from './notifier-plugin-loader';
+import { ALERT_NOTIFIER_KIND } from '../../plugins/plugin-kinds';
+import { PluginRegistry } from '../../plugins/plugin-registry.service';
 
 /**
  * A notifier class. Built-ins also have a static `isConfigured(config)`: they are always
@@ -38,12 +39,15 @@ export const { ConfigurableModuleClass: AlertsModuleBase, MODULE_OPTIONS_TOKEN: 
 function notifiersProvider(classes: NotifierClass[]): Provider & { provide: symbol } {
   return {
     provide: ALERT_NOTIFIERS,
-    inject: [alertsConfig.KEY, ...classes],
-    useFactory: async (config: ConfigType<typeof alertsConfig>, ...builtIn: AlertNotifier[]) => {
-      const configured = builtIn.filter((_, i) => classes[i].isConfigured?.(config) ?? true);
-      const all = [...configured, ...(await loadNotifierPlugins(config.notifierPlugins))];
-      assertUniqueNames(all, 'alert notifier');
-      return all;
+    inject: [alertsConfig.KEY, PluginRegistry, ...classes],
+    useFactory: async (config: ConfigType<typeof alertsConfig>, registry: PluginRegistry, ...builtIn: AlertNotifier[]) => {
+      const configured = builtIn.filter((notifier, i) => {
+        const on = classes[i].isConfigured?.(config) ?? true;
+        // Listed either way, so GET /api/v1/plugins shows which built-ins are off.
+        registry.registerBuiltIn(ALERT_NOTIFIER_KIND, notifier.name, on ? {} : { disabled: 'not configured (its settings are absent)' });
+        return on;
+      });
+      return [...configured, ...(await registry.load(ALERT_NOTIFIER_KIND, config.notifierPlugins))];
     },
   };
 }

@@ -49,6 +49,13 @@ export class SubmitTaskDto {
   @ApiPropertyOptional({ description: 'Fix attempts (model call + apply + test) before giving up.', default: 3, minimum: 1, maximum: 10 })
   @IsOptional() @IsInt() @Min(1) @Max(10)
   max_attempts?: number;
+
+  @ApiPropertyOptional({
+    description: 'Task agent to run the task: a built-in or one loaded from TASK_AGENT_PLUGINS (GET /api/v1/plugins lists them). Default: the built-in bug-fix agent.',
+    example: 'bug-fix',
+  })
+  @IsOptional() @IsString() @Matches(/^[a-z0-9][a-z0-9_-]{0,63}$/, { message: 'agent must be an agent name: 1-64 characters of a-z, 0-9, _ and -' })
+  agent?: string;
 }
 
 export class SubmitTaskResponseDto {

@@ -9,6 +9,37 @@ import {
   ValidationArguments,
 } from 'class-validator';
 import { QueryNumber } from '../../../common/query-number';
+import { parseUsageTags, TAGS_RULES } from '../../../common/usage-tags';
+
+/** A `?tags=` value: the same `key=value,...` form as the gateway's `x-asa-tags` header. */
+function IsUsageTagsFilter() {
+  return (target: object, propertyName: string) =>
+    registerDecorator({
+      name: 'isUsageTagsFilter',
+      target: target.constructor,
+      propertyName,
+      validator: {
+        validate: (value: unknown) => {
+          if (typeof value !== 'string') return false;
+          try {
+            parseUsageTags(value);
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        defaultMessage: (args?: ValidationArguments) => {
+          if (typeof args?.value !== 'string') return 'tags must be given once, as key=value pairs separated by commas';
+          try {
+            parseUsageTags(args.value);
+            return '';
+          } catch (err) {
+            return `tags: ${(err as Error).message}`;
+          }
+        },
+      },
+    });
+}
 
 export const MAX_DAYS = 3650;
 /** Hourly buckets over more than this many days would be a response of hundreds of thousands of points. */
@@ -45,6 +76,14 @@ export class UsageWindowQueryDto {
   @Min(1, { message: 'days must be at least 1' })
   @Max(MAX_DAYS, { message: `days must be at most ${MAX_DAYS}` })
   days: number = 7;
+
+  @ApiPropertyOptional({
+    description: `Only calls carrying all these tags (set by the gateway's x-asa-tags header): ${TAGS_RULES}`,
+    example: 'team=search,env=prod',
+  })
+  @IsOptional()
+  @IsUsageTagsFilter()
+  tags?: string;
 }
 
 export class TimeseriesQueryDto extends UsageWindowQueryDto {

@@ -1,5 +1,6 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import { bigintToNumber } from '../../../database/bigint.transformer';
+import { tagsFromColumn, tagsToColumn, UsageTags } from '../../../common/usage-tags';
 
 /** One row per LLM call. Mirrors `UsageRecord` from the plugin SDK, in snake_case. */
 @Entity({ name: 'llm_usage' })
@@ -79,4 +80,8 @@ export class LlmUsage {
 
   @Column({ type: 'boolean', default: false })
   estimated: boolean;
+
+  /** Caller-supplied tags as canonical JSON (see common/usage-tags); null when none. */
+  @Column({ type: 'text', nullable: true, transformer: { to: tagsToColumn, from: tagsFromColumn } })
+  tags?: UsageTags | null;
 }

@@ -17,6 +17,8 @@ export interface CallStart {
    * entry gives the exact local count, which an interrupted call is charged when present.
    */
   readonly promptTokens: number;
+  /** The call's tags, kept so a call interrupted by a crash is still found under them. */
+  readonly tags?: Readonly<Record<string, string>> | null;
 }
 
 /** The process that wrote a segment: its first entry. */

@@ -44,6 +44,7 @@ export function interruptedRecord(call: CallStart, lastWriteMs: number, quote: P
     status: 'error',
     errorType: INTERRUPTED_ERROR_TYPE,
     estimated: true,
+    ...(call.tags ? { tags: call.tags } : {}),
   };
 }
 

@@ -31,6 +31,7 @@ export const USAGE_LOG_ATTRIBUTE: Record<keyof UsageRecord, string> = {
   status: 'status',
   errorType: 'error_type',
   estimated: 'estimated',
+  tags: 'tags',
 };
 
 /**

@@ -14,8 +14,8 @@ export class AlertScopeDto {
 export class AlertWindowDto {
   @ApiProperty({ enum: ['task', 'day', 'week', 'month', 'rolling'] })
   kind: string;
-  @ApiProperty({ format: 'date-time' })
-  start: string;
+  @ApiProperty({ format: 'date-time', nullable: true, type: String, description: "Start (inclusive); null for a task window (the task's whole life)" })
+  start: string | null;
   @ApiProperty({ format: 'date-time', nullable: true, type: String, description: 'End (exclusive); null when the window has no fixed end' })
   end: string | null;
 }

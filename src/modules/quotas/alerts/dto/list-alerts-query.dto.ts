@@ -1,6 +1,6 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
-import { IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+import { IsIn, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+import { QueryNumber } from '../../../../common/query-number';
 import { ALERT_KINDS, ALERT_STATES, AlertState } from '../entities/alert.entity';
 import type { CostAlert } from '../../../../plugins/sdk';
 
@@ -18,7 +18,7 @@ export class ListAlertsQueryDto {
   kind?: CostAlert['kind'];
 
   @ApiPropertyOptional({ default: 20, minimum: 1, maximum: 100 })
-  @IsOptional() @Type(() => Number) @IsInt({ message: 'limit must be an integer from 1 to 100' }) @Min(1) @Max(100)
+  @IsOptional() @QueryNumber({ integer: true, message: 'limit must be an integer from 1 to 100' }) @Min(1) @Max(100)
   limit?: number;
 
   @ApiPropertyOptional({ description: 'next_cursor of the previous page' })

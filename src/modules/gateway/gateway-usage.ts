@@ -1,0 +1,161 @@
+import type { TrackedOutcome } from '../llm/llm-client';
+import { DEFAULT_MAX_OUTPUT_TOKENS, tokensFromUsage } from '../llm/llm-client';
+import type { TokenCounts } from '../llm/pricing/pricing.service';
+import type { TokenEstimator } from '../llm/token-estimator';
+import type { SseEvent } from './sse-events';
+
+/** The three call kinds the gateway forwards. */
+export type GatewayEndpoint = 'chat' | 'embeddings' | 'responses';
+
+type Json = Record<string, unknown>;
+
+export const isJsonObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Locally counted prompt tokens of a request: admission's worst case, and the estimate when no usage comes back. */
+export function promptTokens(endpoint: GatewayEndpoint, body: Json, model: string, estimator: TokenEstimator): number {
+  if (endpoint === 'embeddings') return estimator.countEmbeddingInput(body.input, model);
+  if (endpoint === 'chat') {
+    return estimator.countChatPrompt({
+      model,
+      messages: Array.isArray(body.messages) ? body.messages : [],
+      tools: Array.isArray(body.tools) ? body.tools : undefined,
+    });
+  }
+  // Responses API: instructions, then the input (a string, or items whose text parts are counted).
+  let n = estimator.countText(typeof body.instructions === 'string' ? body.instructions : '', model);
+  if (typeof body.input === 'string') return n + estimator.countChatPrompt({ model, messages: [{ role: 'user', content: body.input }] });
+  const items = Array.isArray(body.input) ? body.input : [];
+  const messages = items.map((item) => (isJsonObject(item) && 'content' in item ? item : { role: 'user', content: JSON.stringify(item) }));
+  n += estimator.countChatPrompt({ model, messages, tools: Array.isArray(body.tools) ? body.tools : undefined });
+  return n;
+}
+
+/** Output tokens the call may produce at most, for the worst-case cost that budgets and quotas reserve. */
+export function maxOutputTokens(endpoint: GatewayEndpoint, body: Json): number {
+  if (endpoint === 'embeddings') return 0;
+  const given = endpoint === 'chat' ? (body.max_completion_tokens ?? body.max_tokens) : body.max_output_tokens;
+  return typeof given === 'number' && Number.isInteger(given) && given >= 0 ? given : DEFAULT_MAX_OUTPUT_TOKENS;
+}
+
+/** Token counts of a Responses API `usage` object. */
+export function tokensFromResponsesUsage(u: unknown): TokenCounts | null {
+  if (!isJsonObject(u) || typeof u.input_tokens !== 'number') return null;
+  const inDetails = isJsonObject(u.input_tokens_details) ? u.input_tokens_details : {};
+  const outDetails = isJsonObject(u.output_tokens_details) ? u.output_tokens_details : {};
+  return {
+    inputTokens: u.input_tokens,
+    cachedInputTokens: typeof inDetails.cached_tokens === 'number' ? inDetails.cached_tokens : 0,
+    cacheWriteTokens: 0,
+    outputTokens: typeof u.output_tokens === 'number' ? u.output_tokens : 0,
+    reasoningTokens: typeof outDetails.reasoning_tokens === 'number' ? outDetails.reasoning_tokens : 0,
+  };
+}
+
+/** What a whole (non-streamed) response says about the call. */
+export function outcomeOfResponse(endpoint: GatewayEndpoint, json: unknown): TrackedOutcome {
+  if (!isJsonObject(json)) return { responseModel: null, tokens: null };
+  const responseModel = typeof json.model === 'string' ? json.model : null;
+  const responseId = typeof json.id === 'string' ? json.id : null;
+  if (endpoint === 'embeddings') {
+    const u = isJsonObject(json.usage) ? json.usage : null;
+    const input = typeof u?.prompt_tokens === 'number' ? u.prompt_tokens : null;
+    return { responseModel, tokens: input === null ? null : { inputTokens: input, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens: 0, reasoningTokens: 0 } };
+  }
+  if (endpoint === 'responses') {
+    return { responseModel, responseId, tokens: tokensFromResponsesUsage(json.usage), completionText: responsesOutputText(json.output) };
+  }
+  const choices = Array.isArray(json.choices) ? json.choices.filter(isJsonObject) : [];
+  return {
+    responseModel,
+    responseId,
+    finishReasons: choices.map((c) => c.finish_reason).filter((r): r is string => typeof r === 'string'),
+    tokens: tokensFromUsage(json.usage as Parameters<typeof tokensFromUsage>[0]),
+    completionText: choices.map((c) => (isJsonObject(c.message) && typeof c.message.content === 'string' ? c.message.content : '')).join(''),
+  };
+}
+
+function responsesOutputText(output: unknown): string {
+  if (!Array.isArray(output)) return '';
+  let text = '';
+  for (const item of output) {
+    if (!isJsonObject(item) || !Array.isArray(item.content)) continue;
+    for (const part of item.content) if (isJsonObject(part) && typeof part.text === 'string') text += part.text;
+  }
+  return text;
+}
+
+/**
+ * Reads a streamed call's events as they pass: model, id, text so far (for the estimate of a
+ * stream cut short), finish reasons and the final usage.
+ */
+export class StreamAccumulator {
+  private text = '';
+  private model: string | null = null;
+  private id: string | null = null;
+  private readonly finish: string[] = [];
+  private tokens: TokenCounts | null = null;
+
+  constructor(private readonly endpoint: 'chat' | 'responses') {}
+
+  /**
+   * Takes one event; returns whether it carries content (the first such marks the time to first
+   * token) and whether it is the usage-only chunk that chat streams end with when usage is asked for.
+   */
+  take(ev: SseEvent): { content: boolean; usageOnly: boolean } {
+    if (ev.data === null || ev.data === '[DONE]') return { content: false, usageOnly: false };
+    let json: unknown;
+    try {
+      json = JSON.parse(ev.data);
+    } catch {
+      return { content: false, usageOnly: false };
+    }
+    if (!isJsonObject(json)) return { content: false, usageOnly: false };
+    return this.endpoint === 'chat' ? this.takeChat(json) : this.takeResponses(json);
+  }
+
+  outcome(): TrackedOutcome {
+    return { responseModel: this.model, responseId: this.id, finishReasons: this.finish, tokens: this.tokens, completionText: this.text };
+  }
+
+  private takeChat(chunk: Json): { content: boolean; usageOnly: boolean } {
+    if (typeof chunk.model === 'string') this.model = chunk.model;
+    if (typeof chunk.id === 'string') this.id = chunk.id;
+    const usage = tokensFromUsage(chunk.usage as Parameters<typeof tokensFromUsage>[0]);
+    if (usage) this.tokens = usage;
+    const choices = Array.isArray(chunk.choices) ? chunk.choices : [];
+    let content = false;
+    for (const choice of choices) {
+      if (!isJsonObject(choice)) continue;
+      const delta = isJsonObject(choice.delta) ? choice.delta : {};
+      let piece = typeof delta.content === 'string' ? delta.content : typeof delta.refusal === 'string' ? delta.refusal : '';
+      if (Array.isArray(delta.tool_calls)) {
+        for (const call of delta.tool_calls) {
+          const fn = isJsonObject(call) && isJsonObject(call.function) ? call.function : {};
+          piece += (typeof fn.name === 'string' ? fn.name : '') + (typeof fn.arguments === 'string' ? fn.arguments : '');
+        }
+      }
+      if (piece) {
+        content = true;
+        this.text += piece;
+      }
+      if (typeof choice.finish_reason === 'string') this.finish.push(choice.finish_reason);
+    }
+    return { content, usageOnly: usage !== null && choices.length === 0 };
+  }
+
+  private takeResponses(ev: Json): { content: boolean; usageOnly: boolean } {
+    const response = isJsonObject(ev.response) ? ev.response : null;
+    if (response) {
+      if (typeof response.model === 'string') this.model = response.model;
+      if (typeof response.id === 'string') this.id = response.id;
+      const usage = tokensFromResponsesUsage(response.usage);
+      if (usage) this.tokens = usage;
+      if (typeof response.status === 'string' && response.status !== 'in_progress' && response.status !== 'queued') this.finish.push(response.status);
+    }
+    if (typeof ev.type === 'string' && ev.type.endsWith('.delta') && typeof ev.delta === 'string' && ev.delta !== '') {
+      this.text += ev.delta;
+      return { content: true, usageOnly: false };
+    }
+    return { content: false, usageOnly: false };
+  }
+}

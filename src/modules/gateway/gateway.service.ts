@@ -1,0 +1,271 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { DataSource } from 'typeorm';
+import { nanosToUsdExact } from '../../common/money';
+import { OpenAiErrorException, openAiError } from '../../common/openai-error';
+import { parseUsageTags, UsageTags } from '../../common/usage-tags';
+import { InjectReadDataSource } from '../../database/data-sources';
+import type { Principal } from '../auth/principal';
+import { USER_ID_PATTERN } from '../auth/api-key-file';
+import type { TrackedCall } from '../llm/llm-client';
+import { LlmClientFactory } from '../llm/llm-client.factory';
+import { TokenEstimator } from '../llm/token-estimator';
+import { TASK_ID_PATTERN } from '../usage/dto/usage-query.dto';
+import { GatewayUpstreams, ListedModel } from './gateway-upstreams.service';
+import { GatewayEndpoint, isJsonObject, maxOutputTokens, outcomeOfResponse, promptTokens, StreamAccumulator } from './gateway-usage';
+import { SseEventSplitter } from './sse-events';
+
+export const REQUEST_ID_HEADER = 'x-asa-request-id';
+export const COST_HEADER = 'x-asa-cost-usd';
+export const USER_HEADER = 'x-asa-user-id';
+export const TASK_HEADER = 'x-asa-task-id';
+export const TAGS_HEADER = 'x-asa-tags';
+
+const UPSTREAM_PATHS: Record<GatewayEndpoint, string> = { chat: '/chat/completions', embeddings: '/embeddings', responses: '/responses' };
+
+/**
+ * Response headers of the upstream not passed on: hop-by-hop ones, what fetch has already undone
+ * (compression, length), cookies, and the provider account's organization and project, which
+ * belong to the service's configuration as its key does.
+ */
+const DROPPED_HEADERS = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'content-length',
+  'content-encoding',
+  'set-cookie',
+  'upgrade',
+  'trailer',
+  'proxy-authenticate',
+  'openai-organization',
+  'openai-project',
+]);
+
+/** Who a call is accounted to. */
+interface Attribution {
+  userId: string | null;
+  taskId: string | null;
+  tags: UsageTags | null;
+}
+
+/**
+ * The OpenAI-compatible gateway: each call is admitted, timed, priced and recorded by LlmClient
+ * (`track`), exactly like the agent's calls, while the request body goes upstream as the client
+ * sent it and the response comes back as the upstream sent it (streams event by event).
+ */
+@Injectable()
+export class GatewayService {
+  private readonly logger = new Logger(GatewayService.name);
+
+  constructor(
+    private readonly upstreams: GatewayUpstreams,
+    private readonly llm: LlmClientFactory,
+    private readonly estimator: TokenEstimator,
+    @InjectReadDataSource() private readonly read: DataSource,
+  ) {}
+
+  models(): Promise<ListedModel[]> {
+    return this.upstreams.listModels();
+  }
+
+  async forward(endpoint: GatewayEndpoint, body: unknown, req: FastifyRequest, reply: FastifyReply, principal: Principal): Promise<void> {
+    reply.header(REQUEST_ID_HEADER, randomUUID()); // replaced by the usage record's id once the call is admitted
+    if (!isJsonObject(body)) throw invalid('the request body must be a JSON object', null);
+    const model = body.model;
+    if (typeof model !== 'string' || model.trim() === '') throw invalid('you must provide a model parameter (a non-empty string)', 'model');
+    const who = await this.attribution(req, principal);
+    const route = this.upstreams.resolve(model);
+    if (!route) {
+      throw new OpenAiErrorException(
+        404,
+        openAiError(404, `The model \`${model.slice(0, 200)}\` does not exist or is not routed by this gateway (see GATEWAY_FILE)`, {
+          type: 'invalid_request_error',
+          code: 'model_not_found',
+          param: 'model',
+        }),
+      );
+    }
+
+    const streamed = endpoint !== 'embeddings' && body.stream === true;
+    let upstreamBody: Record<string, unknown> = route.upstreamModel === model ? body : { ...body, model: route.upstreamModel };
+    const clientAskedUsage = isJsonObject(body.stream_options) && body.stream_options.include_usage === true;
+    if (streamed && endpoint === 'chat' && !clientAskedUsage) {
+      // Usage is always asked for, so a stream is priced from the provider's counts; the extra chunk is held back below.
+      upstreamBody = { ...upstreamBody, stream_options: { ...(isJsonObject(body.stream_options) ? body.stream_options : {}), include_usage: true } };
+    }
+
+    // A client that leaves stops the upstream call (and is recorded as such).
+    const abort = new AbortController();
+    const onClose = () => {
+      if (!reply.raw.writableFinished) abort.abort();
+    };
+    reply.raw.once('close', onClose);
+
+    const call = await this.llm.forUpstream(route.upstream, who).track(
+      {
+        operation: endpoint === 'embeddings' ? 'embeddings' : 'chat',
+        model: route.upstreamModel,
+        promptTokens: promptTokens(endpoint, body, route.upstreamModel, this.estimator),
+        maxOutputTokens: maxOutputTokens(endpoint, body),
+        streamed,
+        params: upstreamBody,
+      },
+      { signal: abort.signal },
+    );
+    reply.header(REQUEST_ID_HEADER, call.id);
+
+    let res: Response;
+    try {
+      res = await call.run(() => call.openai.post(UPSTREAM_PATHS[endpoint], { body: upstreamBody, ...call.requestOptions }).asResponse());
+    } catch (err) {
+      await call.fail(err);
+      if (abort.signal.aborted) return; // nobody is left to answer
+      throw upstreamError(err);
+    }
+    reply.code(res.status);
+    res.headers.forEach((value, name) => {
+      if (!DROPPED_HEADERS.has(name)) reply.header(name, value);
+    });
+
+    if (!streamed) {
+      let text: string;
+      try {
+        text = await res.text();
+      } catch (err) {
+        await call.fail(err);
+        if (abort.signal.aborted) return;
+        throw upstreamError(err);
+      }
+      let json: unknown = null;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        // passed on as it came; its tokens are counted locally
+      }
+      const record = await call.succeed(outcomeOfResponse(endpoint, json));
+      if (record?.costNanos !== null && record?.costNanos !== undefined) reply.header(COST_HEADER, nanosToUsdExact(record.costNanos));
+      await reply.send(text);
+      return;
+    }
+    await reply.send(Readable.from(this.relay(call, res, endpoint === 'chat' ? 'chat' : 'responses', !clientAskedUsage, abort.signal)));
+  }
+
+  /**
+   * Passes the upstream's events on one by one as they complete, reading usage on the way. The
+   * usage-only chunk the gateway asked for is held back from a client that did not. Ends the
+   * call's record: success, `abandoned` (the client left; tokens estimated from what came), or a
+   * broken stream.
+   */
+  private async *relay(call: TrackedCall, res: Response, kind: 'chat' | 'responses', holdUsage: boolean, clientGone: AbortSignal): AsyncGenerator<Buffer> {
+    const acc = new StreamAccumulator(kind);
+    const splitter = new SseEventSplitter();
+    let ended = false;
+    try {
+      if (res.body) {
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          for (const ev of splitter.push(chunk)) {
+            const seen = acc.take(ev);
+            if (seen.content) call.markFirstToken();
+            if (seen.usageOnly && holdUsage) continue;
+            yield ev.raw;
+          }
+        }
+      }
+      const rest = splitter.rest();
+      if (rest.length > 0) yield rest;
+      ended = true;
+      await call.succeed(acc.outcome());
+    } catch (err) {
+      ended = true;
+      if (clientGone.aborted) {
+        await call.abandon(acc.outcome());
+        return;
+      }
+      await call.fail(err, acc.outcome());
+      this.logger.warn(`stream from the upstream broke after ${acc.outcome().completionText?.length ?? 0} characters: ${(err as Error).message}`);
+      throw err;
+    } finally {
+      // Left without an error or an end: the response stream was destroyed, the client is gone.
+      if (!ended) await call.abandon(acc.outcome());
+    }
+  }
+
+  private async attribution(req: FastifyRequest, principal: Principal): Promise<Attribution> {
+    const user = header(req, USER_HEADER);
+    const task = header(req, TASK_HEADER);
+    const tagsText = header(req, TAGS_HEADER);
+    if (user !== null && !USER_ID_PATTERN.test(user)) throw invalid(`${USER_HEADER} must be 1-100 letters, digits or . _ : @ -`, null);
+    if (task !== null && !TASK_ID_PATTERN.test(task)) throw invalid(`${TASK_HEADER} must be 1-64 letters, digits or . _ : -`, null);
+    let tags: UsageTags | null = null;
+    if (tagsText !== null) {
+      try {
+        tags = parseUsageTags(tagsText);
+      } catch (err) {
+        throw invalid(`${TAGS_HEADER}: ${(err as Error).message}`, null);
+      }
+    }
+    if (principal.scope === 'admin') return { userId: user, taskId: task, tags };
+    if (user !== null && user !== principal.userId) {
+      throw forbidden(`API key "${principal.keyName}" belongs to user "${principal.userId}"; only an admin key may set ${USER_HEADER} to another user`);
+    }
+    if (task !== null && !(await this.taskOpenTo(task, principal.userId))) {
+      throw forbidden(`task "${task}" belongs to another user; a user key may attribute calls only to its own tasks (or a new task id)`);
+    }
+    return { userId: principal.userId, taskId: task, tags };
+  }
+
+  /** Whether a user key may add calls to this task id: no task and no call of another user carries it. */
+  private async taskOpenTo(taskId: string, userId: string | null): Promise<boolean> {
+    const other = (table: string, column: string) =>
+      this.read
+        .createQueryBuilder()
+        .select('1', 'found')
+        .from(table, 't')
+        .where(`t.${column} = :taskId`, { taskId })
+        .andWhere('(t.user_id IS NULL OR t.user_id <> :userId)', { userId })
+        .limit(1)
+        .getRawOne();
+    return !(await other('tasks', 'id')) && !(await other('llm_usage', 'task_id'));
+  }
+}
+
+function header(req: FastifyRequest, name: string): string | null {
+  const value = req.headers[name];
+  const text = Array.isArray(value) ? value.join(',') : value;
+  return text === undefined || text.trim() === '' ? null : text.trim();
+}
+
+function invalid(message: string, param: string | null): OpenAiErrorException {
+  return new OpenAiErrorException(400, openAiError(400, message, { param }));
+}
+
+function forbidden(message: string): OpenAiErrorException {
+  return new OpenAiErrorException(403, openAiError(403, message, { code: 'attribution_denied' }));
+}
+
+/**
+ * An upstream's error as the client should see it: its own status and error body when it
+ * answered, 504 when it did not answer in time, 502 when it could not be reached.
+ */
+function upstreamError(err: unknown): unknown {
+  if (err instanceof APIConnectionTimeoutError) {
+    return new OpenAiErrorException(504, openAiError(504, 'The upstream did not answer in time', { type: 'timeout', code: 'upstream_timeout' }));
+  }
+  if (err instanceof APIConnectionError) {
+    return new OpenAiErrorException(502, openAiError(502, `The upstream could not be reached: ${err.message}`, { code: 'upstream_unreachable' }));
+  }
+  if (err instanceof APIError && typeof err.status === 'number') {
+    const body = isJsonObject(err.error) && typeof err.error.message === 'string' ? { error: err.error } : openAiError(err.status, err.message);
+    const headers: Record<string, string> = {};
+    for (const name of ['retry-after', 'retry-after-ms', 'x-should-retry']) {
+      const value = err.headers?.get(name);
+      if (value) headers[name] = value;
+    }
+    return new OpenAiErrorException(err.status, body as ConstructorParameters<typeof OpenAiErrorException>[1], headers);
+  }
+  return err;
+}

@@ -1,0 +1,455 @@
+import OpenAI, { APIError } from 'openai';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer, Server } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DataSource } from 'typeorm';
+import { nanosToUsdExact } from '../src/common/money';
+import { PricingService } from '../src/modules/llm/pricing/pricing.service';
+import { LlmUsage } from '../src/modules/usage/entities/llm-usage.entity';
+import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
+import { FakeOpenAi } from './fixtures/fake-openai';
+import { bearer, writeApiKeysFile } from './support/api-keys';
+import { createTestApp, listenOnLoopback, TestApp } from './support/create-app';
+import { createScratchPostgres, describePostgres, ScratchDatabase } from './support/postgres';
+
+const ADMIN_KEY = 'asa_admin_gateway_test_key';
+const ALICE_KEY = 'asa_alice_gateway_test_key';
+const BOB_KEY = 'asa_bob_gateway_test_key';
+const PROVIDER_KEY = 'sk-provider-secret-never-sent-by-clients';
+const MODEL = 'gpt-4o-mini';
+const CHAT = { model: MODEL, messages: [{ role: 'user' as const, content: 'Say three words' }] };
+
+/** A loopback port nothing listens on (bound, then released). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/**
+ * An upstream whose chat streams drip one chunk every 50 ms for 10 s, and which notes whether
+ * the gateway closed a stream before its end (what a client leaving must cause).
+ */
+async function startDrippingUpstream(): Promise<{ baseUrl: string; closedEarly: () => number; close: () => Promise<void> }> {
+  let closedEarly = 0;
+  const server: Server = createHttpServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    let n = 0;
+    const timer = setInterval(() => {
+      const chunk = { id: 'drip', object: 'chat.completion.chunk', created: 0, model: 'drip-model', choices: [{ index: 0, delta: { content: `w${n} ` }, finish_reason: null }] };
+      res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+      if (++n === 200) {
+        clearInterval(timer);
+        res.end('data: [DONE]\n\n');
+      }
+    }, 50);
+    res.on('close', () => {
+      clearInterval(timer);
+      if (!res.writableFinished) closedEarly++;
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    baseUrl: `http://127.0.0.1:${port}/v1`,
+    closedEarly: () => closedEarly,
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
+}
+
+async function until<T>(what: string, probe: () => Promise<T | null | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== null && value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/**
+ * The OpenAI-compatible gateway driven by the real openai SDK, over a real socket, against local
+ * fake upstreams; every call must leave exactly one usage record in the real database.
+ */
+const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
+  let fake: FakeOpenAi; // the default upstream (OPENAI_BASE_URL)
+  let local: FakeOpenAi; // a second upstream behind the `local/*` prefix route
+  let slow: FakeOpenAi; // behind an upstream with a short timeout
+  let drip: Awaited<ReturnType<typeof startDrippingUpstream>>;
+  let t: TestApp;
+  let pg: ScratchDatabase | undefined;
+  let files: string;
+  let baseURL: string;
+
+  const sdk = (apiKey: string, headers: Record<string, string> = {}, maxRetries = 0) =>
+    new OpenAI({ apiKey, baseURL, maxRetries, defaultHeaders: headers });
+  const repo = () => t.app.get(DataSource).getRepository(LlmUsage);
+  const flush = () => t.app.get(UsageRecorder).flush();
+  const recordsWithId = async (id: string) => {
+    await flush();
+    return repo().findBy({ id });
+  };
+  const recordCount = async () => {
+    await flush();
+    return repo().count();
+  };
+  const priceOf = (r: LlmUsage) =>
+    t.app.get(PricingService).price(
+      { inputTokens: r.inputTokens, cachedInputTokens: r.cachedInputTokens, cacheWriteTokens: r.cacheWriteTokens, outputTokens: r.outputTokens, reasoningTokens: r.reasoningTokens },
+      [r.responseModel, r.requestedModel],
+      { provider: r.provider, at: r.createdAtMs },
+    ).costNanos;
+
+  beforeAll(async () => {
+    if (database === 'postgres') pg = await createScratchPostgres();
+    fake = await FakeOpenAi.start();
+    local = await FakeOpenAi.start();
+    slow = await FakeOpenAi.start({ defaultReply: { delayMs: 3_000 } });
+    drip = await startDrippingUpstream();
+    files = mkdtempSync(join(tmpdir(), 'asa-gateway-'));
+    writeFileSync(join(files, 'slow.key'), 'slow-key-from-file\n');
+    writeFileSync(
+      join(files, 'gateway.json'),
+      JSON.stringify({
+        upstreams: {
+          local: { base_url: local.baseUrl, provider: 'openai', api_key_env: 'LOCAL_UPSTREAM_KEY' },
+          slow: { base_url: slow.baseUrl, provider: 'openai', api_key_file: 'slow.key', timeout_ms: 300 },
+          down: { base_url: `http://127.0.0.1:${await closedPort()}/v1`, provider: 'openai' },
+          drip: { base_url: drip.baseUrl, provider: 'openai' },
+        },
+        routes: [
+          { model: 'local/*', upstream: 'local' },
+          { model: 'slow-model', upstream: 'slow' },
+          { model: 'down-model', upstream: 'down' },
+          { model: 'drip-model', upstream: 'drip' },
+          { model: 'gpt-*', upstream: 'default' },
+          { model: 'text-embedding-3-small', upstream: 'default' },
+        ],
+      }),
+    );
+    t = await createTestApp({
+      env: {
+        OPENAI_BASE_URL: fake.baseUrl,
+        OPENAI_API_KEY: PROVIDER_KEY,
+        OPENAI_MAX_RETRIES: '0',
+        LOCAL_UPSTREAM_KEY: 'local-key-from-env',
+        GATEWAY_FILE: join(files, 'gateway.json'),
+        API_KEYS_FILE: writeApiKeysFile(files, [
+          { name: 'admin', key: ADMIN_KEY },
+          { name: 'alice', key: ALICE_KEY, userId: 'alice' },
+          { name: 'bob', key: BOB_KEY, userId: 'bob' },
+        ]),
+        ...(pg ? { DATABASE_URL: pg.url } : {}),
+      },
+    });
+    baseURL = `${await listenOnLoopback(t.app)}/v1`;
+  });
+  afterAll(async () => {
+    await t?.close();
+    await fake?.close();
+    await local?.close();
+    await slow?.close();
+    await drip?.close();
+    await pg?.drop();
+    if (files) rmSync(files, { recursive: true, force: true });
+  });
+  beforeEach(() => {
+    fake.reset();
+    local.reset();
+    fake.setDefault({});
+  });
+
+  it('a chat call: the body reaches the upstream as sent (unknown fields kept), with the provider key; one exact record with user, task and tags', async () => {
+    fake.enqueue({ content: 'one two three', usage: { prompt_tokens: 21, completion_tokens: 3, cached_tokens: 5 } });
+    const before = await recordCount();
+    const client = sdk(ALICE_KEY, { 'x-asa-task-id': 'task-chat-1', 'x-asa-tags': 'team=search, env=prod' });
+    const { data, response } = await client.chat.completions
+      .create({ ...CHAT, temperature: 0.2, custom_field: { nested: [1, 2] } } as OpenAI.ChatCompletionCreateParamsNonStreaming)
+      .withResponse();
+
+    expect(data.choices[0].message.content).toBe('one two three');
+    const sent = fake.chatRequests()[0];
+    expect(sent.body).toEqual({ ...CHAT, temperature: 0.2, custom_field: { nested: [1, 2] } });
+    expect(sent.headers.authorization).toBe(`Bearer ${PROVIDER_KEY}`);
+    const id = response.headers.get('x-asa-request-id')!;
+    expect(sent.headers['x-asa-usage-id']).toBe(id);
+
+    const records = await recordsWithId(id);
+    expect(records).toHaveLength(1);
+    expect(await recordCount()).toBe(before + 1);
+    const r = records[0];
+    expect(r).toMatchObject({
+      userId: 'alice',
+      taskId: 'task-chat-1',
+      tags: { env: 'prod', team: 'search' },
+      provider: 'openai',
+      operation: 'chat',
+      requestedModel: MODEL,
+      inputTokens: 21,
+      cachedInputTokens: 5,
+      outputTokens: 3,
+      totalTokens: 24,
+      streamed: false,
+      status: 'success',
+      estimated: false,
+    });
+    expect(r.costNanos).toBeGreaterThan(0);
+    expect(r.costNanos).toBe(priceOf(r));
+    expect(response.headers.get('x-asa-cost-usd')).toBe(nanosToUsdExact(r.costNanos!));
+
+    // Counted in the same metrics as the agent's calls; tags never become labels.
+    const metrics = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toMatch(/^llm_requests_total\{[^}]*model="gpt-4o-mini"[^}]*\} [1-9]/m);
+    expect(metrics).not.toMatch(/team|search|task-chat-1|alice/);
+  });
+
+  it('a streamed chat: usage is asked upstream but its extra chunk is not passed to a client that did not ask; the record has the exact usage', async () => {
+    fake.enqueue({ content: 'alpha beta gamma delta', usage: { prompt_tokens: 30, completion_tokens: 4 } });
+    const { data: stream, response } = await sdk(ALICE_KEY).chat.completions.create({ ...CHAT, stream: true }).withResponse();
+    const chunks: OpenAI.ChatCompletionChunk[] = [];
+    for await (const chunk of stream) chunks.push(chunk);
+
+    expect(chunks.map((c) => c.choices[0]?.delta?.content ?? '').join('')).toBe('alpha beta gamma delta');
+    expect(chunks.every((c) => c.choices.length > 0)).toBe(true);
+    expect(chunks.filter((c) => c.usage)).toEqual([]);
+    expect(fake.chatRequests()[0].body.stream_options).toEqual({ include_usage: true });
+    expect(response.headers.get('x-asa-cost-usd')).toBeNull();
+
+    const [r] = await recordsWithId(response.headers.get('x-asa-request-id')!);
+    expect(r).toMatchObject({ userId: 'alice', streamed: true, status: 'success', inputTokens: 30, outputTokens: 4, estimated: false });
+    expect(r.timeToFirstTokenMs).not.toBeNull();
+    expect(r.costNanos).toBe(priceOf(r));
+  });
+
+  it('a streamed chat whose client asked for usage gets the usage chunk', async () => {
+    fake.enqueue({ content: 'a b', usage: { prompt_tokens: 9, completion_tokens: 2 } });
+    const stream = await sdk(ALICE_KEY).chat.completions.create({ ...CHAT, stream: true, stream_options: { include_usage: true } });
+    const usage: OpenAI.CompletionUsage[] = [];
+    for await (const chunk of stream) if (chunk.usage) usage.push(chunk.usage);
+    expect(usage).toHaveLength(1);
+    expect(usage[0]).toMatchObject({ prompt_tokens: 9, completion_tokens: 2 });
+  });
+
+  it('embeddings: one record with the input tokens the upstream reported', async () => {
+    fake.enqueue({ usage: { prompt_tokens: 7, completion_tokens: 0 } });
+    const { data, response } = await sdk(BOB_KEY).embeddings.create({ model: 'text-embedding-3-small', input: ['hello world', 'again'] }).withResponse();
+    expect(data.data).toHaveLength(2);
+    const [r] = await recordsWithId(response.headers.get('x-asa-request-id')!);
+    expect(r).toMatchObject({ userId: 'bob', operation: 'embeddings', inputTokens: 7, outputTokens: 0, status: 'success', estimated: false });
+    expect(r.costNanos).toBe(priceOf(r));
+    expect(response.headers.get('x-asa-cost-usd')).toBe(nanosToUsdExact(r.costNanos!));
+  });
+
+  it('the Responses API, plain and streamed: tokens from its usage (the final event when streamed)', async () => {
+    fake.enqueue({ content: 'plain answer', usage: { prompt_tokens: 12, completion_tokens: 2, reasoning_tokens: 1 } });
+    const { data, response } = await sdk(ALICE_KEY).responses.create({ model: MODEL, input: 'hi there', instructions: 'be brief' }).withResponse();
+    expect(data.output_text).toBe('plain answer');
+    const [plain] = await recordsWithId(response.headers.get('x-asa-request-id')!);
+    expect(plain).toMatchObject({ operation: 'chat', inputTokens: 12, outputTokens: 2, reasoningTokens: 1, streamed: false, estimated: false });
+    expect(response.headers.get('x-asa-cost-usd')).toBe(nanosToUsdExact(plain.costNanos!));
+
+    fake.enqueue({ content: 'streamed answer here', usage: { prompt_tokens: 15, completion_tokens: 3 } });
+    const { data: stream, response: streamedResponse } = await sdk(ALICE_KEY).responses.create({ model: MODEL, input: 'again', stream: true }).withResponse();
+    const types: string[] = [];
+    let text = '';
+    for await (const event of stream) {
+      types.push(event.type);
+      if (event.type === 'response.output_text.delta') text += event.delta;
+    }
+    expect(text).toBe('streamed answer here');
+    expect(types[types.length - 1]).toBe('response.completed');
+    const [streamed] = await recordsWithId(streamedResponse.headers.get('x-asa-request-id')!);
+    expect(streamed).toMatchObject({ streamed: true, inputTokens: 15, outputTokens: 3, status: 'success', estimated: false });
+    expect(streamed.timeToFirstTokenMs).not.toBeNull();
+    expect(fake.responsesRequests()).toHaveLength(2);
+  });
+
+  it('a stream the client abandons stops the upstream call and is recorded as abandoned, with estimated tokens', async () => {
+    const words = Array.from({ length: 40 }, (_, i) => `word${i}`).join(' ');
+    fake.enqueue({ content: words, chunkDelayMs: 100 });
+    const controller = new AbortController();
+    const { data: stream, response } = await sdk(ALICE_KEY, { 'x-asa-tags': 'run=abandon' })
+      .chat.completions.create({ ...CHAT, stream: true }, { signal: controller.signal })
+      .withResponse();
+    const id = response.headers.get('x-asa-request-id')!;
+    let received = 0;
+    for await (const chunk of stream) {
+      if (chunk.choices[0]?.delta?.content) received++;
+      if (received === 3) {
+        controller.abort();
+        break;
+      }
+    }
+
+    const r = await until('the abandoned record', async () => (await recordsWithId(id))[0]);
+    expect(r).toMatchObject({ status: 'error', errorType: 'abandoned', streamed: true, estimated: true, tags: { run: 'abandon' } });
+    expect(r.inputTokens).toBeGreaterThan(0);
+    expect(r.outputTokens).toBeGreaterThanOrEqual(3); // what reached the gateway before the client left
+    expect(r.outputTokens).toBeLessThan(40);
+    expect(r.costNanos).toBe(priceOf(r));
+  });
+
+  it('a client that leaves a stream makes the gateway close the upstream stream before its end', async () => {
+    const controller = new AbortController();
+    const { data: stream, response } = await sdk(ALICE_KEY)
+      .chat.completions.create({ ...CHAT, model: 'drip-model', stream: true }, { signal: controller.signal })
+      .withResponse();
+    let received = 0;
+    for await (const chunk of stream) {
+      if (chunk.choices[0]?.delta?.content) received++;
+      if (received === 2) {
+        controller.abort();
+        break;
+      }
+    }
+    await until('the upstream stream to be closed', async () => (drip.closedEarly() === 1 ? true : null));
+    const r = await until('the abandoned record', async () => (await recordsWithId(response.headers.get('x-asa-request-id')!))[0]);
+    expect(r).toMatchObject({ status: 'error', errorType: 'abandoned', estimated: true });
+  });
+
+  it('a quota refuses a gateway call with 429 budget_exceeded naming the rule, before the upstream is called, and SDKs do not retry it', async () => {
+    const rule = { id: 'gw-bob-cap', scope: { user_id: 'bob' }, limit_usd: 0.000000001, window: 'day', action: 'block' };
+    const created = await t.app.inject({ method: 'POST', url: '/api/v1/quotas', payload: rule, headers: bearer(ADMIN_KEY) });
+    expect(created.statusCode, created.body).toBe(201);
+    const before = await recordCount();
+    try {
+      const err = await sdk(BOB_KEY, {}, 2).chat.completions.create(CHAT).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(APIError);
+      const e = err as APIError;
+      expect(e.status).toBe(429);
+      expect(e.code).toBe('budget_exceeded');
+      expect(e.message).toContain('quota rule "gw-bob-cap"');
+      expect(e.headers?.get('x-should-retry')).toBe('false');
+      expect(fake.chatRequests()).toHaveLength(0);
+      expect(await recordCount()).toBe(before);
+      const metrics = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
+      // One refusal: the SDK (maxRetries 2) did not come back.
+      expect(metrics).toMatch(/^llm_blocked_requests_total\{rule="gw-bob-cap"\} 1$/m);
+    } finally {
+      await t.app.inject({ method: 'DELETE', url: '/api/v1/quotas/gw-bob-cap', headers: bearer(ADMIN_KEY) });
+    }
+  });
+
+  it('a user key cannot account calls to another user or to another user\'s task; an admin key may name the user', async () => {
+    const asBob = await sdk(ALICE_KEY, { 'x-asa-user-id': 'bob' }).chat.completions.create(CHAT).catch((e: unknown) => e);
+    expect(asBob).toBeInstanceOf(APIError);
+    expect((asBob as APIError).status).toBe(403);
+    expect((asBob as APIError).message).toContain('only an admin key may set x-asa-user-id');
+
+    // bob's task (it has a record of bob's), then alice tries to put calls under it
+    fake.enqueue({});
+    await sdk(BOB_KEY, { 'x-asa-task-id': 'bobs-task' }).chat.completions.create(CHAT);
+    await flush();
+    const intoBobsTask = await sdk(ALICE_KEY, { 'x-asa-task-id': 'bobs-task' }).chat.completions.create(CHAT).catch((e: unknown) => e);
+    expect((intoBobsTask as APIError).status).toBe(403);
+    expect(fake.chatRequests()).toHaveLength(1);
+
+    fake.enqueue({});
+    const { response } = await sdk(ADMIN_KEY, { 'x-asa-user-id': 'carol', 'x-asa-task-id': 'bobs-task' }).chat.completions.create(CHAT).withResponse();
+    const [r] = await recordsWithId(response.headers.get('x-asa-request-id')!);
+    expect(r).toMatchObject({ userId: 'carol', taskId: 'bobs-task' });
+  });
+
+  it('a prefix route sends the model without its prefix to its own upstream, with that upstream\'s key', async () => {
+    const { response } = await sdk(ALICE_KEY).chat.completions.create({ ...CHAT, model: 'local/gpt-4o-mini' }).withResponse();
+    expect(local.chatRequests()).toHaveLength(1);
+    expect(local.chatRequests()[0].body.model).toBe('gpt-4o-mini');
+    expect(local.chatRequests()[0].headers.authorization).toBe('Bearer local-key-from-env');
+    expect(fake.chatRequests()).toHaveLength(0);
+    const [r] = await recordsWithId(response.headers.get('x-asa-request-id')!);
+    expect(r).toMatchObject({ requestedModel: 'gpt-4o-mini', userId: 'alice' });
+  });
+
+  it('errors come back in OpenAI\'s shape: unknown model 404, upstream error passed through, unreachable 502, timeout 504, bad JSON 400, no key 401', async () => {
+    const unknown = (await sdk(ALICE_KEY).chat.completions.create({ ...CHAT, model: 'nobody-routes-this' }).catch((e: unknown) => e)) as APIError;
+    expect(unknown.status).toBe(404);
+    expect(unknown.code).toBe('model_not_found');
+    expect(unknown.param).toBe('model');
+
+    fake.enqueue({ error: { status: 400, message: 'messages[0] is broken upstream' } });
+    const upstream = (await sdk(ALICE_KEY).chat.completions.create(CHAT).catch((e: unknown) => e)) as APIError;
+    expect(upstream.status).toBe(400);
+    expect(upstream.message).toContain('messages[0] is broken upstream');
+    expect(upstream.type).toBe('invalid_request_error');
+    const [failed] = await recordsWithId(upstream.headers!.get('x-asa-request-id')!);
+    expect(failed).toMatchObject({ status: 'error', errorType: 'http_400', costNanos: 0 });
+
+    const down = (await sdk(ALICE_KEY).chat.completions.create({ ...CHAT, model: 'down-model' }).catch((e: unknown) => e)) as APIError;
+    expect(down.status).toBe(502);
+    expect(down.code).toBe('upstream_unreachable');
+
+    const timeout = (await sdk(ALICE_KEY).chat.completions.create({ ...CHAT, model: 'slow-model' }).catch((e: unknown) => e)) as APIError;
+    expect(timeout.status).toBe(504);
+    expect(slow.chatRequests()[0].headers.authorization).toBe('Bearer slow-key-from-file');
+
+    const badJson = await fetch(`${baseURL}/chat/completions`, { method: 'POST', headers: { ...bearer(ALICE_KEY), 'content-type': 'application/json' }, body: '{"model": ' });
+    expect(badJson.status).toBe(400);
+    expect(((await badJson.json()) as { error: { type: string; message: string } }).error.type).toBe('invalid_request_error');
+
+    const noModel = await fetch(`${baseURL}/chat/completions`, { method: 'POST', headers: { ...bearer(ALICE_KEY), 'content-type': 'application/json' }, body: '{"messages": []}' });
+    expect(noModel.status).toBe(400);
+    expect(await noModel.json()).toMatchObject({ error: { param: 'model', type: 'invalid_request_error' } });
+
+    // The service's own input checks answer in OpenAI's shape here too.
+    const post = (body: string, contentType = 'application/json') =>
+      fetch(`${baseURL}/chat/completions`, { method: 'POST', headers: { ...bearer(ALICE_KEY), 'content-type': contentType }, body });
+    for (const [res, status, text] of [
+      [await post(JSON.stringify({ ...CHAT, messages: [{ role: 'user', content: 'a\u0000b' }] })), 400, 'must not contain NUL characters'],
+      [await post(`${'['.repeat(70)}${']'.repeat(70)}`), 400, 'nested more than 64 levels'],
+      [await post('model=x', 'application/x-www-form-urlencoded'), 415, 'Content-Type: application/json'],
+      [await fetch(`${baseURL}/completions`, { method: 'POST', headers: { ...bearer(ALICE_KEY), 'content-type': 'application/json' }, body: '{}' }), 404, 'Cannot POST'],
+    ] as [Response, number, string][]) {
+      expect(res.status).toBe(status);
+      const json = (await res.json()) as { error: { message: string; type: string } };
+      expect(json.error.message).toContain(text);
+      expect(typeof json.error.type).toBe('string');
+    }
+
+    const noKey = await fetch(`${baseURL}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(CHAT) });
+    expect(noKey.status).toBe(401);
+    expect(await noKey.json()).toMatchObject({ error: { type: 'authentication_error', code: 'invalid_api_key' } });
+
+    const badTags = await sdk(ALICE_KEY, { 'x-asa-tags': 'no spaces allowed=here' }).chat.completions.create(CHAT).catch((e: unknown) => e);
+    expect((badTags as APIError).status).toBe(400);
+    expect((badTags as APIError).message).toContain('x-asa-tags');
+  });
+
+  it('the usage API filters by tags; a bad tags filter is a 400 naming it', async () => {
+    fake.enqueue({}, {}, {});
+    await sdk(ALICE_KEY, { 'x-asa-tags': 'team=filter-a,env=filter-prod' }).chat.completions.create(CHAT);
+    await sdk(ALICE_KEY, { 'x-asa-tags': 'team=filter-a' }).chat.completions.create(CHAT);
+    await sdk(ALICE_KEY, { 'x-asa-tags': 'team=filter_b' }).chat.completions.create(CHAT);
+    await flush();
+    const overall = async (tags: string, key = ADMIN_KEY) =>
+      t.app.inject({ method: 'GET', url: `/api/v1/usage/overall?tags=${encodeURIComponent(tags)}`, headers: bearer(key) });
+    expect((await overall('team=filter-a')).json().total_requests).toBe(2);
+    expect((await overall('team=filter-a,env=filter-prod')).json().total_requests).toBe(1);
+    // `_` is a LIKE wildcard: it must match only itself
+    expect((await overall('team=filter_b')).json().total_requests).toBe(1);
+    expect((await overall('team=filterxb')).json().total_requests).toBe(0);
+    expect((await overall('team=filter-a', BOB_KEY)).json().total_requests).toBe(0);
+    const user = await t.app.inject({ method: 'GET', url: '/api/v1/usage/user/alice?tags=env=filter-prod', headers: bearer(ALICE_KEY) });
+    expect(user.json().total_requests).toBe(1);
+    const bad = await overall('team');
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().message).toContain('tags');
+  });
+
+  it('GET /v1/models lists the exact routes and what the wildcard routes\' upstreams offer', async () => {
+    const models = await sdk(ALICE_KEY).models.list();
+    const ids = models.data.map((m) => m.id);
+    const exact = ['slow-model', 'down-model', 'drip-model', 'text-embedding-3-small'];
+    expect(ids).toEqual(expect.arrayContaining([...exact, 'local/gpt-4o', 'gpt-4o-mini']));
+    // the wildcard routes list only what they take: local/* the local upstream's models, gpt-* the default's gpt- ones
+    expect(ids.filter((id) => !exact.includes(id) && !id.startsWith('local/') && !id.startsWith('gpt-'))).toEqual([]);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+};
+
+describe('OpenAI-compatible gateway (SQLite)', gatewaySuite('sqlite'));
+describePostgres('OpenAI-compatible gateway', gatewaySuite('postgres'));
