@@ -5,7 +5,9 @@
  *  2. what the journal adds to an LLM call made through LlmClient and the real openai SDK
  *     against the local simulator (no delay): journal on vs off, one call at a time and 50 at once.
  *
- *   npx ts-node --transpile-only bench/usage-journal.ts [folder on the disk to measure]
+ *   npx ts-node --transpile-only bench/usage-journal.ts [folder on the disk to measure] [--quick]
+ *
+ * `--quick` (as `npm run bench -- --quick` runs it) does a tenth of the work.
  *
  * The calls' records go to the journal (as the recorder does) and nowhere else: the sinks are
  * not what is measured here.
@@ -26,7 +28,12 @@ import { UsageJournal } from '../src/modules/usage/journal/usage-journal.service
 import type { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
 import { startOpenAiCompatibleServer } from '../src/simulator/openai-compatible-server';
 
-const parent = process.argv[2] ?? tmpdir();
+const QUICK = process.argv.includes('--quick');
+const parent = process.argv.slice(2).find((a) => !a.startsWith('--')) ?? tmpdir();
+/** A count of work, a tenth of it with --quick. */
+const n = (full: number) => (QUICK ? Math.max(1, Math.round(full / 10)) : full);
+// One counter for every client: its worker thread loads the encodings once.
+const estimator = new TokenEstimator();
 
 function quantiles(ms: number[]): { p50: number; p99: number; mean: number } {
   const s = [...ms].sort((a, b) => a - b);
@@ -67,14 +74,14 @@ async function startEntries(): Promise<void> {
   const { journal, done } = await openJournal(true);
   journal.maxSegmentBytes = Number.MAX_SAFE_INTEGER; // one file, so its write count is the whole story
   const seq: number[] = [];
-  for (let i = 0; i < 2000; i++) {
+  for (let i = 0; i < n(2000); i++) {
     const t0 = performance.now();
     await journal.started(start());
     seq.push(performance.now() - t0);
   }
   // The disk flushes much faster back to back than after a pause: measure both.
   const paused: number[] = [];
-  for (let i = 0; i < 500; i++) {
+  for (let i = 0; i < n(500); i++) {
     await new Promise((r) => setTimeout(r, 1));
     const t0 = performance.now();
     await journal.started(start());
@@ -83,7 +90,7 @@ async function startEntries(): Promise<void> {
   const conc: number[] = [];
   const file = (journal as unknown as { active: { file: { stats: { groups: number; entries: number } } } }).active.file;
   const before = { ...file.stats };
-  for (let round = 0; round < 100; round++) {
+  for (let round = 0; round < n(100); round++) {
     await Promise.all(
       Array.from({ length: 50 }, async () => {
         const t0 = performance.now();
@@ -94,9 +101,9 @@ async function startEntries(): Promise<void> {
   }
   const groups = file.stats.groups - before.groups;
   await done();
-  console.log(`start entry durable, sequential, back to back (2000): ${fmt(quantiles(seq))}`);
-  console.log(`start entry durable, sequential, 1 ms apart (500):     ${fmt(quantiles(paused))}`);
-  console.log(`start entry durable, 50 concurrent (100 x 50):        ${fmt(quantiles(conc))}, ${groups} write+fdatasync groups for 5000 entries`);
+  console.log(`start entry durable, sequential, back to back (${n(2000)}): ${fmt(quantiles(seq))}`);
+  console.log(`start entry durable, sequential, 1 ms apart (${n(500)}):     ${fmt(quantiles(paused))}`);
+  console.log(`start entry durable, 50 concurrent (${n(100)} x 50):        ${fmt(quantiles(conc))}, ${groups} write+fdatasync groups for ${n(100) * 50} entries`);
 }
 
 async function calls(baseURL: string, enabled: boolean, concurrency: number, rounds: number): Promise<{ perCall: ReturnType<typeof quantiles>; wallMs: number }> {
@@ -106,7 +113,7 @@ async function calls(baseURL: string, enabled: boolean, concurrency: number, rou
     openai: new OpenAI({ apiKey: 'bench', baseURL, maxRetries: 0 }),
     config: { apiKey: 'bench', baseUrl: baseURL, timeoutMs: 30_000, maxRetries: 0, provider: 'openai', pricingFile: '/nonexistent', unpricedUnderBudget: 'refuse' },
     pricing: new PricingService({ provider: 'openai', pricingFile: '/nonexistent' }),
-    estimator: new TokenEstimator(),
+    estimator,
     recorder,
     journal,
     policies: [],
@@ -116,7 +123,7 @@ async function calls(baseURL: string, enabled: boolean, concurrency: number, rou
   };
   const client = new LlmClient(deps, null, 'bench-user');
   const ask = () => client.chat({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Fix the authentication bug in login.ts, please.' }] });
-  for (let i = 0; i < 50; i++) await ask(); // warm-up: connections, JIT
+  for (let i = 0; i < n(50); i++) await ask(); // warm-up: connections, JIT
   const perCall: number[] = [];
   const t0 = performance.now();
   for (let r = 0; r < rounds; r++) {
@@ -139,7 +146,7 @@ async function main(): Promise<void> {
   await startEntries();
   const sim = await startOpenAiCompatibleServer({ respond: () => ({ content: 'ok', usage: { prompt_tokens: 20, completion_tokens: 1 } }) });
   try {
-    for (const [concurrency, rounds] of [[1, 1000], [50, 40]] as const) {
+    for (const [concurrency, rounds] of [[1, n(1000)], [50, n(40)]] as const) {
       // Alternate off/on three times and keep each side's best run: the machine is shared and noisy.
       const best = { off: null as null | Awaited<ReturnType<typeof calls>>, on: null as null | Awaited<ReturnType<typeof calls>> };
       for (let i = 0; i < 3; i++) {
@@ -150,10 +157,10 @@ async function main(): Promise<void> {
         }
       }
       const { off, on } = best as { off: Awaited<ReturnType<typeof calls>>; on: Awaited<ReturnType<typeof calls>> };
-      const n = concurrency * rounds;
-      console.log(`\nLLM call against the simulator, ${concurrency} at a time (${n} calls, best of 3):`);
-      console.log(`  journal off: ${fmt(off.perCall)}, ${(n / (off.wallMs / 1000)).toFixed(0)} calls/s`);
-      console.log(`  journal on:  ${fmt(on.perCall)}, ${(n / (on.wallMs / 1000)).toFixed(0)} calls/s`);
+      const total = concurrency * rounds;
+      console.log(`\nLLM call against the simulator, ${concurrency} at a time (${total} calls, best of 3):`);
+      console.log(`  journal off: ${fmt(off.perCall)}, ${(total / (off.wallMs / 1000)).toFixed(0)} calls/s`);
+      console.log(`  journal on:  ${fmt(on.perCall)}, ${(total / (on.wallMs / 1000)).toFixed(0)} calls/s`);
       console.log(
         `  on/off: p50 ×${(on.perCall.p50 / off.perCall.p50).toFixed(2)}, p99 ×${(on.perCall.p99 / off.perCall.p99).toFixed(2)}, ` +
           `throughput ×${(off.wallMs / on.wallMs).toFixed(2)}`,
@@ -161,6 +168,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await sim.close();
+    await estimator.onModuleDestroy();
   }
 }
 

@@ -4,7 +4,7 @@ import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '
 import { APIConnectionError, APIConnectionTimeoutError, APIUserAbortError, InternalServerError, RateLimitError } from 'openai';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
@@ -13,6 +13,10 @@ import { LlmClientFactory } from '../src/modules/llm/llm-client.factory';
 import { LlmBudgetExceededException } from '../src/modules/llm/llm.exceptions';
 import { CATALOG_VERSION } from '../src/modules/llm/pricing/pricing.service';
 import { LlmUsage } from '../src/modules/usage/entities/llm-usage.entity';
+import { TokenEstimator } from '../src/modules/llm/token-estimator';
+import { usageConfig } from '../src/config/usage.config';
+import { decodeSegment, type JournalEntry } from '../src/modules/usage/journal/journal-entry';
+import { waitFor } from './support/pipeline';
 import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
 import { LLM_ADMISSION_POLICIES, LlmAdmissionPolicy, LlmCallActual, LlmCallIntent } from '../src/plugins/sdk';
 import { FakeOpenAi } from './fixtures/fake-openai';
@@ -293,6 +297,33 @@ describe('LlmClient through the real openai SDK against the simulator', () => {
     expect(await oneRow('t-abort')).toMatchObject({ status: 'error', errorType: 'aborted', inputTokens: USER_HI_TOKENS, costNanos: 20_000, estimated: true });
   });
 
+  it('a call in flight gets its exact prompt count journaled after 100 ms (what a crash would charge), beside the upper bound admission used', async () => {
+    const params = { model: 'gpt-4o', messages: [{ role: 'user' as const, content: 'Fix handler12: it counts items equal to the limit. '.repeat(40) }] };
+    const estimator = new TokenEstimator();
+    const exact = estimator.countChatPrompt(params);
+    const bound = estimator.chatPromptBound(params);
+    expect(bound).toBeGreaterThan(exact);
+    fake.enqueue({ delayMs: 10_000 });
+    const ac = new AbortController();
+    const call = llm.forTask('t-journal-count').chat(params, { signal: ac.signal }).catch((e: unknown) => e);
+    const dir = t.app.get<{ journal: { dir: string } }>(usageConfig.KEY).journal.dir;
+    const entries = (): JournalEntry[] =>
+      readdirSync(dir)
+        .filter((f) => f.startsWith('segment-'))
+        .flatMap((f) => decodeSegment(readFileSync(join(dir, f), 'utf8')).entries);
+    let start: Extract<JournalEntry, { t: 'start' }> | undefined;
+    await waitFor('the call’s count entry in the journal', () => {
+      start = entries().find((e): e is Extract<JournalEntry, { t: 'start' }> => e.t === 'start' && e.call.taskId === 't-journal-count');
+      return start !== undefined && entries().some((e) => e.t === 'count' && e.id === start!.call.id);
+    });
+    expect(start!.call.promptTokens).toBe(bound);
+    expect(entries().filter((e) => e.t === 'count' && e.id === start!.call.id)).toEqual([{ t: 'count', id: start!.call.id, promptTokens: exact }]);
+    ac.abort();
+    expect(await call).toBeInstanceOf(APIUserAbortError);
+    expect(await oneRow('t-journal-count')).toMatchObject({ errorType: 'aborted', inputTokens: exact, estimated: true });
+    await estimator.onModuleDestroy();
+  });
+
   it('abort before the request was sent: recorded, charged nothing', async () => {
     const ac = new AbortController();
     ac.abort();
@@ -349,23 +380,23 @@ describe('LlmClient through the real openai SDK against the simulator', () => {
 
   it('task budget: refuses a call whose worst case would pass it, without calling the provider', async () => {
     const a = llm.forTask('t-budget', { maxCostUsd: 0.01 }); // 10,000,000 nanos
-    // worst case of each call: 8 prompt tokens × 2.5 + max_tokens × 10 (USD/M)
+    // worst case of each call: the prompt's bound, 12 (3 + 3 + "user" 4 bytes + "hi" 2 bytes) × 2.5, + max_tokens × 10 (USD/M)
     fake.enqueue({ usage: { prompt_tokens: 2000, completion_tokens: 100 } }); // actual: 2000 × 2.5 + 100 × 10 = 6000 -> 6,000,000
-    await a.chat({ model: 'gpt-4o', messages: USER_HI, max_tokens: 100 }); // worst 1,020,000: 0 + 1,020,000 <= 10,000,000
+    await a.chat({ model: 'gpt-4o', messages: USER_HI, max_tokens: 100 }); // worst 1,030,000: 0 + 1,030,000 <= 10,000,000
     const requestsBefore = fake.requests.length;
-    // worst 20 + 4000 = 4020 -> 4,020,000: 6,000,000 + 4,020,000 = 10,020,000 > 10,000,000
+    // worst 30 + 4000 = 4030 -> 4,030,000: 6,000,000 + 4,030,000 = 10,030,000 > 10,000,000
     const refused = await a.chat({ model: 'gpt-4o', messages: USER_HI, max_tokens: 400 }).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(LlmBudgetExceededException);
     expect(refused).toMatchObject({ code: 'LLM_BUDGET_EXCEEDED', status: 402 });
-    expect((refused as Error).message).toMatch(/budget of 0\.010000000 USD.*spent 0\.006000000 USD.*up to 0\.004020000 USD/);
+    expect((refused as Error).message).toMatch(/budget of 0\.010000000 USD.*spent 0\.006000000 USD.*up to 0\.004030000 USD/);
     expect(fake.requests.length).toBe(requestsBefore);
-    // exactly at the budget is allowed: worst 20 + 3980 = 4000 -> 6,000,000 + 4,000,000 = 10,000,000
+    // exactly at the budget is allowed: worst 30 + 3970 = 4000 -> 6,000,000 + 4,000,000 = 10,000,000
     fake.enqueue({ usage: { prompt_tokens: 8, completion_tokens: 10 } }); // actual 8 × 2.5 + 10 × 10 = 120 -> 120,000
-    await a.chat({ model: 'gpt-4o', messages: USER_HI, max_tokens: 398 });
+    await a.chat({ model: 'gpt-4o', messages: USER_HI, max_tokens: 397 });
 
     // a new scope reads what the task spent from the database: 6,120,000
     const b = llm.forTask('t-budget', { maxCostUsd: 0.01 });
-    // worst 20 + 3880 = 3900 -> 3,900,000: 6,120,000 + 3,900,000 = 10,020,000 > 10,000,000
+    // worst 30 + 3880 = 3910 -> 3,910,000: 6,120,000 + 3,910,000 = 10,030,000 > 10,000,000
     await expect(b.chat({ model: 'gpt-4o', messages: USER_HI, max_tokens: 388 })).rejects.toBeInstanceOf(LlmBudgetExceededException);
     // streams are refused on first iteration, before any request
     const stream = b.chatStream({ model: 'gpt-4o', messages: USER_HI, max_tokens: 388 });
@@ -393,17 +424,17 @@ describe('LlmClient through the real openai SDK against the simulator', () => {
 
     const intent = { taskId: 't-policy', userId: 'u-p', provider: 'openai', operation: 'chat', model: 'gpt-4o' };
     expect(policy.events).toEqual([
-      // worst case: 8 × 2.5 + 50 × 10 = 520 USD/M = 520,000 nanos; 8 + 50 tokens
-      { kind: 'admit', intent: { ...intent, maxCostNanos: 520_000, maxTokens: 58 } },
+      // worst case from the prompt's bound (12 bytes, see the budget test): 12 × 2.5 + 50 × 10 = 530 USD/M = 530,000 nanos; 12 + 50 tokens
+      { kind: 'admit', intent: { ...intent, maxCostNanos: 530_000, maxTokens: 62 } },
       // actual: 8 × 2.5 + 5 × 10 = 70 USD/M = 70,000 nanos
       { kind: 'settle', taskId: 't-policy', actual: 70_000, tokens: 13 },
-      { kind: 'admit', intent: { ...intent, maxCostNanos: 520_000, maxTokens: 58 } },
+      { kind: 'admit', intent: { ...intent, maxCostNanos: 530_000, maxTokens: 62 } },
       { kind: 'settle', taskId: 't-policy', actual: 0, tokens: 0 },
-      // "alpha" is 1 token (cl100k_base): 1 × 0.02 = 0.02 USD/M = 20 nanos; actual 3 × 0.02 = 60 nanos
-      { kind: 'admit', intent: { ...intent, operation: 'embeddings', model: 'text-embedding-3-small', maxCostNanos: 20, maxTokens: 1 } },
+      // "alpha" is bounded by its 5 bytes: 5 × 0.02 = 0.1 USD/M = 100 nanos; actual 3 × 0.02 = 60 nanos
+      { kind: 'admit', intent: { ...intent, operation: 'embeddings', model: 'text-embedding-3-small', maxCostNanos: 100, maxTokens: 5 } },
       { kind: 'settle', taskId: 't-policy', actual: 60, tokens: 3 },
-      // no max_tokens: 4,096 output tokens assumed. gpt-4: 8 × 30 + 4096 × 60 = 240 + 245,760 = 246,000 USD/M
-      { kind: 'admit', intent: { ...intent, model: 'gpt-4', maxCostNanos: 246_000_000, maxTokens: 4104 } },
+      // no max_tokens: 4,096 output tokens assumed. gpt-4: 12 × 30 + 4096 × 60 = 360 + 245,760 = 246,120 USD/M
+      { kind: 'admit', intent: { ...intent, model: 'gpt-4', maxCostNanos: 246_120_000, maxTokens: 4108 } },
     ]);
     // the refused call made no record
     expect((await rowsOf('t-policy')).map((r) => [r.requestedModel, r.status, r.costNanos])).toEqual([
@@ -512,10 +543,10 @@ describePostgres('LlmClient task spend and budgets', () => {
     for (let i = 0; i < 3; i++) await a.chat({ model: 'gpt-4o-mini', messages: USER_HI, max_tokens: 10 });
     expect(await a.checkUsageLimits({ maxCostPerTask: 0.0015759 })).toEqual({ within_limits: true, current_cost_usd: 0.0015759, limit_usd: 0.0015759, remaining_usd: 0 });
     expect(await a.checkUsageLimits({ maxCostPerTask: 0.0015758 })).toMatchObject({ within_limits: false, remaining_usd: 0 });
-    // a new scope with a 0.002 USD budget: 1,575,900 spent; worst 8 × 0.15 + 3000 × 0.6 = 1801.2 -> 1,801,200 -> refused
+    // a new scope with a 0.002 USD budget: 1,575,900 spent; worst 12 (the prompt's bound) × 0.15 + 3000 × 0.6 = 1801.8 -> 1,801,800 -> refused
     const b = llm.forTask('pg-task', { maxCostUsd: 0.002 });
     await expect(b.chat({ model: 'gpt-4o-mini', messages: USER_HI, max_tokens: 3000 })).rejects.toBeInstanceOf(LlmBudgetExceededException);
-    // worst 8 × 0.15 + 700 × 0.6 = 421.2 -> 421,200: 1,575,900 + 421,200 = 1,997,100 <= 2,000,000 -> allowed
+    // worst 12 × 0.15 + 700 × 0.6 = 421.8 -> 421,800: 1,575,900 + 421,800 = 1,997,700 <= 2,000,000 -> allowed
     await b.chat({ model: 'gpt-4o-mini', messages: USER_HI, max_tokens: 700 });
     await t.app.get(UsageRecorder).flush();
     const rows = await t.app.get(DataSource).getRepository(LlmUsage).find({ where: { taskId: 'pg-task' } });

@@ -1,4 +1,5 @@
 import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
+import { LLM_LATENCY_BUCKETS, LLM_TTFT_BUCKETS, PrometheusUsageSink } from '../src/plugins/sinks/prometheus-usage.sink';
 import type { UsageRecord } from '../src/plugins/sdk';
 import { createTestApp, TestApp } from './support/create-app';
 import { usageRecord } from './support/usage-records';
@@ -92,7 +93,7 @@ describe('LLM metrics from usage records (Prometheus usage sink)', () => {
     expect(bucket('0.1')).toBe(1);
     expect(bucket('2')).toBe(2);
     expect(bucket('30')).toBe(2);
-    expect(bucket('45')).toBe(3);
+    expect(bucket('60')).toBe(3);
     expect(bucket('120')).toBe(3);
     expect(sample(body, 'llm_latency_seconds_sum{model="gpt-4o",provider="openai"}')).toBeCloseTo(41.88, 9);
     expect(sample(body, 'llm_time_to_first_token_seconds_count{model="gpt-4o",provider="openai"}')).toBe(1);
@@ -145,3 +146,70 @@ describe('METRICS_EXTRA_LABELS=user', () => {
     await expect(createTestApp({ env: { METRICS_EXTRA_LABELS: 'task' } })).rejects.toThrow(/METRICS_EXTRA_LABELS/);
   });
 });
+
+describe('series of models no longer used', () => {
+  const HOUR = 3_600_000;
+  const modelSeries = (body: string, model: string) => body.split('\n').filter((l) => l.startsWith('llm_') && l.includes(`model="${model}"`));
+
+  it('are removed from /metrics after METRICS_MODEL_SERIES_TTL_HOURS, every metric of the model; models in use keep theirs', async () => {
+    const t = await createTestApp({ env: { METRICS_MODEL_SERIES_TTL_HOURS: '24' } });
+    try {
+      const recorder = t.app.get(UsageRecorder);
+      const sink = t.app.get(PrometheusUsageSink);
+      let clock = Date.parse('2026-11-01T00:00:00Z');
+      sink.now = () => clock;
+      const calls = (model: string) => [
+        record({ requestedModel: model, inputTokens: 5, outputTokens: 2, totalTokens: 7, costNanos: 1_000, latencyMs: 700, timeToFirstTokenMs: 200, streamed: true }),
+        record({ requestedModel: model, status: 'error', errorType: 'timeout', latencyMs: 30_000 }),
+        record({ requestedModel: model, costNanos: null, unpriced: true, latencyMs: 10 }),
+      ];
+      for (const r of [...calls('old-model'), ...calls('busy-model')]) await recorder.record(r);
+      await recorder.flush();
+      const before = await scrape(t);
+      // Each model: requests ×2, errors, tokens ×2, cost, unpriced, and two histograms (buckets + +Inf + sum + count).
+      const perModel = 2 + 1 + 2 + 1 + 1 + (LLM_LATENCY_BUCKETS.length + 3) + (LLM_TTFT_BUCKETS.length + 3);
+      expect(modelSeries(before, 'old-model')).toHaveLength(perModel);
+      expect(modelSeries(before, 'busy-model')).toHaveLength(perModel);
+
+      clock += 23 * HOUR;
+      await recorder.record(calls('busy-model')[0]);
+      await recorder.flush();
+      expect(await sink.removeStaleSeries()).toEqual([]); // 23 h: nothing is stale yet
+
+      clock += 2 * HOUR; // old-model unused for 25 h, busy-model for 2 h
+      expect(await sink.removeStaleSeries()).toEqual(['old-model']);
+      const after = await scrape(t);
+      expect(modelSeries(after, 'old-model')).toEqual([]);
+      expect(sample(after, 'llm_requests_total{model="busy-model",provider="openai",status="success"}')).toBe(3);
+      expect(modelSeries(after, 'busy-model')).toHaveLength(perModel);
+
+      // Used again: its series start again from this call.
+      await recorder.record(calls('old-model')[0]);
+      await recorder.flush();
+      expect(sample(await scrape(t), 'llm_requests_total{model="old-model",provider="openai",status="success"}')).toBe(1);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('are kept forever with METRICS_MODEL_SERIES_TTL_HOURS=0', async () => {
+    const t = await createTestApp({ env: { METRICS_MODEL_SERIES_TTL_HOURS: '0' } });
+    try {
+      const sink = t.app.get(PrometheusUsageSink);
+      let clock = Date.now();
+      sink.now = () => clock;
+      await t.app.get(UsageRecorder).record(record({ requestedModel: 'kept-model', latencyMs: 100 }));
+      await t.app.get(UsageRecorder).flush();
+      clock += 1000 * 24 * HOUR;
+      expect(await sink.removeStaleSeries()).toEqual([]);
+      expect(sample(await scrape(t), 'llm_requests_total{model="kept-model",provider="openai",status="success"}')).toBe(1);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('refuses a TTL that is not a whole number of hours, naming the variable', async () => {
+    await expect(createTestApp({ env: { METRICS_MODEL_SERIES_TTL_HOURS: 'a day' } })).rejects.toThrow(/METRICS_MODEL_SERIES_TTL_HOURS must be a whole number of hours/);
+  });
+});
+

@@ -42,7 +42,7 @@ describe('OpenTelemetry disabled', () => {
     });
     await t.app.get(UsageRecorder).flush();
     const body = (await t.app.inject({ method: 'GET', url: '/metrics', headers: { accept: 'application/openmetrics-text; version=1.0.0' } })).body;
-    expect(body).toContain('llm_latency_seconds_bucket{le="0.25",model="gpt-4o",provider="openai"} 1');
+    expect(body).toContain('llm_latency_seconds_bucket{le="0.5",model="gpt-4o",provider="openai"} 1');
     expect(body).not.toContain('trace_id');
   });
 });

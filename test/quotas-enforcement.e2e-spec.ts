@@ -48,7 +48,8 @@ const enforcementSuite = (database: 'sqlite' | 'postgres') => () => {
     t = await createTestApp({
       env: { OPENAI_BASE_URL: fake.baseUrl, OPENAI_API_KEY: 'sk-test', OPENAI_MAX_RETRIES: '0', ...(pg ? { DATABASE_URL: pg.url } : {}) },
     });
-    const prompt = t.app.get(TokenEstimator).countChatPrompt(PARAMS);
+    // Admission reserves the prompt's upper bound (its UTF-8 bytes), never a tokenizer's count.
+    const prompt = t.app.get(TokenEstimator).chatPromptBound(PARAMS);
     worstNanos = BigInt(t.app.get(PricingService).maxCostNanos(MODEL, prompt, 100, { provider: 'openai' })!);
     fake.setDefault({ content: 'one two three', delayMs: 300, usage: { prompt_tokens: prompt, completion_tokens: 100 } });
   });

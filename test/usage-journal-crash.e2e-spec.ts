@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
 import { USAGE_ID_HEADER } from '../src/modules/llm/llm-client';
 import { PricingService } from '../src/modules/llm/pricing/pricing.service';
+import { TokenEstimator } from '../src/modules/llm/token-estimator';
 import type { SimulatedRequest } from '../src/simulator/openai-compatible-server';
 import { FakeOpenAi } from './fixtures/fake-openai';
 import { sqlite, TcpProxy, waitFor } from './support/pipeline';
@@ -99,7 +100,8 @@ async function slowProvider(delayMs: () => number) {
   const ids = () => fake.chatRequests().map(usageId);
   /** Calls answered at least `ms` ago: their end is journaled by now, unless the service is stuck. */
   const answeredBefore = (ms: number) => ids().filter((id) => (answered.get(id) ?? Infinity) <= Date.now() - ms);
-  return { fake, answered, ids, answeredBefore, inFlight: () => ids().filter((id) => !answered.has(id)) };
+  const request = (id: string) => fake.chatRequests().find((r) => usageId(r) === id);
+  return { fake, answered, request, ids, answeredBefore, inFlight: () => ids().filter((id) => !answered.has(id)) };
 }
 
 async function submitTasks(base: string, repo: { path: string; testCommand: string }, n: number, maxAttempts: number): Promise<string[]> {
@@ -227,10 +229,18 @@ function crashUnderLoad(makeDb: (dir: string) => Promise<Database & { drop?: () 
     for (const r of unknownToProvider) expect(r).toMatchObject({ error_type: 'interrupted', estimated: true });
     expect(unknownToProvider.length).toBeLessThanOrEqual(16);
 
+    // Their prompt: the exact count the worker journaled once the call had lasted 100 ms, or, for a
+    // call cut before that count reached the journal (the first calls after a start wait for the
+    // worker thread to load its encodings), the upper bound admission used.
+    const estimator = new TokenEstimator();
     for (const id of inFlightAtKill) {
       const r = byId.get(id)!;
       expect(r, `call ${id} in flight at the kill`).toMatchObject({ status: 'error', error_type: 'interrupted', estimated: true, output_tokens: 0 });
-      expect(r.input_tokens).toBeGreaterThan(0);
+      const body = provider.request(id)!.body;
+      const exact = estimator.countChatPrompt(body);
+      const bound = estimator.chatPromptBound(body);
+      expect(bound).toBeGreaterThan(exact);
+      expect([exact, bound], `call ${id}: prompt tokens charged`).toContain(r.input_tokens);
       const quote = pricing.price({ inputTokens: r.input_tokens, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens: 0, reasoningTokens: 0 }, ['gpt-4o-mini']);
       expect(r.cost_nanos).toBe(quote.costNanos);
       expect(r.cost_nanos).toBeGreaterThan(0);

@@ -169,6 +169,9 @@ export class EnvironmentVariables {
   @IsOptional() @Matches(/^(user)?$/, { message: 'METRICS_EXTRA_LABELS may only list: user' })
   METRICS_EXTRA_LABELS?: string;
 
+  @IsOptional() @Transform(toInt) @IsInt({ message: 'METRICS_MODEL_SERIES_TTL_HOURS must be a whole number of hours (0 keeps every series)' }) @Min(0) @Max(87_600)
+  METRICS_MODEL_SERIES_TTL_HOURS?: number;
+
   @IsOptional() @Transform(toBool) @IsBoolean()
   ENABLE_OPENTELEMETRY?: boolean;
 

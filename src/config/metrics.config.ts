@@ -6,6 +6,8 @@ export const metricsConfig = registerAs('metrics', () => {
   return {
     /** Extra, higher-cardinality labels allowed on LLM metrics (only `user` today). */
     extraLabels: (env.METRICS_EXTRA_LABELS ?? '').split(',').filter(Boolean) as 'user'[],
+    /** LLM metric series of a model unused this long are removed from /metrics (0: never). */
+    modelSeriesTtlMs: (env.METRICS_MODEL_SERIES_TTL_HOURS ?? 24) * 3_600_000,
   };
 });
 export type MetricsConfig = ReturnType<typeof metricsConfig>;

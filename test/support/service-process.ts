@@ -12,18 +12,21 @@ export const PROJECT_ROOT = resolve(__dirname, '../..');
 const BUILD_DIR = join(PROJECT_ROOT, 'node_modules/.cache/asa-test-build');
 export const BUILT_MAIN = join(BUILD_DIR, 'main.js');
 
-export function buildService(): void {
-  rmSync(BUILD_DIR, { recursive: true, force: true });
+/** Builds the service into `outDir` (the tests' folder by default; the benches use their own). Returns its main.js. */
+export function buildService(outDir = BUILD_DIR): string {
+  const main = join(outDir, 'main.js');
+  rmSync(outDir, { recursive: true, force: true });
   try {
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.json', '--outDir', BUILD_DIR], { cwd: PROJECT_ROOT, stdio: 'pipe', timeout: 300_000 });
+    execFileSync('npx', ['tsc', '-p', 'tsconfig.json', '--outDir', outDir], { cwd: PROJECT_ROOT, stdio: 'pipe', timeout: 300_000 });
   } catch (err) {
     // Type errors still emit JavaScript (as nest build's tsc would; `npm run typecheck` reports
     // them); only a missing entry point is fatal here.
     const out = String((err as { stdout?: Buffer }).stdout ?? '');
-    if (!existsSync(BUILT_MAIN)) throw new Error(`build failed:\n${out}`);
+    if (!existsSync(main)) throw new Error(`build failed:\n${out}`);
   }
   // The dashboard's static files, where the built DashboardModule looks for them (as `npm run build` does for dist/).
-  execFileSync(process.execPath, ['scripts/build-dashboard.mjs', join(BUILD_DIR, 'dashboard')], { cwd: PROJECT_ROOT, stdio: 'pipe', timeout: 120_000 });
+  execFileSync(process.execPath, ['scripts/build-dashboard.mjs', join(outDir, 'dashboard')], { cwd: PROJECT_ROOT, stdio: 'pipe', timeout: 120_000 });
+  return main;
 }
 
 export async function freePort(): Promise<number> {
@@ -68,8 +71,8 @@ export function taskServiceEnv(opts: { port: number; llmBaseUrl: string; workspa
 }
 
 /** Runs `node dist/main.js` as a real process, with only the given environment on top of PATH/HOME. */
-export function startService(opts: { cwd: string; env: Record<string, string> }): ServiceProcess {
-  const child = spawn(process.execPath, [BUILT_MAIN], {
+export function startService(opts: { cwd: string; env: Record<string, string>; main?: string }): ServiceProcess {
+  const child = spawn(process.execPath, [opts.main ?? BUILT_MAIN], {
     cwd: opts.cwd,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? opts.cwd, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -32,6 +32,7 @@ import { nanosToUsd, nanosToUsdExact, usdToNanos as parseUsd } from '../../commo
 import type { PricingService, TokenCounts } from './pricing/pricing.service';
 import type { TaskSpendReader } from './task-spend.reader';
 import type { TokenEstimator } from './token-estimator';
+import { PromptTokens } from './prompt-tokens';
 import type { UsageTags } from '../../common/usage-tags';
 
 /**
@@ -122,6 +123,13 @@ interface CallOutcome {
   estimated: boolean;
 }
 
+/**
+ * How long a call runs before its prompt's exact count is made for the journal (until then an
+ * interrupted call would be charged the upper bound). Most calls to a real model last longer; a
+ * quicker answer brings its own usage, and its count is never made.
+ */
+export const JOURNAL_COUNT_DELAY_MS = 100;
+
 /** How long a call waits for the database to check its budget and quotas before it is refused. */
 export const ADMISSION_DATABASE_WAIT_MS = 120_000;
 
@@ -203,8 +211,8 @@ export class LlmClient implements AgentLlm {
   }
 
   async chat(params: ChatCompletionCreateParamsNonStreaming, options: LlmCallOptions = {}): Promise<ChatCompletion> {
-    const promptTokens = this.deps.estimator.countChatPrompt(params);
-    const call = await this.begin('chat', params.model, promptTokens, maxOutputTokens(params), false, params as unknown as Record<string, unknown>, options.signal);
+    const prompt = this.chatPrompt(params);
+    const call = await this.begin('chat', params.model, prompt, maxOutputTokens(params), false, params as unknown as Record<string, unknown>, options.signal);
     const abortedBeforeSend = options.signal?.aborted === true;
     let response: ChatCompletion;
     try {
@@ -213,9 +221,11 @@ export class LlmClient implements AgentLlm {
         openai.chat.completions.create({ ...params, stream: false }, requestOptions(options, call.id)),
       );
     } catch (err) {
-      await call.finish(this.failure(err, options, false, { promptTokens, abortedBeforeSend }));
+      call.stopClock();
+      await call.finish(await this.failure(err, options, false, { prompt, abortedBeforeSend }));
       throw err;
     }
+    call.stopClock(); // an estimate below may wait for a count: not the call's latency
     const usage = tokensFromUsage(response.usage);
     const completionText = (response.choices ?? []).map((c) => messageText(c.message)).join('');
     await call.finish({
@@ -224,7 +234,7 @@ export class LlmClient implements AgentLlm {
       responseModel: response.model ?? null,
       responseId: response.id ?? null,
       finishReasons: (response.choices ?? []).map((c) => c.finish_reason).filter(Boolean),
-      tokens: usage ?? this.estimateChat(promptTokens, completionText, params.model),
+      tokens: usage ?? (await this.estimateChat(prompt, completionText, params.model)),
       estimated: usage === null,
     });
     return response;
@@ -243,8 +253,11 @@ export class LlmClient implements AgentLlm {
   }
 
   async embed(params: EmbeddingCreateParams, options: LlmCallOptions = {}): Promise<CreateEmbeddingResponse> {
-    const inputTokens = this.deps.estimator.countEmbeddingInput(params.input, params.model);
-    const call = await this.begin('embeddings', params.model, inputTokens, 0, false, params as unknown as Record<string, unknown>, options.signal);
+    this.deps.estimator.warmUp();
+    const prompt = new PromptTokens(this.deps.estimator.embeddingInputBound(params.input), (signal) =>
+      this.deps.estimator.countEmbeddingInputAsync(params.input, params.model, signal),
+    );
+    const call = await this.begin('embeddings', params.model, prompt, 0, false, params as unknown as Record<string, unknown>, options.signal);
     const abortedBeforeSend = options.signal?.aborted === true;
     let response: CreateEmbeddingResponse;
     try {
@@ -253,15 +266,17 @@ export class LlmClient implements AgentLlm {
         openai.embeddings.create(params, requestOptions(options, call.id)),
       );
     } catch (err) {
-      await call.finish(this.failure(err, options, false, { promptTokens: inputTokens, abortedBeforeSend }));
+      call.stopClock();
+      await call.finish(await this.failure(err, options, false, { prompt, abortedBeforeSend }));
       throw err;
     }
+    call.stopClock();
     const reported = typeof response.usage?.prompt_tokens === 'number' ? response.usage.prompt_tokens : null;
     await call.finish({
       status: 'success',
       errorType: null,
       responseModel: response.model ?? null,
-      tokens: { ...ZERO_TOKENS, inputTokens: reported ?? inputTokens },
+      tokens: { ...ZERO_TOKENS, inputTokens: reported ?? (await prompt.exact()) },
       estimated: reported === null,
     });
     return response;
@@ -275,14 +290,15 @@ export class LlmClient implements AgentLlm {
    * with `succeed`, `fail` or `abandon`.
    */
   async track(spec: TrackedCallSpec, options: LlmCallOptions = {}): Promise<TrackedCall> {
-    const call = await this.begin(spec.operation, spec.model, spec.promptTokens, spec.maxOutputTokens, spec.streamed, spec.params, options.signal);
+    const prompt = PromptTokens.counted(spec.promptTokens);
+    const call = await this.begin(spec.operation, spec.model, prompt, spec.maxOutputTokens, spec.streamed, spec.params, options.signal);
     const abortedBeforeSend = options.signal?.aborted === true;
     const openai = this.requireOpenAi();
-    const outcome = (o: TrackedOutcome) => ({
+    const outcome = async (o: TrackedOutcome) => ({
       responseModel: o.responseModel,
       responseId: o.responseId ?? null,
       finishReasons: o.finishReasons ?? [],
-      tokens: o.tokens ?? this.estimateChat(spec.promptTokens, o.completionText ?? '', spec.model),
+      tokens: o.tokens ?? (await this.estimateChat(prompt, o.completionText ?? '', spec.model)),
       estimated: o.tokens === null,
     });
     return {
@@ -291,14 +307,22 @@ export class LlmClient implements AgentLlm {
       requestOptions: requestOptions(options, call.id),
       run: (fn) => context.with(trace.setSpan(context.active(), call.span), fn),
       markFirstToken: () => call.markFirstToken(),
-      succeed: (o) => call.finish({ status: 'success', errorType: null, ...outcome(o) }),
-      fail: (err, partial) =>
-        call.finish(
+      succeed: async (o) => {
+        call.stopClock();
+        return call.finish({ status: 'success', errorType: null, ...(await outcome(o)) });
+      },
+      fail: async (err, partial) => {
+        call.stopClock();
+        return call.finish(
           partial
-            ? { ...this.failure(err, options, true), ...outcome(partial) }
-            : this.failure(err, options, false, { promptTokens: spec.promptTokens, abortedBeforeSend }),
-        ),
-      abandon: (partial) => call.finish({ status: 'error', errorType: 'abandoned', ...outcome(partial) }),
+            ? { status: 'error', errorType: classifyError(err, options.signal, true), error: err, ...(await outcome(partial)) }
+            : await this.failure(err, options, false, { prompt, abortedBeforeSend }),
+        );
+      },
+      abandon: async (partial) => {
+        call.stopClock();
+        return call.finish({ status: 'error', errorType: 'abandoned', ...(await outcome(partial)) });
+      },
     };
   }
 
@@ -322,16 +346,16 @@ export class LlmClient implements AgentLlm {
     params: Omit<ChatCompletionCreateParamsStreaming, 'stream'>,
     options: LlmCallOptions,
   ): AsyncGenerator<ChatCompletionChunk> {
-    const promptTokens = this.deps.estimator.countChatPrompt(params);
-    const call = await this.begin('chat', params.model, promptTokens, maxOutputTokens(params), true, params as unknown as Record<string, unknown>, options.signal);
+    const prompt = this.chatPrompt(params);
+    const call = await this.begin('chat', params.model, prompt, maxOutputTokens(params), true, params as unknown as Record<string, unknown>, options.signal);
     const acc = { text: '', usage: null as CompletionUsage | null, model: null as string | null, id: null as string | null, finish: [] as string[] };
-    const partial = (): Pick<CallOutcome, 'responseModel' | 'responseId' | 'finishReasons' | 'tokens' | 'estimated'> => {
+    const partial = async (): Promise<Pick<CallOutcome, 'responseModel' | 'responseId' | 'finishReasons' | 'tokens' | 'estimated'>> => {
       const reported = tokensFromUsage(acc.usage);
       return {
         responseModel: acc.model,
         responseId: acc.id,
         finishReasons: acc.finish,
-        tokens: reported ?? this.estimateChat(promptTokens, acc.text, params.model),
+        tokens: reported ?? (await this.estimateChat(prompt, acc.text, params.model)),
         estimated: reported === null,
       };
     };
@@ -347,11 +371,13 @@ export class LlmClient implements AgentLlm {
         ),
       );
     } catch (err) {
-      await call.finish(this.failure(err, options, false, { promptTokens, abortedBeforeSend }));
+      call.stopClock();
+      await call.finish(await this.failure(err, options, false, { prompt, abortedBeforeSend }));
       throw err;
     }
 
-    let outcome: CallOutcome | null = null;
+    // What ended the stream; its token counts are added in `finally` (they may need a count in a worker).
+    let ending: Pick<CallOutcome, 'status' | 'errorType' | 'error'> | null = null;
     try {
       for await (const chunk of stream) {
         if (chunk.model) acc.model = chunk.model;
@@ -370,17 +396,18 @@ export class LlmClient implements AgentLlm {
       if (options.signal?.aborted) {
         // The SDK ends an aborted stream quietly; the caller asked for the abort, so say so.
         const err = new APIUserAbortError();
-        outcome = { status: 'error', errorType: 'aborted', error: err, ...partial() };
+        ending = { status: 'error', errorType: 'aborted', error: err };
         throw err;
       }
-      outcome = { status: 'success', errorType: null, ...partial() };
+      ending = { status: 'success', errorType: null };
     } catch (err) {
-      outcome ??= { ...this.failure(err, options, true), ...partial() };
+      ending ??= { status: 'error', errorType: classifyError(err, options.signal, true), error: err };
       throw err;
     } finally {
-      // No outcome here means the consumer stopped iterating (break/return): the SDK has aborted the request.
-      outcome ??= { status: 'error', errorType: 'abandoned', ...partial() };
-      await call.finish(outcome);
+      // No ending here means the consumer stopped iterating (break/return): the SDK has aborted the request.
+      ending ??= { status: 'error', errorType: 'abandoned' };
+      call.stopClock();
+      await call.finish({ ...ending, ...(await partial()) });
     }
   }
 
@@ -388,7 +415,7 @@ export class LlmClient implements AgentLlm {
   private async begin(
     operation: UsageOperation,
     model: string,
-    promptTokens: number,
+    prompt: PromptTokens,
     maxOutput: number,
     streamed: boolean,
     params: Record<string, unknown>,
@@ -397,7 +424,8 @@ export class LlmClient implements AgentLlm {
     if (typeof model !== 'string' || model.trim() === '') throw new LlmInvalidArgumentException('model is required: pass the model id, e.g. "gpt-4o"');
     this.requireOpenAi(); // not configured: refuse before anything is reserved or recorded
     const provider = this.deps.config.provider;
-    const maxCostNanos = this.deps.pricing.maxCostNanos(model, promptTokens, maxOutput, { provider });
+    // The worst case needs only an upper bound of the prompt: no tokenizing on the event loop.
+    const maxCostNanos = this.deps.pricing.maxCostNanos(model, prompt.bound, maxOutput, { provider });
     if (maxCostNanos === null && this.budget && this.deps.config.unpricedUnderBudget !== 'allow') {
       throw new LlmUnpricedModelException(
         `LLM call refused: task "${this.budget.taskId}" has a budget, and ${this.deps.pricing.unpricedHint(model, provider)}; ` +
@@ -405,9 +433,9 @@ export class LlmClient implements AgentLlm {
         { taskId: this.budget.taskId, model, provider },
       );
     }
-    const intent: LlmCallIntent = { taskId: this.taskId, userId: this.userId, provider, model, operation, maxCostNanos, maxTokens: promptTokens + maxOutput };
+    const intent: LlmCallIntent = { taskId: this.taskId, userId: this.userId, provider, model, operation, maxCostNanos, maxTokens: prompt.bound + maxOutput };
     const settleAll = await this.admit(intent, signal);
-    const call = new CallTracker(this, this.deps, operation, model, streamed, params, settleAll);
+    const call = new CallTracker(this, this.deps, operation, model, streamed, params, settleAll, prompt);
     // Durable before the request leaves: if the process dies during the call, the next start
     // records it as `interrupted` with this prompt's cost.
     await this.deps.journal.started({
@@ -420,8 +448,12 @@ export class LlmClient implements AgentLlm {
       requestedModel: model,
       streamed,
       traceId: call.traceId,
-      promptTokens,
+      promptTokens: prompt.bound,
       ...(this.tags ? { tags: this.tags } : {}),
+    });
+    // A call still in flight after a moment gets its exact count journaled, for a crash to charge.
+    prompt.countLater(JOURNAL_COUNT_DELAY_MS, (n) => {
+      if (!call.ended) void this.deps.journal.counted(call.id, n);
     });
     return call;
   }
@@ -484,22 +516,28 @@ export class LlmClient implements AgentLlm {
    * charged the locally counted prompt, marked `estimated` (as a call interrupted by a crash is).
    * Refused or unreachable calls, and calls aborted before they were sent, are charged nothing.
    */
-  private failure(err: unknown, options: LlmCallOptions, midStream: boolean, sent?: { promptTokens: number; abortedBeforeSend: boolean }): CallOutcome {
+  private async failure(err: unknown, options: LlmCallOptions, midStream: boolean, sent: { prompt: PromptTokens; abortedBeforeSend: boolean }): Promise<CallOutcome> {
     const errorType = classifyError(err, options.signal, midStream);
-    const reachedProvider = sent !== undefined && !sent.abortedBeforeSend && (errorType === 'aborted' || errorType === 'timeout');
+    const reachedProvider = !sent.abortedBeforeSend && (errorType === 'aborted' || errorType === 'timeout');
     return {
       status: 'error',
       errorType,
       error: err,
       responseModel: null,
-      tokens: reachedProvider ? { ...ZERO_TOKENS, inputTokens: sent.promptTokens } : ZERO_TOKENS,
+      tokens: reachedProvider ? { ...ZERO_TOKENS, inputTokens: await sent.prompt.exact() } : ZERO_TOKENS,
       estimated: reachedProvider,
     };
   }
 
+  /** A chat prompt's upper bound now, its exact count later (in a worker) if it is needed. */
+  private chatPrompt(params: { model: string; messages?: readonly unknown[]; tools?: readonly unknown[] }): PromptTokens {
+    this.deps.estimator.warmUp();
+    return new PromptTokens(this.deps.estimator.chatPromptBound(params), (signal) => this.deps.estimator.countChatPromptAsync(params, signal));
+  }
 
-  private estimateChat(promptTokens: number, completionText: string, model: string): TokenCounts {
-    return { ...ZERO_TOKENS, inputTokens: promptTokens, outputTokens: this.deps.estimator.countText(completionText, model) };
+  private async estimateChat(prompt: PromptTokens, completionText: string, model: string): Promise<TokenCounts> {
+    const [inputTokens, outputTokens] = await Promise.all([prompt.exact(), this.deps.estimator.countTextAsync(completionText, model)]);
+    return { ...ZERO_TOKENS, inputTokens, outputTokens };
   }
 
   private requireOpenAi(): OpenAI {
@@ -516,6 +554,7 @@ class CallTracker {
   readonly createdAtMs = Date.now();
   readonly span: Span;
   private readonly t0 = performance.now();
+  private endedAt: number | null = null;
   private ttftMs: number | null = null;
   private finished = false;
   private static readonly logger = new Logger('LlmUsageCapture');
@@ -528,8 +567,18 @@ class CallTracker {
     private readonly streamed: boolean,
     params: Record<string, unknown>,
     private readonly settle: Settle,
+    private readonly prompt: PromptTokens,
   ) {
     this.span = deps.tracer.startSpan(`${operation} ${model}`, { kind: SpanKind.CLIENT, attributes: this.requestAttributes(params) });
+  }
+
+  get ended(): boolean {
+    return this.finished;
+  }
+
+  /** The provider's part is over: the latency recorded ends here, whatever the record still waits for. */
+  stopClock(): void {
+    this.endedAt ??= performance.now();
   }
 
   get traceId(): string | null {
@@ -545,7 +594,8 @@ class CallTracker {
   async finish(outcome: CallOutcome): Promise<UsageRecord | null> {
     if (this.finished) return null;
     this.finished = true;
-    const latencyMs = round3(performance.now() - this.t0);
+    this.prompt.cancel(); // the outcome holds every count the record needs
+    const latencyMs = round3((this.endedAt ?? performance.now()) - this.t0);
     let record: UsageRecord | null = null;
     try {
       const provider = this.deps.config.provider;

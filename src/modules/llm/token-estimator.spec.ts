@@ -1,5 +1,41 @@
 import { TokenEstimator } from './token-estimator';
 
+/** A small seeded generator (mulberry32): the same adversarial strings on every run. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Strings built to give a byte-level BPE as few bytes per token as possible. */
+function adversarialTexts(): string[] {
+  const rnd = seeded(14);
+  const pick = (alphabet: string[], n: number) => Array.from({ length: n }, () => alphabet[Math.floor(rnd() * alphabet.length)]).join('');
+  const codePoints = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => String.fromCodePoint(from + i));
+  const alphabets: string[][] = [
+    codePoints(0, 32), // control characters: no merges
+    codePoints(32, 127), // printable ASCII punctuation and letters at random
+    codePoints(0x80, 0x800), // two-byte UTF-8
+    codePoints(0x3400, 0x4dbf), // rare CJK: three bytes, often split
+    codePoints(0x1f300, 0x1f64f), // emoji: four bytes, surrogate pairs in JavaScript
+    codePoints(0x300, 0x36f), // combining marks
+    ['\ud800', '\udfff', 'a', '\udbff'], // lone surrogates (encoded as U+FFFD)
+    ['<|endoftext|>', '<|fim_prefix|>', '<|im_start|>', ' ', '\n'], // text that looks like special tokens
+    [' ', '\t', '\n', '\r', '\u00a0', '\u3000'], // whitespace runs
+    codePoints(0x10000, 0x10fff), // astral planes
+  ];
+  const texts: string[] = [];
+  for (const alphabet of alphabets) for (const n of [1, 2, 7, 64, 500]) texts.push(pick(alphabet, n));
+  // Mixtures of every alphabet.
+  for (let i = 0; i < 40; i++) texts.push(pick(alphabets.flat(), 1 + Math.floor(rnd() * 400)));
+  return texts;
+}
+
 describe('TokenEstimator', () => {
   const est = new TokenEstimator();
 
@@ -42,5 +78,82 @@ describe('TokenEstimator', () => {
     expect(est.countEmbeddingInput(['alpha', 'Hello there friend'], 'text-embedding-3-small')).toBe(4);
     expect(est.countEmbeddingInput([1, 2, 3], 'text-embedding-3-small')).toBe(3);
     expect(est.countEmbeddingInput([[1, 2], [3]], 'text-embedding-3-small')).toBe(3);
+  });
+
+  describe('upper bounds (what admission reserves)', () => {
+    const texts = adversarialTexts();
+    const models = ['gpt-4o', 'gpt-4']; // o200k_base and cl100k_base
+
+    it('never fall below the real count, for text built to have as many tokens per byte as possible', () => {
+      let tightest = 0;
+      for (const model of models) {
+        for (const text of texts) {
+          const count = est.countText(text, model);
+          const bound = est.embeddingInputBound(text);
+          expect(bound, `${model}: ${JSON.stringify(text.slice(0, 40))}`).toBeGreaterThanOrEqual(count);
+          tightest = Math.max(tightest, count / bound);
+        }
+      }
+      // Some inputs come close to one token per byte: no smaller bytes-per-token ratio would be safe.
+      expect(tightest).toBeGreaterThan(0.9);
+    });
+
+    it('bound whole chat prompts: roles, names, content parts, tool calls and tools', () => {
+      const rnd = seeded(7);
+      const at = () => texts[Math.floor(rnd() * texts.length)];
+      for (const model of models) {
+        for (let i = 0; i < 30; i++) {
+          const params = {
+            model,
+            messages: [
+              { role: 'system', content: at() },
+              { role: 'user', name: at().slice(0, 20), content: [{ type: 'text', text: at() }, { type: 'refusal', refusal: at() }] },
+              { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: JSON.stringify({ q: at() }) } }] },
+              { role: 'tool', content: at() },
+            ],
+            tools: [{ type: 'function', function: { name: 'f', description: at(), parameters: { type: 'object' } } }],
+          };
+          expect(est.chatPromptBound(params)).toBeGreaterThanOrEqual(est.countChatPrompt(params));
+        }
+      }
+      expect(est.chatPromptBound({ messages: [] })).toBe(est.countChatPrompt({ model: 'gpt-4o', messages: [] }));
+    });
+
+    it('bound embedding inputs of every shape', () => {
+      expect(est.embeddingInputBound([1, 2, 3])).toBe(3);
+      expect(est.embeddingInputBound([[1, 2], [3]])).toBe(3);
+      expect(est.embeddingInputBound(texts)).toBeGreaterThanOrEqual(est.countEmbeddingInput(texts, 'text-embedding-3-small'));
+    });
+  });
+
+  describe('counts in a worker thread (what is recorded)', () => {
+    const counter = new TokenEstimator();
+    afterAll(() => counter.onModuleDestroy());
+
+    it('give exactly the event loop’s counts', async () => {
+      const prompt = { model: 'gpt-4o', messages: [{ role: 'user', content: 'The quick brown fox. '.repeat(500) }, { role: 'user', content: adversarialTexts().join('') }] };
+      expect(await counter.countChatPromptAsync(prompt)).toBe(est.countChatPrompt(prompt));
+      expect(await counter.countTextAsync('Hello there friend', 'gpt-4o')).toBe(3);
+      expect(await counter.countTextAsync('', 'gpt-4o')).toBe(0);
+      expect(await counter.countEmbeddingInputAsync(['alpha', 'Hello there friend'], 'text-embedding-3-small')).toBe(4);
+    });
+
+    it('drop a count no longer needed before a worker takes it', async () => {
+      const long = { model: 'gpt-4o', messages: [{ role: 'user', content: 'lorem ipsum dolor sit amet '.repeat(4000) }] };
+      // Enough counts that some wait for a worker; abort them all at once.
+      const abort = new AbortController();
+      const counts = Array.from({ length: 8 }, () => counter.countChatPromptAsync(long, abort.signal));
+      const waiting = counter.countsQueued;
+      expect(waiting).toBeGreaterThan(0);
+      abort.abort();
+      const settled = await Promise.allSettled(counts);
+      const dropped = settled.filter((r) => r.status === 'rejected');
+      expect(dropped).toHaveLength(waiting);
+      for (const r of dropped) expect((r as PromiseRejectedResult).reason).toMatchObject({ name: 'AbortError' });
+      for (const r of settled) if (r.status === 'fulfilled') expect(r.value).toBe(est.countChatPrompt(long));
+      expect(counter.countsQueued).toBe(0);
+      // Already aborted: never queued.
+      await expect(counter.countChatPromptAsync(long, abort.signal)).rejects.toMatchObject({ name: 'AbortError' });
+    });
   });
 });

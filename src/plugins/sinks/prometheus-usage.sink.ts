@@ -1,16 +1,20 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { ConfigType } from '@nestjs/config';
-import { Counter, Histogram } from 'prom-client';
+import { Counter, Histogram, type LabelValues } from 'prom-client';
 import { metricsConfig } from '../../config/metrics.config';
 import { traceExemplar } from '../../modules/metrics/exemplars';
 import { METRICS_REGISTRY } from '../../modules/metrics/metrics.constants';
 import type { MetricsRegistry } from '../../modules/metrics/metrics-registry.provider';
 import { NANOS_PER_USD, type UsageRecord, type UsageSink, type UsageSinkPolicy } from '../sdk';
 
+// Every bucket is a series per model and provider, the bulk of /metrics as models grow: about
+// two per doubling of time, with a boundary at each alert threshold shipped (p95 latency > 30 s).
 /** LLM call latency: from a fast cached answer (0.1 s) to a long reasoning call (2 min). */
-export const LLM_LATENCY_BUCKETS = [0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120];
+export const LLM_LATENCY_BUCKETS = [0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120];
 /** Time to first token of streamed calls. */
-export const LLM_TTFT_BUCKETS = [0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 30, 60];
+export const LLM_TTFT_BUCKETS = [0.1, 0.25, 0.5, 1, 2, 5, 10, 30];
+/** How often series of models no longer used are looked for. */
+const STALE_SWEEP_INTERVAL_MS = 10 * 60_000;
 
 type Base = 'model';
 type WithUser<L extends string> = L | 'user';
@@ -26,8 +30,14 @@ type WithUser<L extends string> = L | 'user';
  * hidden reasoning tokens.
  */
 @Injectable()
-export class PrometheusUsageSink implements UsageSink {
+export class PrometheusUsageSink implements UsageSink, OnModuleInit, OnModuleDestroy {
   readonly name = 'prometheus';
+  /** The clock that dates a model's last use (replaceable in tests). */
+  now: () => number = Date.now;
+  private readonly logger = new Logger(PrometheusUsageSink.name);
+  private readonly ttlMs: number;
+  private readonly lastUsed = new Map<string, number>();
+  private sweep: NodeJS.Timeout | null = null;
   // Increments are not idempotent: a failed batch is never retried (it cannot fail in practice: memory only).
   readonly policy: Partial<UsageSinkPolicy> = { onFailure: 'drop' };
 
@@ -45,6 +55,7 @@ export class PrometheusUsageSink implements UsageSink {
     @Inject(metricsConfig.KEY) config: ConfigType<typeof metricsConfig>,
   ) {
     this.withUser = config.extraLabels.includes('user');
+    this.ttlMs = config.modelSeriesTtlMs;
     const user = <L extends string>(labels: L[]): WithUser<L>[] => (this.withUser ? [...labels, 'user'] : labels);
     const registers = [registry];
     this.requests = new Counter({
@@ -96,8 +107,58 @@ export class PrometheusUsageSink implements UsageSink {
     });
   }
 
+  onModuleInit(): void {
+    if (this.ttlMs <= 0) return;
+    this.sweep = setInterval(() => {
+      this.removeStaleSeries().catch((err: unknown) => this.logger.error(`could not remove stale model series: ${(err as Error).message}`));
+    }, Math.min(STALE_SWEEP_INTERVAL_MS, this.ttlMs));
+    this.sweep.unref();
+  }
+
+  onModuleDestroy(): void {
+    if (this.sweep) clearInterval(this.sweep);
+    this.sweep = null;
+  }
+
   async write(records: readonly UsageRecord[]): Promise<void> {
-    for (const r of records) this.observe(r);
+    const now = this.now();
+    for (const r of records) {
+      this.lastUsed.set(r.requestedModel, now);
+      this.observe(r);
+    }
+  }
+
+  /**
+   * Removes every LLM series of the models not used for METRICS_MODEL_SERIES_TTL_HOURS, so
+   * /metrics does not grow with every model ever called. Prometheus marks the series stale; if
+   * the model is used again its counters start from 0, which `rate()` and `increase()` read as a
+   * counter reset. Returns the models removed.
+   */
+  async removeStaleSeries(): Promise<string[]> {
+    if (this.ttlMs <= 0) return [];
+    const cutoff = this.now() - this.ttlMs;
+    const isStale = (model: string) => (this.lastUsed.get(model) ?? Infinity) < cutoff;
+    if (![...this.lastUsed.keys()].some(isStale)) return [];
+    const metrics = [this.requests, this.errors, this.tokens, this.cost, this.unpriced, this.latency, this.ttft] as (Counter<string> | Histogram<string>)[];
+    const values = await Promise.all(metrics.map(async (metric) => ({ metric, values: (await metric.get()).values })));
+    // From here on nothing awaits: a record written meanwhile has already moved its model's last use.
+    const removed = new Set<string>();
+    for (const { metric, values: samples } of values) {
+      const seen = new Set<string>();
+      for (const { labels } of samples) {
+        const model = String(labels.model);
+        if (!isStale(model)) continue;
+        // A histogram's buckets, sum and count are one series set: remove it by its labels without `le`.
+        const { le: _bucket, ...own } = labels as LabelValues<string> & { le?: unknown };
+        const key = JSON.stringify(own);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        metric.remove(own);
+        removed.add(model);
+      }
+    }
+    for (const model of [...this.lastUsed.keys()]) if (isStale(model)) this.lastUsed.delete(model);
+    return [...removed];
   }
 
   private observe(r: UsageRecord): void {

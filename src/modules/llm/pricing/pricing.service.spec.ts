@@ -109,6 +109,36 @@ describe('PricingService', () => {
       expect(anthropic.price(u, ['claude-sonnet-4-6'], { at: Date.parse('2026-04-01T00:00:00Z') }).costNanos).toBe(900_000_000);
     });
 
+    it('looks each model up once, except prices that depend on the call’s time, looked up at every call’s time', () => {
+      const svc = new PricingService({ provider: 'anthropic', pricingFile: join(dir, 'absent.json') });
+      // A fixed price: the same resolution object from the second look-up on.
+      const first = svc.resolve('claude-opus-4-7');
+      expect(first).not.toBeNull();
+      expect(svc.resolve('claude-opus-4-7')).toBe(first);
+      // A price by date, alternating times on one (warm) service: each call gets the price of its own time.
+      const u = usage({ inputTokens: 300_000 });
+      for (let i = 0; i < 3; i++) {
+        expect(svc.price(u, ['claude-sonnet-4-6'], { at: Date.parse('2026-04-01T00:00:00Z') }).costNanos).toBe(900_000_000);
+        expect(svc.price(u, ['claude-sonnet-4-6'], { at: Date.parse('2026-01-15T00:00:00Z') }).costNanos).toBe(1_800_000_000);
+      }
+      // An invalid time prices nothing, and leaves later calls of the model priced.
+      expect(svc.price(u, ['claude-opus-4-6'], { at: Number.NaN }).unpriced).toBe(true);
+      expect(svc.price(u, ['claude-opus-4-6'], { at: Date.parse('2026-04-01T00:00:00Z') }).costNanos).toBe(1_500_000_000);
+    });
+
+    it('answers from its cache exactly as a fresh service does', () => {
+      const models = ['gpt-4o', 'gpt-4o-mini', 'gpt-4o-2024-08-06', 'o3-mini', 'gpt-4', 'text-embedding-3-small', 'totally-unknown-model', 'gpt-4o'];
+      const warm = new PricingService({ provider: 'openai', pricingFile: join(dir, 'absent.json') });
+      const u = usage({ inputTokens: 1_234, cachedInputTokens: 200, outputTokens: 567, reasoningTokens: 17 });
+      for (let round = 0; round < 2; round++) {
+        for (const model of models) {
+          const fresh = new PricingService({ provider: 'openai', pricingFile: join(dir, 'absent.json') });
+          expect(warm.price(u, [model]), model).toEqual(fresh.price(u, [model]));
+          expect(warm.maxCostNanos(model, 1_000, 100), model).toBe(fresh.maxCostNanos(model, 1_000, 100));
+        }
+      }
+    });
+
     it('an unknown model is unpriced: cost null, never 0', () => {
       expect(catalogOnly.price(usage({ inputTokens: 10, outputTokens: 10 }), ['totally-unknown-model'])).toEqual({
         costNanos: null,

@@ -40,6 +40,8 @@ export const CATALOG_NAME = 'genai-prices';
 export const CATALOG_VERSION = readCatalogVersion();
 
 const MILLION = 1_000_000n;
+/** Distinct (provider, model) look-ups kept; past this the caches start over (model names come from callers). */
+const MAX_CACHED_MODELS = 10_000;
 const NANOS_PER_USD = 1_000_000_000n;
 
 /**
@@ -59,6 +61,12 @@ const NANOS_PER_USD = 1_000_000_000n;
 export class PricingService {
   private readonly logger = new Logger(PricingService.name);
   readonly overrides: PriceOverrides;
+  // Look-ups per (provider, model): an override scan and the catalog's model matching cost about
+  // 35 µs each, twice per call. The overrides file is read once at boot and the catalog is the
+  // installed package, so an answer only changes with a catalog price that depends on the date or
+  // the time of day: those are never cached.
+  private readonly overrideCache = new Map<string, ResolvedPrice | null>();
+  private readonly catalogCache = new Map<string, ResolvedPrice | null>();
 
   constructor(@Inject(llmConfig.KEY) private readonly config: Pick<LlmConfig, 'provider' | 'pricingFile'>) {
     this.overrides = loadPriceOverrides(config.pricingFile);
@@ -74,9 +82,7 @@ export class PricingService {
   /** Rates for a model: an override when one matches, else the catalog; null when neither knows it. */
   resolve(model: string, lookup: PriceLookup = {}): ResolvedPrice | null {
     const provider = (lookup.provider ?? this.config.provider).toLowerCase();
-    const override = findOverride(this.overrides.entries, model, provider);
-    if (override) return { source: `override:${this.overrides.label}#${override.model}`, rates: override.rates };
-    return resolveFromCatalog(model, provider, toDate(lookup.at));
+    return this.override(model, provider) ?? this.catalog(model, provider, lookup.at);
   }
 
   /**
@@ -114,16 +120,40 @@ export class PricingService {
     const candidates = [...new Set(models.filter((m): m is string => typeof m === 'string' && m.trim() !== ''))];
     const provider = (lookup.provider ?? this.config.provider).toLowerCase();
     for (const model of candidates) {
-      const o = findOverride(this.overrides.entries, model, provider);
-      if (o) return { source: `override:${this.overrides.label}#${o.model}`, rates: o.rates };
+      const o = this.override(model, provider);
+      if (o) return o;
     }
-    const at = toDate(lookup.at);
     for (const model of candidates) {
-      const r = resolveFromCatalog(model, provider, at);
+      const r = this.catalog(model, provider, lookup.at);
       if (r) return r;
     }
     return null;
   }
+
+  private override(model: string, provider: string): ResolvedPrice | null {
+    const key = `${provider}\u0000${model}`;
+    let resolved = this.overrideCache.get(key);
+    if (resolved === undefined) {
+      const o = findOverride(this.overrides.entries, model, provider);
+      resolved = o ? { source: `override:${this.overrides.label}#${o.model}`, rates: o.rates } : null;
+      remember(this.overrideCache, key, resolved);
+    }
+    return resolved;
+  }
+
+  private catalog(model: string, provider: string, at: Date | number | undefined): ResolvedPrice | null {
+    const key = `${provider}\u0000${model}`;
+    const cached = this.catalogCache.get(key);
+    if (cached !== undefined) return cached;
+    const found = resolveFromCatalog(model, provider, toDate(at));
+    if (!found.dependsOnTime) remember(this.catalogCache, key, found.price);
+    return found.price;
+  }
+}
+
+function remember<V>(cache: Map<string, V>, key: string, value: V): void {
+  if (cache.size >= MAX_CACHED_MODELS) cache.clear();
+  cache.set(key, value);
 }
 
 /** Exact cost in nano-dollars (rounded half-up once) of the given usage at the given rates. */
@@ -170,18 +200,21 @@ function isTiered(rate: PriceRate): rate is Extract<PriceRate, { base: Decimal }
   return 'base' in rate;
 }
 
-function resolveFromCatalog(model: string, provider: string, at: Date): ResolvedPrice | null {
+/** The catalog's price of a model at a time, and whether another time could give another price. */
+function resolveFromCatalog(model: string, provider: string, at: Date): { price: ResolvedPrice | null; dependsOnTime: boolean } {
   let result: ReturnType<typeof calcPrice>;
   try {
     // Only the model resolution is used; the usage passed here is irrelevant to the rates returned.
     result = calcPrice({ input_tokens: 0, output_tokens: 0 }, model, { providerId: provider, timestamp: at });
   } catch {
-    return null;
+    return { price: null, dependsOnTime: true }; // an invalid time, say: another call may succeed
   }
-  if (!result) return null;
+  if (!result) return { price: null, dependsOnTime: false };
+  // Conditional prices (a start date, a time of day) are chosen by the call's time.
+  const dependsOnTime = Array.isArray(result.model.prices);
   const rates = catalogRates(result.model_price);
-  if (!rates) return null;
-  return { source: `${CATALOG_NAME}@${CATALOG_VERSION}:${result.provider.id}/${result.model.id}`, rates };
+  if (!rates) return { price: null, dependsOnTime };
+  return { price: { source: `${CATALOG_NAME}@${CATALOG_VERSION}:${result.provider.id}/${result.model.id}`, rates }, dependsOnTime };
 }
 
 function catalogRates(p: ModelPrice): ModelRates | null {

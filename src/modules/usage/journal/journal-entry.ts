@@ -12,7 +12,10 @@ export interface CallStart {
   readonly requestedModel: string;
   readonly streamed: boolean;
   readonly traceId: string | null;
-  /** Prompt tokens counted locally (the count admission used). */
+  /**
+   * Prompt tokens: the upper bound admission used (the prompt's UTF-8 bytes); a later `count`
+   * entry gives the exact local count, which an interrupted call is charged when present.
+   */
   readonly promptTokens: number;
   /** The call's tags, kept so a call interrupted by a crash is still found under them. */
   readonly tags?: Readonly<Record<string, string>> | null;
@@ -28,6 +31,7 @@ export interface RunHeader {
 export type JournalEntry =
   | { readonly t: 'run'; readonly run: RunHeader }
   | { readonly t: 'start'; readonly call: CallStart }
+  | { readonly t: 'count'; readonly id: string; readonly promptTokens: number }
   | { readonly t: 'end'; readonly record: UsageRecord };
 
 /**
@@ -84,6 +88,7 @@ function isEntry(v: unknown): v is JournalEntry {
     const c = inner('call');
     return typeof c?.id === 'string' && typeof c.createdAtMs === 'number' && typeof c.requestedModel === 'string' && typeof c.promptTokens === 'number';
   }
+  if (e.t === 'count') return typeof e.id === 'string' && typeof e.promptTokens === 'number';
   if (e.t === 'end') {
     const r = inner('record');
     return typeof r?.id === 'string' && typeof r.createdAtMs === 'number' && typeof r.requestedModel === 'string' && typeof r.status === 'string';

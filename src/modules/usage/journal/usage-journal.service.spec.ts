@@ -151,6 +151,30 @@ describe('UsageJournal', () => {
     expect(r.latencyMs).toBeGreaterThanOrEqual(5_000 - 50);
   });
 
+  it('charges a call interrupted after its exact prompt count was journaled that count, and one interrupted before it the upper bound', async () => {
+    const a = await open();
+    // Start entries hold the upper bound admission used; the worker's exact count follows.
+    const counted = callStart({ promptTokens: 84_010 });
+    const notCounted = callStart({ promptTokens: 5_000 });
+    const ended = callStart({ promptTokens: 900 });
+    await Promise.all([a.started(counted), a.started(notCounted), a.started(ended)]);
+    await a.ended(usageRecord({ id: ended.id }));
+    await a.counted(counted.id, 20_008);
+    await a.counted(ended.id, 200); // after its end: nothing to write
+    await a.counted('never-started', 7);
+    await a.durable();
+    const countEntries = decodeSegment(readFileSync(join(dir, segmentsIn(dir)[0]), 'utf8')).entries.filter((e) => e.t === 'count');
+    expect(countEntries).toEqual([{ t: 'count', id: counted.id, promptTokens: 20_008 }]);
+    journals.splice(journals.indexOf(a), 1);
+    lockOfDeadProcess(dir);
+
+    const left = await (await open()).leftovers();
+    const byId = new Map(left.interrupted.map((i) => [i.call.id, i.call]));
+    expect([...byId.keys()].sort()).toEqual([counted.id, notCounted.id].sort());
+    expect(byId.get(counted.id)).toEqual({ ...counted, promptTokens: 20_008 });
+    expect(byId.get(notCounted.id)).toEqual(notCounted);
+  });
+
   it('refuses a folder whose lock is held by a live process, naming the folder, and takes over a dead one’s', async () => {
     await open();
     await expect(open()).rejects.toThrow(new RegExp(`usage journal folder ${dir} is in use by process ${process.pid}`));

@@ -107,6 +107,19 @@ export class UsageJournal implements OnModuleInit, OnApplicationShutdown {
     );
   }
 
+  /**
+   * Journals the exact prompt count of a call still in flight (its start entry holds an upper
+   * bound). Not waited on by the call: it becomes durable with the next group of entries.
+   */
+  counted(id: string, promptTokens: number): Promise<void> {
+    const seg = this.active;
+    if (!seg?.file || !this.startIn.has(id)) return Promise.resolve();
+    return seg.file.append(encodeEntry({ t: 'count', id, promptTokens })).then(
+      () => undefined,
+      (err) => this.writeFailed(seg, err),
+    );
+  }
+
   /** Journals a call's complete record; resolves once it is durable. Never rejects: a failed write is logged. */
   ended(record: UsageRecord): Promise<void> {
     const seg = this.active;
@@ -155,6 +168,7 @@ export class UsageJournal implements OnModuleInit, OnApplicationShutdown {
   async leftovers(): Promise<JournalLeftovers> {
     const finished = new Map<string, UsageRecord>();
     const starts = new Map<string, { call: CallStart; run: string }>();
+    const counts = new Map<string, number>();
     const lastWrite = new Map<string, number>();
     let corrupt = 0;
     for (const path of this.leftoverPaths) {
@@ -177,12 +191,17 @@ export class UsageJournal implements OnModuleInit, OnApplicationShutdown {
       lastWrite.set(run, Math.max(lastWrite.get(run) ?? 0, mtimeMs));
       for (const e of decoded.entries) {
         if (e.t === 'start') starts.set(e.call.id, { call: e.call, run });
+        else if (e.t === 'count') counts.set(e.id, e.promptTokens);
         else if (e.t === 'end') finished.set(e.record.id, e.record);
       }
     }
     const interrupted = [...starts.values()]
       .filter((s) => !finished.has(s.call.id))
-      .map((s) => ({ call: s.call, lastWriteMs: lastWrite.get(s.run) ?? s.call.createdAtMs }));
+      .map((s) => {
+        const counted = counts.get(s.call.id);
+        const call = counted === undefined ? s.call : { ...s.call, promptTokens: counted };
+        return { call, lastWriteMs: lastWrite.get(s.run) ?? s.call.createdAtMs };
+      });
     return { finished: [...finished.values()], interrupted, segments: this.leftoverPaths.length, corrupt };
   }
 

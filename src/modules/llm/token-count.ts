@@ -1,0 +1,91 @@
+import { getEncodingNameForModel, Tiktoken, TiktokenModel } from 'js-tiktoken/lite';
+import cl100k from 'js-tiktoken/ranks/cl100k_base';
+import o200k from 'js-tiktoken/ranks/o200k_base';
+import type { CountJob } from './token-count.pool';
+
+export type EncodingName = 'o200k_base' | 'cl100k_base';
+
+/** Models on the o200k_base encoding (GPT-4o and later, the o-series), when tiktoken's own table does not know the name. */
+const O200K_PREFIXES = ['gpt-4o', 'gpt-4.1', 'gpt-4.5', 'gpt-5', 'chatgpt-4o', 'o1', 'o3', 'o4'];
+
+// OpenAI's documented chat overhead: every message costs 3 tokens beyond its content (4 with a
+// name: we count the name's own tokens plus 1), and every reply is primed with 3 more.
+export const TOKENS_PER_MESSAGE = 3;
+export const TOKENS_PER_NAME = 1;
+export const REPLY_PRIMING_TOKENS = 3;
+
+/**
+ * Local token counts with js-tiktoken (no framework: the worker threads of TokenCountPool load
+ * only this). Unknown (non-OpenAI) models are counted with cl100k_base: an estimate, not their
+ * real tokenizer.
+ */
+export class TokenCounter {
+  private readonly encoders = new Map<EncodingName, Tiktoken>();
+
+  encodingFor(model: string): EncodingName {
+    try {
+      const name = getEncodingNameForModel(model as TiktokenModel);
+      if (name === 'o200k_base' || name === 'cl100k_base') return name;
+    } catch {
+      // not in tiktoken's table: decide by family below
+    }
+    const m = model.toLowerCase().replace(/^[a-z0-9_-]+\//, ''); // "openai/gpt-4o" -> "gpt-4o"
+    return O200K_PREFIXES.some((p) => m.startsWith(p)) ? 'o200k_base' : 'cl100k_base';
+  }
+
+  countText(text: string, model: string): number {
+    if (!text) return 0;
+    return this.encoder(this.encodingFor(model)).encode(text, 'all').length;
+  }
+
+  /** Prompt tokens of a chat request: message contents, names, tool calls, tool definitions, plus the fixed overhead. */
+  countChatPrompt(params: { model: string; messages?: readonly unknown[]; tools?: readonly unknown[] }): number {
+    const messages = params.messages ?? [];
+    let n = REPLY_PRIMING_TOKENS;
+    for (const raw of messages) {
+      const m = (raw ?? {}) as Record<string, unknown>;
+      n += TOKENS_PER_MESSAGE;
+      n += this.countText(typeof m.role === 'string' ? m.role : '', params.model);
+      n += this.countText(contentText(m.content), params.model);
+      if (typeof m.name === 'string') n += TOKENS_PER_NAME + this.countText(m.name, params.model);
+      if (Array.isArray(m.tool_calls)) n += this.countText(JSON.stringify(m.tool_calls), params.model);
+    }
+    if (params.tools && params.tools.length > 0) n += this.countText(JSON.stringify(params.tools), params.model);
+    return n;
+  }
+
+  /** Input tokens of an embeddings request (strings are encoded; token arrays are counted as they are). */
+  countEmbeddingInput(input: unknown, model: string): number {
+    if (typeof input === 'string') return this.countText(input, model);
+    if (!Array.isArray(input)) return 0;
+    if (input.every((x) => typeof x === 'number')) return input.length;
+    return input.reduce<number>((sum, item) => sum + this.countEmbeddingInput(item, model), 0);
+  }
+
+  private encoder(name: EncodingName): Tiktoken {
+    let enc = this.encoders.get(name);
+    if (!enc) {
+      enc = new Tiktoken(name === 'o200k_base' ? o200k : cl100k);
+      this.encoders.set(name, enc);
+    }
+    return enc;
+  }
+}
+
+/** What a worker thread runs for one count. */
+export function countJob(counter: TokenCounter, job: CountJob): number {
+  if (job.kind === 'chat') return counter.countChatPrompt(job);
+  if (job.kind === 'text') return counter.countText(job.text, job.model);
+  return counter.countEmbeddingInput(job.input, job.model);
+}
+
+function contentText(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) return '';
+  return content
+    .map((part) => {
+      const p = (part ?? {}) as Record<string, unknown>;
+      return typeof p.text === 'string' ? p.text : typeof p.refusal === 'string' ? p.refusal : '';
+    })
+    .join('');
+}
