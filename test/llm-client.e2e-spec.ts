@@ -239,6 +239,20 @@ describe('LlmClient through the real openai SDK against the simulator', () => {
     expect(await oneRow('t-plain-nousage')).toMatchObject({ inputTokens: USER_HI_TOKENS, outputTokens: 3, costNanos: 3_000, estimated: true, status: 'success' });
   });
 
+  it.each([
+    ['absurd counts', { prompt_tokens: 1e20, completion_tokens: 12345678901234567890 }],
+    ['a negative count', { prompt_tokens: -100, completion_tokens: 3 }],
+    ['a fractional count', { prompt_tokens: 8.5, completion_tokens: 3 }],
+    ['a count as a string', { prompt_tokens: '8', completion_tokens: 3 }],
+    ['more cached than prompt tokens', { prompt_tokens: 8, completion_tokens: 3, cached_tokens: 9 }],
+  ])('usage with %s is not trusted: the call is recorded with its local estimate, estimated', async (_what, usage) => {
+    const task = `t-untrusted-${Math.random().toString(36).slice(2, 8)}`;
+    fake.enqueue({ content: 'Hello there friend', usage: usage as never });
+    await llm.forTask(task).chat({ model: 'gpt-4o-mini', messages: USER_HI });
+    // As without usage: 8 × 0.15 + 3 × 0.6 = 3 USD/M = 3,000 nanos.
+    expect(await oneRow(task)).toMatchObject({ inputTokens: USER_HI_TOKENS, outputTokens: 3, cachedInputTokens: 0, costNanos: 3_000, estimated: true, status: 'success' });
+  });
+
   it('embeddings', async () => {
     fake.enqueue({ usage: { prompt_tokens: 1234, completion_tokens: 0 } });
     const res = await llm.forTask('t-embed', { userId: 'u-3' }).embed({ model: 'text-embedding-3-small', input: ['alpha', 'beta'] });

@@ -1,5 +1,6 @@
 import type { TrackedOutcome } from '../llm/llm-client';
 import { DEFAULT_MAX_OUTPUT_TOKENS, tokensFromUsage } from '../llm/llm-client';
+import { trustedTokenCounts } from '../llm/reported-usage';
 import type { TokenCounts } from '../llm/pricing/pricing.service';
 import type { TokenEstimator } from '../llm/token-estimator';
 import type { SseEvent } from './sse-events';
@@ -39,16 +40,15 @@ export function maxOutputTokens(endpoint: GatewayEndpoint, body: Json): number {
 
 /** Token counts of a Responses API `usage` object. */
 export function tokensFromResponsesUsage(u: unknown): TokenCounts | null {
-  if (!isJsonObject(u) || typeof u.input_tokens !== 'number') return null;
+  if (!isJsonObject(u) || u.input_tokens === undefined || u.input_tokens === null) return null;
   const inDetails = isJsonObject(u.input_tokens_details) ? u.input_tokens_details : {};
   const outDetails = isJsonObject(u.output_tokens_details) ? u.output_tokens_details : {};
-  return {
+  return trustedTokenCounts({
     inputTokens: u.input_tokens,
-    cachedInputTokens: typeof inDetails.cached_tokens === 'number' ? inDetails.cached_tokens : 0,
-    cacheWriteTokens: 0,
-    outputTokens: typeof u.output_tokens === 'number' ? u.output_tokens : 0,
-    reasoningTokens: typeof outDetails.reasoning_tokens === 'number' ? outDetails.reasoning_tokens : 0,
-  };
+    cachedInputTokens: inDetails.cached_tokens,
+    outputTokens: u.output_tokens,
+    reasoningTokens: outDetails.reasoning_tokens,
+  });
 }
 
 /** What a whole (non-streamed) response says about the call. */
@@ -58,8 +58,8 @@ export function outcomeOfResponse(endpoint: GatewayEndpoint, json: unknown): Tra
   const responseId = typeof json.id === 'string' ? json.id : null;
   if (endpoint === 'embeddings') {
     const u = isJsonObject(json.usage) ? json.usage : null;
-    const input = typeof u?.prompt_tokens === 'number' ? u.prompt_tokens : null;
-    return { responseModel, tokens: input === null ? null : { inputTokens: input, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens: 0, reasoningTokens: 0 } };
+    const tokens = u?.prompt_tokens === undefined || u?.prompt_tokens === null ? null : trustedTokenCounts({ inputTokens: u.prompt_tokens });
+    return { responseModel, tokens };
   }
   if (endpoint === 'responses') {
     return { responseModel, responseId, tokens: tokensFromResponsesUsage(json.usage), completionText: responsesOutputText(json.output) };

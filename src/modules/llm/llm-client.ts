@@ -27,6 +27,7 @@ import {
 import type { UsageJournal } from '../usage/journal/usage-journal.service';
 import type { UsageRecorder } from '../usage/usage-recorder.service';
 import { LlmBudgetExceededException, LlmInvalidArgumentException, LlmNotConfiguredException, LlmUnpricedModelException, LlmAdmissionUnavailableException } from './llm.exceptions';
+import { trustedTokenCounts } from './reported-usage';
 import { ASA_ATTR, GEN_AI_ATTR } from './llm-span-attributes';
 import { nanosToUsd, nanosToUsdExact, usdToNanos as parseUsd } from '../../common/money';
 import type { PricingService, TokenCounts } from './pricing/pricing.service';
@@ -271,7 +272,7 @@ export class LlmClient implements AgentLlm {
       throw err;
     }
     call.stopClock();
-    const reported = typeof response.usage?.prompt_tokens === 'number' ? response.usage.prompt_tokens : null;
+    const reported = response.usage?.prompt_tokens == null ? null : (trustedTokenCounts({ inputTokens: response.usage.prompt_tokens })?.inputTokens ?? null);
     await call.finish({
       status: 'success',
       errorType: null,
@@ -715,15 +716,16 @@ export function classifyError(err: unknown, signal: AbortSignal | undefined, mid
   return 'unknown';
 }
 
+/** The counts of a Chat Completions usage object; null when absent or not to be trusted (see trustedTokenCounts). */
 export function tokensFromUsage(u: CompletionUsage | null | undefined): TokenCounts | null {
-  if (!u || typeof u.prompt_tokens !== 'number') return null;
-  return {
+  if (!u || typeof u !== 'object' || u.prompt_tokens === undefined || u.prompt_tokens === null) return null;
+  return trustedTokenCounts({
     inputTokens: u.prompt_tokens,
-    cachedInputTokens: u.prompt_tokens_details?.cached_tokens ?? 0,
-    cacheWriteTokens: u.prompt_tokens_details?.cache_write_tokens ?? 0,
-    outputTokens: u.completion_tokens ?? 0,
-    reasoningTokens: u.completion_tokens_details?.reasoning_tokens ?? 0,
-  };
+    cachedInputTokens: u.prompt_tokens_details?.cached_tokens,
+    cacheWriteTokens: u.prompt_tokens_details?.cache_write_tokens,
+    outputTokens: u.completion_tokens,
+    reasoningTokens: u.completion_tokens_details?.reasoning_tokens,
+  });
 }
 
 function messageText(m: ChatCompletion['choices'][number]['message'] | undefined): string {
