@@ -23,6 +23,7 @@ import { buildTypeOrmOptions } from '../src/database/typeorm-options';
 import { LlmUsage } from '../src/modules/usage/entities/llm-usage.entity';
 import { DatabaseUsageSink } from '../src/plugins/sinks/database-usage.sink';
 import type { UsageRecord } from '../src/plugins/sdk';
+import { runSection } from './support/common';
 
 const BATCH = 500;
 const ROWS_PER_STATEMENT = 400;
@@ -266,11 +267,19 @@ export async function run(opts: { quick: boolean; postgresUrl?: string }): Promi
   }
 }
 
-if (require.main === module) {
-  run({ quick: process.argv.includes('--quick') })
-    .then((r) => process.stdout.write(`${JSON.stringify(r, null, 2)}\n`))
-    .catch((err: unknown) => {
-      console.error(err);
-      process.exitCode = 1;
-    });
+/** The figures `npm run bench` reads (bench/support/report.ts), one per database and traffic shape, beside the full result. */
+function forHarness(r: IngestionResult) {
+  const figures = (['sqlite', 'postgres'] as const).flatMap((database) => {
+    const byShape = r[database];
+    if (!byShape) return [];
+    return (Object.entries(byShape) as [IngestionShape, IngestionFigures][]).map(([shape, f]) => ({
+      database,
+      shape,
+      recorderPerSecond: f.sink.records_per_s,
+      rawPerSecond: f.driver.records_per_s,
+    }));
+  });
+  return { figures, ...r };
 }
+
+if (require.main === module) runSection(async (quick) => forHarness(await run({ quick })));

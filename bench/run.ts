@@ -32,10 +32,9 @@ const SECTIONS: Section[] = [
   { name: 'call-overhead', file: 'bench/call-overhead.ts', args: (q) => (q ? ['--quick'] : []), json: true, timeoutMs: 40 * 60_000 },
   { name: 'metrics-scrape', file: 'bench/metrics-scrape.ts', args: (q) => (q ? ['--quick'] : []), json: true, timeoutMs: 10 * 60_000 },
   { name: 'usage-queries', file: 'bench/usage-queries.ts', args: (q) => (q ? ['--quick'] : []), json: true, timeoutMs: 180 * 60_000 },
-  // Comes with the rollups work (issue 14, items 1-3): run when present, reported as pending otherwise.
-  // Its contract: `bench/ingestion.ts [--quick] --out <file>` writes JSON with
-  // `figures: [{ database: 'sqlite' | 'postgres', recorderPerSecond, rawPerSecond }, ...]` (see
-  // IngestionResult in support/report.ts, which judges the ≥ 80 % target from it).
+  // `bench/ingestion.ts [--quick] --out <file>` writes JSON with `figures: [{ database, shape,
+  // recorderPerSecond, rawPerSecond }, ...]` (see IngestionResult in support/report.ts, which judges
+  // the ≥ 80 % target from it); PostgreSQL when BENCH_POSTGRES_URL or TEST_DATABASE_URL is set.
   { name: 'ingestion', file: 'bench/ingestion.ts', args: (q) => (q ? ['--quick'] : []), json: true, timeoutMs: 60 * 60_000 },
   { name: 'usage-journal', file: 'bench/usage-journal.ts', args: (q) => (q ? ['--quick'] : []), json: false, timeoutMs: 20 * 60_000 },
   { name: 'sandbox-command', file: 'bench/sandbox-command.ts', args: (q) => [q ? '5' : '40'], json: false, timeoutMs: 10 * 60_000 },
