@@ -59,4 +59,32 @@ describePostgres('LLM call admission during a database outage', () => {
     const rows = await t.app.get(DataSource).getRepository(LlmUsage).find({ where: { taskId: 't-outage' } });
     expect(rows.map((r) => r.status)).toEqual(['success']);
   }, 60_000);
+
+  it('a call no block rule covers goes ahead during the outage, on the rules last read; one a rule covers waits', async () => {
+    const free = t.app.get(LlmClientFactory).forUser('u-free');
+    await free.chat({ model: 'gpt-4o-mini', messages: USER_HI }); // the rules are read with the database up
+    const before = fake.chatRequests().length;
+    await proxy.stop();
+    let down = true;
+    try {
+      await new Promise((r) => setTimeout(r, 2_500)); // past the rules' 2 s re-read interval
+      const reply = await free.chat({ model: 'gpt-4o-mini', messages: USER_HI });
+      expect(reply.choices[0].message.content).toBe('ok');
+      expect(fake.chatRequests()).toHaveLength(before + 1);
+      let settled = false;
+      const covered = t.app.get(LlmClientFactory).forUser('u-outage').chat({ model: 'gpt-4o-mini', messages: USER_HI });
+      void covered.then(() => (settled = true), () => (settled = true));
+      await new Promise((r) => setTimeout(r, 2_000));
+      expect(settled).toBe(false);
+      expect(fake.chatRequests()).toHaveLength(before + 1);
+      await proxy.start();
+      down = false;
+      await covered;
+    } finally {
+      if (down) await proxy.start();
+    }
+    await t.app.get(UsageRecorder).flush();
+    const rows = await t.app.get(DataSource).getRepository(LlmUsage).find({ where: { userId: 'u-free' } });
+    expect(rows.map((r) => r.status)).toEqual(['success', 'success']);
+  }, 60_000);
 });

@@ -8,6 +8,7 @@ import { QuotaCounterStore } from './quota-counter.store';
 import { parseQuotaRule, QuotaRule, RuleProblem, ruleToJson } from './quota-rule';
 import { QuotaRuleExistsException, QuotaRuleInvalidException, QuotaRuleNotFoundException, QuotaRuleReadOnlyException } from './quotas.exceptions';
 import { InjectWriteDataSource } from '../../database/data-sources';
+import { databaseUnavailableReason } from '../../database/database-errors';
 
 /** Rules from the API are re-read this often, so a rule created on one replica soon applies on all. */
 const API_RULES_TTL_MS = 2_000;
@@ -21,6 +22,10 @@ export class QuotaRulesService implements OnModuleInit {
   private readonly logger = new Logger(QuotaRulesService.name);
   private fileRules: QuotaRule[] = [];
   private cache: { at: number; rules: QuotaRule[] } | null = null;
+  /** The one read of the API rules under way: calls arriving meanwhile share it. */
+  private loading: Promise<QuotaRule[]> | null = null;
+  /** Whether the rules in use are the last ones read before the database became unavailable. */
+  private stale = false;
 
   constructor(
     @InjectWriteDataSource() private readonly dataSource: DataSource,
@@ -43,7 +48,21 @@ export class QuotaRulesService implements OnModuleInit {
   async list(): Promise<QuotaRule[]> {
     const now = Date.now();
     if (!this.cache || now - this.cache.at > API_RULES_TTL_MS) {
-      this.cache = { at: now, rules: await this.loadApiRules() };
+      const previous = this.cache;
+      try {
+        this.loading ??= this.loadApiRules().finally(() => (this.loading = null));
+        this.cache = { at: now, rules: await this.loading };
+        if (this.stale) this.logger.log('quota rules read again');
+        this.stale = false;
+      } catch (err) {
+        // While the database is unavailable, the rules last read still apply (read again after
+        // the TTL): a call no block rule covers goes ahead, one a rule covers waits for its counter.
+        const reason = databaseUnavailableReason(err);
+        if (!previous || reason === null) throw err;
+        if (!this.stale) this.logger.warn(`quota rules not re-read (${reason}): using the ${previous.rules.length} API rule(s) last read`);
+        this.stale = true;
+        this.cache = { at: now, rules: previous.rules };
+      }
     }
     // The file wins over an API rule created with the same id before the file named it.
     const fileIds = new Set(this.fileRules.map((r) => r.id));
