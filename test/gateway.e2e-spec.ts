@@ -335,7 +335,7 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
     }
   });
 
-  it('a user key cannot account calls to another user or to another user\'s task; an admin key may name the user', async () => {
+  it('a user key cannot account calls to another user or to another user\'s task; an admin key may name the user, but not against the task\'s', async () => {
     const asBob = await sdk(ALICE_KEY, { 'x-asa-user-id': 'bob' }).chat.completions.create(CHAT).catch((e: unknown) => e);
     expect(asBob).toBeInstanceOf(APIError);
     expect((asBob as APIError).status).toBe(403);
@@ -349,10 +349,23 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
     expect((intoBobsTask as APIError).status).toBe(403);
     expect(fake.chatRequests()).toHaveLength(1);
 
-    fake.enqueue({});
-    const { response } = await sdk(ADMIN_KEY, { 'x-asa-user-id': 'carol', 'x-asa-task-id': 'bobs-task' }).chat.completions.create(CHAT).withResponse();
+    // An admin key naming another user than the task's would hide the task's usage from bob.
+    const carolIntoBobs = await sdk(ADMIN_KEY, { 'x-asa-user-id': 'carol', 'x-asa-task-id': 'bobs-task' }).chat.completions.create(CHAT).catch((e: unknown) => e);
+    expect((carolIntoBobs as APIError).status).toBe(403);
+    expect((carolIntoBobs as APIError).message).toContain('task "bobs-task" belongs to user "bob"');
+    expect(fake.chatRequests()).toHaveLength(1);
+
+    fake.enqueue({}, {});
+    const { response } = await sdk(ADMIN_KEY, { 'x-asa-user-id': 'carol', 'x-asa-task-id': 'carols-task' }).chat.completions.create(CHAT).withResponse();
     const [r] = await recordsWithId(response.headers.get('x-asa-request-id')!);
-    expect(r).toMatchObject({ userId: 'carol', taskId: 'bobs-task' });
+    expect(r).toMatchObject({ userId: 'carol', taskId: 'carols-task' });
+    // Leaving the user out, the call is the task's user's.
+    const admin = await sdk(ADMIN_KEY, { 'x-asa-task-id': 'bobs-task' }).chat.completions.create(CHAT).withResponse();
+    const [a] = await recordsWithId(admin.response.headers.get('x-asa-request-id')!);
+    expect(a).toMatchObject({ userId: 'bob', taskId: 'bobs-task' });
+    const bobsView = await t.app.inject({ method: 'GET', url: '/api/v1/usage/task/bobs-task', headers: bearer(BOB_KEY) });
+    expect(bobsView.statusCode, bobsView.body).toBe(200);
+    expect(bobsView.json()).toMatchObject({ total_requests: 2 });
   });
 
   it('a prefix route sends the model without its prefix to its own upstream, with that upstream\'s key', async () => {

@@ -208,7 +208,17 @@ export class GatewayService {
         throw invalid(`${TAGS_HEADER}: ${(err as Error).message}`, null);
       }
     }
-    if (principal.scope === 'admin') return { userId: user, taskId: task, tags };
+    if (principal.scope === 'admin') {
+      // A task's calls belong to its user: an admin key naming a task may leave the user out (the
+      // task's is taken) but may not put another user's calls under it, which would hide the
+      // task's usage from its owner.
+      const owner = task === null ? undefined : await this.taskOwner(task);
+      if (owner === undefined) return { userId: user, taskId: task, tags };
+      if (user !== null && user !== owner) {
+        throw forbidden(`task "${task}" belongs to ${owner === null ? 'no user' : `user "${owner}"`}; ${USER_HEADER} must name that user or be left out`);
+      }
+      return { userId: owner, taskId: task, tags };
+    }
     if (user !== null && user !== principal.userId) {
       throw forbidden(`API key "${principal.keyName}" belongs to user "${principal.userId}"; only an admin key may set ${USER_HEADER} to another user`);
     }
@@ -216,6 +226,17 @@ export class GatewayService {
       throw forbidden(`task "${task}" belongs to another user; a user key may attribute calls only to its own tasks (or a new task id)`);
     }
     return { userId: principal.userId, taskId: task, tags };
+  }
+
+  /**
+   * The user a task id belongs to: its task's, else that of the calls already recorded under it;
+   * undefined when nothing carries the id yet (a new task id).
+   */
+  private async taskOwner(taskId: string): Promise<string | null | undefined> {
+    const first = (table: string, column: string) =>
+      this.read.createQueryBuilder().select('t.user_id', 'user_id').from(table, 't').where(`t.${column} = :taskId`, { taskId }).limit(1).getRawOne<{ user_id: string | null }>();
+    const row = (await first('tasks', 'id')) ?? (await first('llm_usage', 'task_id'));
+    return row === undefined ? undefined : row.user_id;
   }
 
   /** Whether a user key may add calls to this task id: no task and no call of another user carries it. */
