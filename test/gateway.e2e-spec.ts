@@ -36,14 +36,20 @@ async function closedPort(): Promise<number> {
  */
 async function startDrippingUpstream(): Promise<{ baseUrl: string; closedEarly: () => number; close: () => Promise<void> }> {
   let closedEarly = 0;
-  const server: Server = createHttpServer((req, res) => {
-    req.resume();
+  const server: Server = createHttpServer(async (req, res) => {
+    let text = '';
+    for await (const part of req) text += String(part);
+    // A body field the gateway passes on as it does any unknown field: cut the connection after this many events.
+    const cutAfter = (JSON.parse(text || '{}') as { test_cut_after?: number }).test_cut_after;
     res.writeHead(200, { 'content-type': 'text/event-stream' });
     let n = 0;
     const timer = setInterval(() => {
       const chunk = { id: 'drip', object: 'chat.completion.chunk', created: 0, model: 'drip-model', choices: [{ index: 0, delta: { content: `w${n} ` }, finish_reason: null }] };
       res.write(`data: ${JSON.stringify(chunk)}\n\n`);
-      if (++n === 200) {
+      if (++n === cutAfter) {
+        clearInterval(timer);
+        res.destroy();
+      } else if (n === 200) {
         clearInterval(timer);
         res.end('data: [DONE]\n\n');
       }
@@ -395,6 +401,14 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
     const down = (await sdk(ALICE_KEY).chat.completions.create({ ...CHAT, model: 'down-model' }).catch((e: unknown) => e)) as APIError;
     expect(down.status).toBe(502);
     expect(down.code).toBe('upstream_unreachable');
+
+    // A plain call whose upstream answer breaks off midway: a 502 in OpenAI's shape, the call recorded as failed.
+    const cut = (await sdk(ALICE_KEY).chat.completions.create({ ...CHAT, model: 'drip-model', test_cut_after: 2 } as typeof CHAT).catch((e: unknown) => e)) as APIError;
+    expect(cut.status).toBe(502);
+    expect(cut.code).toBe('upstream_unreachable');
+    expect(cut.message).toContain("The upstream's answer broke off before its end");
+    const [cutRecord] = await recordsWithId(cut.headers!.get('x-asa-request-id')!);
+    expect(cutRecord).toMatchObject({ status: 'error', requestedModel: 'drip-model' });
 
     const timeout = (await sdk(ALICE_KEY).chat.completions.create({ ...CHAT, model: 'slow-model' }).catch((e: unknown) => e)) as APIError;
     expect(timeout.status).toBe(504);

@@ -126,10 +126,15 @@ export class GatewayService {
       if (abort.signal.aborted) return; // nobody is left to answer
       throw upstreamError(err);
     }
-    reply.code(res.status);
-    res.headers.forEach((value, name) => {
-      if (!DROPPED_HEADERS.has(name)) reply.header(name, value);
-    });
+    // The upstream's status and headers are passed on once its answer can be: for a plain call,
+    // after its body was read whole (a body cut short is a 502 in the gateway's own JSON, not the
+    // upstream's content type with an error object the reply could not send).
+    const passStatusAndHeaders = () => {
+      reply.code(res.status);
+      res.headers.forEach((value, name) => {
+        if (!DROPPED_HEADERS.has(name)) reply.header(name, value);
+      });
+    };
 
     if (!streamed) {
       let text: string;
@@ -138,7 +143,12 @@ export class GatewayService {
       } catch (err) {
         await call.fail(err);
         if (abort.signal.aborted) return;
-        throw upstreamError(err);
+        const mapped = upstreamError(err);
+        if (mapped !== err) throw mapped;
+        throw new OpenAiErrorException(
+          502,
+          openAiError(502, `The upstream's answer broke off before its end: ${(err as Error).message}`, { code: 'upstream_unreachable' }),
+        );
       }
       let json: unknown = null;
       try {
@@ -146,11 +156,13 @@ export class GatewayService {
       } catch {
         // passed on as it came; its tokens are counted locally
       }
+      passStatusAndHeaders();
       const record = await call.succeed(outcomeOfResponse(endpoint, json));
       if (record?.costNanos !== null && record?.costNanos !== undefined) reply.header(COST_HEADER, nanosToUsdExact(record.costNanos));
       await reply.send(text);
       return;
     }
+    passStatusAndHeaders();
     await reply.send(Readable.from(this.relay(call, res, endpoint === 'chat' ? 'chat' : 'responses', !clientAskedUsage, abort.signal)));
   }
 
