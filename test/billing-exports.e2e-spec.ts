@@ -162,6 +162,7 @@ function billingSuite(env: () => Record<string, string>) {
     [{ from: to, to: from }, /^to must be after from/],
     [{ from: '2026-13-45', to }, /^from must be an ISO 8601 date/],
     [{ from, to: 'yesterday' }, /^to must be an ISO 8601 date/],
+    [{ from: '2026-11-01T00:00:00+25:00', to: '2026-12-01' }, /^from must be an ISO 8601 date/],
     [{ from, to, group_by: ['user', 'planet'] }, /group_by must be a list of: user, model, task, day/],
     [{ from: '2020-01-01', to: '2026-01-01' }, /^to must be at most 366 days after from/],
     [{ to }, /from must be/],

@@ -107,6 +107,8 @@ function recordsApiSuite(env: () => Record<string, string>) {
       ['limit=501', /limit must be a whole number from 1 to 500/],
       ['limit=1e2', /limit must be a whole number/],
       ['from=yesterday', /from must be an ISO 8601 timestamp/],
+      ['from=2026-12-02T00:00:00%2B99:99', /from must be an ISO 8601 timestamp/],
+      ['to=2026-12-02T00:00:00-13:00', /to must be an ISO 8601 timestamp/],
       ['from=2026-11-25T10:00:00', /from must be an ISO 8601 timestamp with a time zone/],
       ['to=2026-02-30', /to must be an ISO 8601/],
       ['from=2026-11-26&to=2026-11-25', /to must be after from/],

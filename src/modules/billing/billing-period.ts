@@ -1,5 +1,6 @@
 import { DateTime } from 'luxon';
 import type { ExportKind } from './entities/billing-export.entity';
+import { hasPossibleUtcOffset } from '../../common/utc-offset';
 
 /** An export period [startMs, endMs) and how it reads in the billing time zone. */
 export interface BillingPeriod {
@@ -22,6 +23,7 @@ const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
 export function parseBound(value: string, timeZone: string): number | null {
   const text = value.trim();
   if (!/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$/.test(text)) return null;
+  if (!hasPossibleUtcOffset(text)) return null;
   const dt = DateTime.fromISO(text.replace(' ', 'T'), { zone: timeZone });
   return dt.isValid ? dt.toMillis() : null;
 }

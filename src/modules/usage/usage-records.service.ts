@@ -10,6 +10,7 @@ import { UsageRecordsQueryDto } from './dto/usage-records-query.dto';
 import { UsageLatencyDto, UsageRecordDto, UsageRecordListDto } from './dto/usage-records-response.dto';
 import { LlmUsage } from './entities/llm-usage.entity';
 import { UsageAccessDeniedException, UsageRecordsInvalidQueryException } from './usage.exceptions';
+import { hasPossibleUtcOffset } from '../../common/utc-offset';
 
 const DAY_MS = 86_400_000;
 const DEFAULT_LIMIT = 50;
@@ -21,6 +22,7 @@ const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{
 /** Milliseconds of an ISO 8601 timestamp with an offset, or of a date at UTC midnight; null otherwise. */
 export function parseInstant(value: string): number | null {
   if (!DATE_ONLY.test(value) && !TIMESTAMP.test(value)) return null;
+  if (!hasPossibleUtcOffset(value)) return null;
   const dt = DateTime.fromISO(value, { zone: 'utc' });
   return dt.isValid ? dt.toMillis() : null;
 }
