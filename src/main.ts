@@ -12,18 +12,18 @@ try {
 import { ConsoleLogger, Logger } from '@nestjs/common';
 import { ConfigType } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
-import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module';
 import { PluginStartError } from './common/plugin-loader';
 import { appConfig } from './config/app.config';
 import { ApiKeyService } from './modules/auth/api-key.service';
-import { setupApp } from './setup-app';
+import { createHttpAdapter, setupApp } from './setup-app';
 import { startupReport } from './startup-report';
 
 async function bootstrap(): Promise<void> {
   // Called directly (not injected) so a bad environment is reported before anything else starts.
   const config: ConfigType<typeof appConfig> = appConfig();
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule, new FastifyAdapter({ trustProxy: true }), {
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule, createHttpAdapter({ trustProxy: true }), {
     bufferLogs: true,
     // Let start-up errors reach exitWithError instead of Nest aborting the process with a stack trace.
     abortOnError: false,

@@ -1,11 +1,38 @@
 import { ValidationPipe } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { STATUS_CODES } from 'node:http';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AllExceptionsFilter } from './common/http-exception.filter';
 import { installRequestInputChecks } from './common/request-input';
 import { isOpenAiPath, openAiError } from './common/openai-error';
 import { validationExceptionFactory } from './common/validation-messages';
+
+/** Longest path parameter Fastify routes (its default); a longer one is a 414 before any handler. */
+const MAX_PARAM_LENGTH = 100;
+
+/**
+ * The HTTP adapter main.ts, the demo and the tests build the application on. Errors Fastify answers
+ * itself, before routing (a path parameter over MAX_PARAM_LENGTH characters, a %-escape that does
+ * not decode), get the service's error shape and a message that does not echo the whole path.
+ */
+export function createHttpAdapter(opts: { trustProxy?: boolean } = {}): FastifyAdapter {
+  return new FastifyAdapter({
+    trustProxy: opts.trustProxy ?? false,
+    maxParamLength: MAX_PARAM_LENGTH,
+    frameworkErrors: (error: FastifyError, _req: FastifyRequest, reply: FastifyReply) => {
+      const status = error.statusCode ?? 400;
+      const message =
+        error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? `a path parameter is longer than ${MAX_PARAM_LENGTH} characters`
+          : error.code === 'FST_ERR_BAD_URL'
+            ? 'the URL is not valid: a %-escape in its path does not decode'
+            : error.message;
+      void reply.code(status).send({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', code: error.code, message });
+    },
+  });
+}
 
 /**
  * Everything main.ts applies to the application besides listening, in one place, so the

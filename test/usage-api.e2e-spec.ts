@@ -174,7 +174,12 @@ function usageApiSuite(env: () => Record<string, string>) {
 
   it('accepts user ids up to 100 characters; longer path parameters are refused by Fastify with 414', async () => {
     expect((await get(`/api/v1/usage/user/${'u'.repeat(100)}`)).statusCode).toBe(200);
-    expect((await get(`/api/v1/usage/user/${'u'.repeat(101)}`)).statusCode).toBe(414);
+    const long = await get(`/api/v1/usage/user/${'u'.repeat(5000)}`);
+    expect(long.statusCode).toBe(414);
+    expect(long.json()).toEqual({ statusCode: 414, error: 'URI Too Long', code: 'FST_ERR_MAX_PARAM_LENGTH', message: 'a path parameter is longer than 100 characters' });
+    const badEscape = await get('/api/v1/usage/user/%E0%A4%A');
+    expect(badEscape.statusCode).toBe(400);
+    expect(badEscape.json()).toMatchObject({ statusCode: 400, error: 'Bad Request', message: 'the URL is not valid: a %-escape in its path does not decode' });
   });
 
   it('documents every usage endpoint in OpenAPI with response and error schemas', async () => {

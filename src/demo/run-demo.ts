@@ -140,10 +140,9 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     });
     // Loaded only now: the configuration is read (and validated) when the module loads.
     const { NestFactory } = await import('@nestjs/core');
-    const { FastifyAdapter } = await import('@nestjs/platform-fastify');
     const { AppModule } = await import('../app.module');
-    const { setupApp } = await import('../setup-app');
-    app = await NestFactory.create<NestFastifyApplication>(AppModule, new FastifyAdapter(), { logger: new DemoLogger(say), abortOnError: false });
+    const { createHttpAdapter, setupApp } = await import('../setup-app');
+    app = await NestFactory.create<NestFastifyApplication>(AppModule, createHttpAdapter(), { logger: new DemoLogger(say), abortOnError: false });
     // The demo's own signal handlers close the app (with --keep); Nest's would close it a second time.
     setupApp(app, { shutdownOnSignals: false });
     await app.listen(opts.port ?? demoPort(), '127.0.0.1');

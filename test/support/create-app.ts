@@ -1,10 +1,10 @@
-import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test, TestingModuleBuilder } from '@nestjs/testing';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AppModule } from '../../src/app.module';
-import { setupApp } from '../../src/setup-app';
+import { createHttpAdapter, setupApp } from '../../src/setup-app';
 import { TestLogger } from './test-logger';
 
 export interface TestApp {
@@ -53,7 +53,7 @@ export async function createTestApp(options: CreateAppOptions = {}): Promise<Tes
     let builder = Test.createTestingModule({ imports: [AppModule] }).setLogger(new TestLogger());
     if (options.override) builder = options.override(builder);
     const moduleRef = await builder.compile();
-    const app = moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), { logger: new TestLogger() });
+    const app = moduleRef.createNestApplication<NestFastifyApplication>(createHttpAdapter(), { logger: new TestLogger() });
     setupApp(app);
     await app.init();
     await app.getHttpAdapter().getInstance().ready();
