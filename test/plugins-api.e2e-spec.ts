@@ -79,6 +79,9 @@ describe('GET /api/v1/plugins and the isolation of plugins at run time', () => {
     expect((await t.app.inject({ method: 'GET', url: '/api/v1/plugins' })).statusCode).toBe(401);
     const asUser = await t.app.inject({ method: 'GET', url: '/api/v1/plugins', headers: bearer(ALICE_KEY) });
     expect(asUser.statusCode).toBe(403);
+    const unknownParam = await t.app.inject({ method: 'GET', url: '/api/v1/plugins?kind=sink', headers: bearer(ADMIN_KEY) });
+    expect(unknownParam.statusCode).toBe(400);
+    expect(unknownParam.json().message).toMatch(/kind/);
 
     const list = await pluginsOf(t);
     const builtin = { source: 'builtin', module: null, api_version: '1.0.0', detail: null, last_error: null, errors: 0 };

@@ -1,7 +1,8 @@
-import { Controller, Get } from '@nestjs/common';
+import { Controller, Get, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiForbiddenResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { SDK_API_VERSION } from '../../plugins/sdk';
 import { AdminOnly } from '../auth/admin-only.decorator';
+import { NoQueryDto } from '../usage/dto/usage-query.dto';
 import { PluginListDto } from './dto/plugin.dto';
 import { PluginRegistry } from './plugin-registry.service';
 
@@ -19,7 +20,7 @@ export class PluginsController {
     description: 'With its source, declared plugin API version, state and activity since this process started.',
   })
   @ApiOkResponse({ type: PluginListDto })
-  list(): PluginListDto {
+  list(@Query() _query: NoQueryDto): PluginListDto {
     return {
       sdk_api_version: SDK_API_VERSION,
       plugins: this.registry.list().map((p) => ({
