@@ -1,6 +1,6 @@
 import type { TrackedOutcome } from '../llm/llm-client';
 import { DEFAULT_MAX_OUTPUT_TOKENS, tokensFromUsage } from '../llm/llm-client';
-import { trustedTokenCounts } from '../llm/reported-usage';
+import { MAX_REPORTED_TOKENS, trustedTokenCounts } from '../llm/reported-usage';
 import type { TokenCounts } from '../llm/pricing/pricing.service';
 import type { TokenEstimator } from '../llm/token-estimator';
 import type { SseEvent } from './sse-events';
@@ -35,7 +35,7 @@ export function promptTokens(endpoint: GatewayEndpoint, body: Json, model: strin
 export function maxOutputTokens(endpoint: GatewayEndpoint, body: Json): number {
   if (endpoint === 'embeddings') return 0;
   const given = endpoint === 'chat' ? (body.max_completion_tokens ?? body.max_tokens) : body.max_output_tokens;
-  return typeof given === 'number' && Number.isInteger(given) && given >= 0 ? given : DEFAULT_MAX_OUTPUT_TOKENS;
+  return typeof given === 'number' && Number.isInteger(given) && given >= 0 ? Math.min(given, MAX_REPORTED_TOKENS) : DEFAULT_MAX_OUTPUT_TOKENS;
 }
 
 /** Token counts of a Responses API `usage` object. */

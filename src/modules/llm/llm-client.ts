@@ -27,7 +27,7 @@ import {
 import type { UsageJournal } from '../usage/journal/usage-journal.service';
 import type { UsageRecorder } from '../usage/usage-recorder.service';
 import { LlmBudgetExceededException, LlmInvalidArgumentException, LlmNotConfiguredException, LlmUnpricedModelException, LlmAdmissionUnavailableException } from './llm.exceptions';
-import { trustedTokenCounts } from './reported-usage';
+import { MAX_REPORTED_TOKENS, trustedTokenCounts } from './reported-usage';
 import { ASA_ATTR, GEN_AI_ATTR } from './llm-span-attributes';
 import { nanosToUsd, nanosToUsdExact, usdToNanos as parseUsd } from '../../common/money';
 import type { PricingService, TokenCounts } from './pricing/pricing.service';
@@ -744,8 +744,9 @@ function deltaText(d: ChatCompletionChunk['choices'][number]['delta'] | undefine
   return text;
 }
 
+/** The output a call may produce, for its worst-case reservation: at most what a record can be charged (MAX_REPORTED_TOKENS). */
 function maxOutputTokens(params: { max_tokens?: number | null; max_completion_tokens?: number | null }): number {
-  return params.max_completion_tokens ?? params.max_tokens ?? DEFAULT_MAX_OUTPUT_TOKENS;
+  return Math.min(params.max_completion_tokens ?? params.max_tokens ?? DEFAULT_MAX_OUTPUT_TOKENS, MAX_REPORTED_TOKENS);
 }
 
 /** Sent with every provider request: the id of the call's usage record, to match provider-side logs with records. */
