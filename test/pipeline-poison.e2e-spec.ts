@@ -37,7 +37,11 @@ function poisonSuite(env: () => Record<string, string>) {
     expect(String(stored.requested_model).startsWith('m-xxx')).toBe(true);
     expect(String(stored.requested_model).length).toBeLessThanOrEqual(longModel.requestedModel.length);
     expect(Number(stored.cost_nanos)).toBe(4_242);
-    expect(recorder.stats().find((s) => s.sink === 'database')).toMatchObject({ queued: 0, dropped: 0 });
+    // The refused record is counted as dropped, not written, so /metrics agrees with the table.
+    expect(recorder.stats().find((s) => s.sink === 'database')).toMatchObject({ queued: 0, written: 41, dropped: 1 });
+    const metrics = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toMatch(/^usage_sink_written_records_total\{sink="database"\} 41$/m);
+    expect(metrics).toMatch(/^usage_sink_dropped_records_total\{sink="database"\} 1$/m);
   }, 30_000);
 }
 

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import type { UsageRecord, UsageSink, UsageSinkPolicy } from '../../plugins/sdk';
+import type { UsageRecord, UsageSink, UsageSinkPolicy, UsageSinkWriteResult } from '../../plugins/sdk';
 
 export interface SinkStats {
   sink: string;
@@ -119,8 +119,9 @@ export class SinkQueue {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.hooks.beforeWrite?.();
-        await this.writeWithTimeout(batch);
-        this.stats.written += batch.length;
+        const rejected = (await this.writeWithTimeout(batch))?.rejected?.length ?? 0;
+        this.stats.written += batch.length - rejected;
+        this.stats.dropped += rejected;
         this.stats.failing = false;
         this.hooks.written?.(batch);
         if (attempt > 0) this.logger.log(`batch of ${batch.length} written after ${attempt} retries`);
@@ -150,14 +151,16 @@ export class SinkQueue {
     }
   }
 
-  private async writeWithTimeout(batch: UsageRecord[]): Promise<void> {
+  private async writeWithTimeout(batch: UsageRecord[]): Promise<void | UsageSinkWriteResult> {
     let timeout: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {
       timeout = setTimeout(() => reject(new WriteTimeoutError(this.sink.name, this.policy.writeTimeoutMs)), this.policy.writeTimeoutMs);
     });
     try {
       // Promise.resolve().then: a sink that throws synchronously is treated like one that rejects.
-      await Promise.race([Promise.resolve().then(() => this.sink.write(batch)), timedOut]);
+      const result = await Promise.race([Promise.resolve().then(() => this.sink.write(batch)), timedOut]);
+      // Only a well-formed answer counts: a plugin returning something else wrote the whole batch.
+      return result && Array.isArray((result as UsageSinkWriteResult).rejected) ? result : undefined;
     } finally {
       clearTimeout(timeout);
     }

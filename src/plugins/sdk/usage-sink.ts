@@ -10,12 +10,22 @@ import type { UsageRecord } from './usage-record';
 export interface UsageSink {
   /** Short stable name, used in logs and in the `sink` label of pipeline metrics. */
   readonly name: string;
-  /** Persist or forward a batch. Throwing marks the whole batch failed. */
-  write(records: readonly UsageRecord[]): Promise<void>;
+  /**
+   * Persist or forward a batch. Throwing marks the whole batch failed. A sink that wrote the batch
+   * but refused some records for good (data its store can never take; retrying cannot help) may
+   * name them: they are counted as dropped for this sink, not as written.
+   */
+  write(records: readonly UsageRecord[]): Promise<void | UsageSinkWriteResult>;
   /** Delivery policy; every field has a default (see `DEFAULT_SINK_POLICY`). */
   readonly policy?: Partial<UsageSinkPolicy>;
   /** Called once after the final drain on shutdown. */
   close?(): Promise<void>;
+}
+
+/** What `UsageSink.write` may answer besides nothing. */
+export interface UsageSinkWriteResult {
+  /** Ids of the batch's records the sink refused for good (and has logged); the others were written. */
+  readonly rejected?: readonly string[];
 }
 
 export interface UsageSinkPolicy {

@@ -3,7 +3,7 @@ import { DataSource, EntityManager, ValueTransformer } from 'typeorm';
 import { ApplyValueTransformers } from 'typeorm/util/ApplyValueTransformers';
 import { LlmUsage } from '../../modules/usage/entities/llm-usage.entity';
 import { CONFIRMING_SINK } from '../../modules/usage/journal/journal.constants';
-import type { UsageRecord, UsageSink, UsageSinkPolicy } from '../sdk';
+import type { UsageRecord, UsageSink, UsageSinkPolicy, UsageSinkWriteResult } from '../sdk';
 import { isPermanentDataError } from '../../database/database-errors';
 import { DbType, placeholder, RollupDelta } from '../../modules/usage/rollups/rollup-schema';
 
@@ -33,8 +33,9 @@ export class DatabaseUsageSink implements UsageSink {
 
   constructor(private readonly dataSource: DataSource) {}
 
-  async write(records: readonly UsageRecord[]): Promise<void> {
+  async write(records: readonly UsageRecord[]): Promise<UsageSinkWriteResult> {
     const rows = records.map((r) => this.toRow(r));
+    const rejected: string[] = [];
     try {
       await this.dataSource.transaction((manager) => this.insert(manager, rows));
     } catch (err) {
@@ -48,9 +49,11 @@ export class DatabaseUsageSink implements UsageSink {
         } catch (rowErr) {
           if (!isPermanentDataError(rowErr)) throw rowErr;
           this.reject(row, rowErr);
+          rejected.push(row.id);
         }
       }
     }
+    return { rejected };
   }
 
   /**
