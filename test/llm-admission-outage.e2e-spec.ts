@@ -87,4 +87,22 @@ describePostgres('LLM call admission during a database outage', () => {
     const rows = await t.app.get(DataSource).getRepository(LlmUsage).find({ where: { userId: 'u-free' } });
     expect(rows.map((r) => r.status)).toEqual(['success', 'success']);
   }, 60_000);
+
+  it('a quota evaluation during the outage answers 503 instead of waiting for the queued usage', async () => {
+    const free = t.app.get(LlmClientFactory).forUser('u-free');
+    await free.chat({ model: 'gpt-4o-mini', messages: USER_HI }); // rules read with the database up
+    await t.app.get(UsageRecorder).flush();
+    await proxy.stop();
+    try {
+      await new Promise((r) => setTimeout(r, 2_500));
+      await free.chat({ model: 'gpt-4o-mini', messages: USER_HI }); // its record waits in the queue
+      // Answered while the database is still down (it comes back only after): no waiting for it.
+      const res = await t.app.inject({ method: 'POST', url: '/api/v1/quotas/evaluate' });
+      expect(res.statusCode, res.body).toBe(503);
+      expect(res.json()).toMatchObject({ code: 'DATABASE_UNAVAILABLE' });
+      expect(res.headers['retry-after']).toBeDefined();
+    } finally {
+      await proxy.start();
+    }
+  }, 60_000);
 });

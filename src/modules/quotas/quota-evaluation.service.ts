@@ -52,6 +52,9 @@ export interface EvaluationResult {
  * and the alerts of the thresholds it has crossed (stored once per rule, scope value, threshold
  * and window by the AlertService, so neither a second evaluation nor a restart repeats them).
  */
+/** How long an evaluation waits for this process's queued usage to be written before it reads spend. */
+const SNAPSHOT_FLUSH_WAIT_MS = 5_000;
+
 @Injectable()
 export class QuotaEvaluationService {
   private readonly logger = new Logger(QuotaEvaluationService.name);
@@ -135,8 +138,11 @@ export class QuotaEvaluationService {
 
   /** Spend of every rule and scope value in its current window. */
   async snapshot(now = new Date()): Promise<QuotaSnapshotEntry[]> {
-    // Calls still queued in this process count.
-    await this.recorder.flush();
+    // Calls still queued in this process count, if they can be written soon: while the database is
+    // down the queue waits for it, and the evaluation goes on to answer 503 rather than hang with it
+    // (what is still queued is counted by the next evaluation).
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.recorder.flush(), new Promise<void>((resolve) => (timer = setTimeout(resolve, SNAPSHOT_FLUSH_WAIT_MS)))]).finally(() => clearTimeout(timer));
     const out: QuotaSnapshotEntry[] = [];
     for (const rule of await this.rules.list()) {
       const bounds = windowAt(rule.window, now.getTime(), this.config.timeZone);
