@@ -13,6 +13,7 @@ import { csvOptions } from './billing-csv';
 import { parseBound } from './billing-period';
 import { BillingInvalidInputException } from './billing.exceptions';
 import { UsageRecordsCsvQueryDto } from './dto/usage-records-csv-query.dto';
+import { RAW_RECORD_COLUMNS } from '../usage/raw-record-columns';
 
 /** Rows read per query: memory stays at one page however long the range is. */
 export const RECORDS_PAGE_SIZE = 2_000;
@@ -100,32 +101,7 @@ export class UsageRecordsCsvService {
     for (;;) {
       const qb = this.usage
         .createQueryBuilder('u')
-        .select([
-          'u.id AS id',
-          'u.created_at_ms AS created_at_ms',
-          'u.task_id AS task_id',
-          'u.user_id AS user_id',
-          'u.trace_id AS trace_id',
-          'u.provider AS provider',
-          'u.operation AS operation',
-          'u.requested_model AS requested_model',
-          'u.response_model AS response_model',
-          'u.status AS status',
-          'u.error_type AS error_type',
-          'u.input_tokens AS input_tokens',
-          'u.cached_input_tokens AS cached_input_tokens',
-          'u.cache_write_tokens AS cache_write_tokens',
-          'u.output_tokens AS output_tokens',
-          'u.reasoning_tokens AS reasoning_tokens',
-          'u.total_tokens AS total_tokens',
-          'CAST(u.cost_nanos AS TEXT) AS cost_nanos',
-          'u.unpriced AS unpriced',
-          'u.estimated AS estimated',
-          'u.price_source AS price_source',
-          'u.latency_ms AS latency_ms',
-          'u.ttft_ms AS ttft_ms',
-          'u.streamed AS streamed',
-        ])
+        .select(RAW_RECORD_COLUMNS)
         // After the first page the range starts at the last row's time, so each page is an index range
         // scan from where the previous one stopped (an OR alone would rescan from `from` every page).
         .where('u.created_at_ms >= :fromMs AND u.created_at_ms < :toMs', { fromMs: after ? Math.max(f.fromMs, after.ms) : f.fromMs, toMs: f.toMs });

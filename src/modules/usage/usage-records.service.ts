@@ -11,6 +11,7 @@ import { UsageLatencyDto, UsageRecordDto, UsageRecordListDto } from './dto/usage
 import { LlmUsage } from './entities/llm-usage.entity';
 import { UsageAccessDeniedException, UsageRecordsInvalidQueryException } from './usage.exceptions';
 import { hasPossibleUtcOffset } from '../../common/utc-offset';
+import { RAW_RECORD_COLUMNS } from './raw-record-columns';
 
 const DAY_MS = 86_400_000;
 const DEFAULT_LIMIT = 50;
@@ -56,7 +57,7 @@ export class UsageRecordsService {
     if (query.user_id !== undefined && !canAccessUser(principal, query.user_id)) throw new UsageAccessDeniedException(`user "${query.user_id}"`);
     const limit = query.limit ?? DEFAULT_LIMIT;
 
-    const qb = this.usage.createQueryBuilder('u').select(SELECTED);
+    const qb = this.usage.createQueryBuilder('u').select(RAW_RECORD_COLUMNS);
     const upper = Math.min(toMs ?? nowMs + 1, after ? after.ms + 1 : Number.MAX_SAFE_INTEGER);
     // The upper bound moves down to the cursor's time, so each page is one index range scan.
     qb.where('u.created_at_ms < :upper', { upper });
@@ -131,34 +132,6 @@ function scope(qb: SelectQueryBuilder<LlmUsage>, principal: Principal): SelectQu
   return principal.scope === 'admin' ? qb : qb.andWhere('u.user_id = :scopeUserId', { scopeUserId: principal.userId });
 }
 
-const SELECTED = [
-  'u.id AS id',
-  'u.created_at_ms AS created_at_ms',
-  'u.task_id AS task_id',
-  'u.user_id AS user_id',
-  'u.trace_id AS trace_id',
-  'u.provider AS provider',
-  'u.operation AS operation',
-  'u.requested_model AS requested_model',
-  'u.response_model AS response_model',
-  'u.status AS status',
-  'u.error_type AS error_type',
-  'u.input_tokens AS input_tokens',
-  'u.cached_input_tokens AS cached_input_tokens',
-  'u.cache_write_tokens AS cache_write_tokens',
-  'u.output_tokens AS output_tokens',
-  'u.reasoning_tokens AS reasoning_tokens',
-  'u.total_tokens AS total_tokens',
-  // As text, so a cost above 2^53 nano-dollars is never rounded on the way out of the driver.
-  'CAST(u.cost_nanos AS TEXT) AS cost_nanos',
-  'u.unpriced AS unpriced',
-  'u.estimated AS estimated',
-  'u.price_source AS price_source',
-  'u.latency_ms AS latency_ms',
-  'u.ttft_ms AS ttft_ms',
-  'u.streamed AS streamed',
-  'u.tags AS tags',
-];
 
 const str = (v: unknown) => (v === null || v === undefined ? null : String(v));
 const int = (v: unknown) => (v === null || v === undefined ? 0 : Number(v));
