@@ -207,7 +207,7 @@ function renderResult(r: BenchResult): string {
     parts.push('### Usage queries over HTTP (`bench/usage-queries.ts`)');
     parts.push(
       `The built service (\`node main.js\`, its own process) on a data set of 90 days, 50 models, 1,000 users and up to 100,000 tasks (generator: \`${queries.generator}\`), ` +
-        `grown in place from one size to the next. p50 / p99 over the samples shown (n×: each query is sampled for at most 45 s per size, after one warm-up request below 1 M rows), and the size of the response body.`,
+        `a fresh database for each size. p50 / p99 over the samples shown (n×: each query is sampled for at most 45 s per size, after one warm-up request below 1 M rows), and the size of the response body.`,
     );
     const names = [...new Set(queries.figures.map((f) => f.query))];
     const rows: string[][] = [];
