@@ -116,7 +116,7 @@ export const notifier: AlertNotifier = { name: 'n' };
     });
     const res = tsc();
     expect(res.ok).toBe(false);
-    expect(res.output).toMatch(/bad\.ts\(3,\d+\): error TS2322: .*'number' is not assignable to type 'Promise<void>'/s);
+    expect(res.output).toMatch(/bad\.ts\(3,\d+\): error TS2322: .*'number' is not assignable to type 'Promise<void \| UsageSinkWriteResult>'/s);
     expect(res.output).toMatch(/bad\.ts\(4,\d+\): error TS2741: Property 'send' is missing/);
   });
 
