@@ -4,12 +4,11 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ScheduledExportsService } from '../src/modules/billing/scheduled-exports.service';
-import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
 import type { UsageRecord } from '../src/plugins/sdk';
 import { bearer, writeApiKeysFile } from './support/api-keys';
 import { createTestApp, TestApp } from './support/create-app';
 import { createScratchPostgres, describePostgres, ScratchDatabase } from './support/postgres';
-import { DAY_MS, usageRecord } from './support/usage-records';
+import { DAY_MS, recordAll, usageRecord } from './support/usage-records';
 
 const ADMIN = 'admin-key-billing-0001';
 const ALICE = 'alice-key-billing-0001';
@@ -20,11 +19,7 @@ const sumUsd = (cells: string[]) => cells.reduce((acc, c) => acc + BigInt(c.repl
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const rowsOf = (csv: string) => parse(csv, { columns: true }) as Record<string, string>[];
 
-async function record(t: TestApp, records: UsageRecord[]) {
-  const recorder = t.app.get(UsageRecorder);
-  for (const r of records) await recorder.record(r);
-  await recorder.flush();
-}
+const record = (t: TestApp, records: UsageRecord[]) => recordAll(t.app, records);
 
 /**
  * Billing exports through the real app and database: the CSV reconciles to /usage/overall to the

@@ -1,12 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
 import type { UsageRecord } from '../src/plugins/sdk';
 import { createTestApp, TestApp } from './support/create-app';
 import { createScratchPostgres, describePostgres, ScratchDatabase } from './support/postgres';
 import { ADMIN_KEY, ALICE_KEY, bearer, writeApiKeys } from './support/tasks';
-import { DAY_MS, usageRecord } from './support/usage-records';
+import { DAY_MS, recordAll, usageRecord } from './support/usage-records';
 
 /**
  * GET /api/v1/usage/records and /usage/latency over records fed through the real UsageRecorder and
@@ -36,9 +35,7 @@ function recordsApiSuite(env: () => Record<string, string>) {
   beforeAll(async () => {
     keysDir = mkdtempSync(join(tmpdir(), 'asa-records-keys-'));
     t = await createTestApp({ env: { API_KEYS_FILE: writeApiKeys(keysDir), ...env() } });
-    const recorder = t.app.get(UsageRecorder);
-    for (const r of records) await recorder.record(r);
-    await recorder.flush();
+    await recordAll(t.app, records);
   });
   afterAll(async () => {
     await t?.close();

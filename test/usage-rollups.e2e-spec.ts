@@ -12,7 +12,7 @@ import { bearer, writeApiKeysFile } from './support/api-keys';
 import { createTestApp, TestApp } from './support/create-app';
 import { waitFor } from './support/pipeline';
 import { createScratchPostgres, describePostgres, ScratchDatabase } from './support/postgres';
-import { DAY_MS, expectedGroups, expectedTotals, seededRandom, usageRecord } from './support/usage-records';
+import { DAY_MS, expectedGroups, expectedTotals, recordAll, seededRandom, usageRecord } from './support/usage-records';
 
 const SPAN_DAYS = 13;
 const ADMIN_KEY = 'rollups-admin-key';
@@ -150,9 +150,7 @@ function rollupSuite(env: () => Record<string, string>) {
       { name: 'u1', key: USER_KEY, userId: 'u1' },
     ]);
     t = await createTestApp({ env: { ...env(), API_KEYS_FILE: keys } });
-    const recorder = t.app.get(UsageRecorder);
-    for (const r of records) await recorder.record(r);
-    await recorder.flush();
+    await recordAll(t.app, records);
   });
   afterAll(async () => {
     await t?.close();
@@ -284,9 +282,7 @@ function retentionSuite(env: () => Record<string, string>) {
     keysDir = mkdtempSync(join(tmpdir(), 'asa-rollup-keys-'));
     const keys = writeApiKeysFile(keysDir, [{ name: 'admin', key: ADMIN_KEY }]);
     t = await createTestApp({ env: { ...env(), API_KEYS_FILE: keys, USAGE_RAW_RETENTION_DAYS: '4', USAGE_RETENTION_INTERVAL_MS: '3600000' } });
-    const recorder = t.app.get(UsageRecorder);
-    for (const r of records) await recorder.record(r);
-    await recorder.flush();
+    await recordAll(t.app, records);
   });
   afterAll(async () => {
     await t?.close();

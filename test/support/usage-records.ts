@@ -1,9 +1,18 @@
 import { randomUUID } from 'node:crypto';
+import type { INestApplication } from '@nestjs/common';
+import { UsageRecorder } from '../../src/modules/usage/usage-recorder.service';
 import type { UsageRecord } from '../../src/plugins/sdk';
 
 export const DAY_MS = 86_400_000;
 
 /** A usage record with test defaults; override what the test is about. */
+/** Records each through the app's real recorder, then waits until every sink has written them. */
+export async function recordAll(app: INestApplication, records: readonly UsageRecord[]): Promise<void> {
+  const recorder = app.get(UsageRecorder);
+  for (const r of records) await recorder.record(r);
+  await recorder.flush();
+}
+
 export function usageRecord(over: Partial<UsageRecord> = {}): UsageRecord {
   const input = over.inputTokens ?? 100;
   const output = over.outputTokens ?? 50;
