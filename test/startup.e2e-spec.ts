@@ -68,8 +68,9 @@ describe('starting the built service', () => {
     const svc = startService({ cwd: dir, env: { PORT: String(await freePort()), API_KEYS_FILE: join(dir, 'keys.json') } });
     const { code } = await svc.exited;
     expect(code).toBe(1);
-    // Nest's own ExceptionHandler logs the error with its stack first; the last line is ours.
-    const lastLine = svc.output().trim().split('\n').pop();
+    // Nest's own ExceptionHandler logs the error with its stack first; the last line on stderr is ours.
+    // (stdout's log lines may be read after it: the two pipes are not ordered against each other.)
+    const lastLine = svc.errorOutput().trim().split('\n').pop();
     expect(lastLine).toMatch(new RegExp(`^API keys file ${join(dir, 'keys.json')}: entry 0 \\("x"\\): scope must be`));
   }, 60_000);
 });

@@ -228,7 +228,7 @@ describe('task sandbox (real service process)', () => {
     const svc = startService({ cwd: dir, env: serviceEnv(await freePort(), { PATH: noBin }) });
     const { code } = await svc.exited;
     expect(code).toBe(1);
-    const last = svc.output().trim().split('\n').pop();
+    const last = svc.errorOutput().trim().split('\n').pop();
     expect(last).toMatch(/^TASK_SANDBOX=bwrap \(the default\) needs bubblewrap, but no "bwrap" was found on PATH/);
     expect(last).toContain('apt-get install bubblewrap');
     expect(last).toContain('set TASK_SANDBOX=none');
@@ -249,7 +249,7 @@ describe('task sandbox (real service process)', () => {
     const svc = startService({ cwd: dir, env: serviceEnv(await freePort(), { TASK_WORKSPACE_DIR: join(closed, 'ws') }) });
     const { code } = await svc.exited;
     expect(code).toBe(1);
-    const last = svc.output().trim().split('\n').pop();
+    const last = svc.errorOutput().trim().split('\n').pop();
     expect(last).toMatch(/bubblewrap \(.*bwrap\) could not run a command in a sandbox: .*Permission denied/);
     expect(last).toContain(`TASK_WORKSPACE_DIR (${join(closed, 'ws')}) and its parent folders must be searchable by it`);
   }, 60_000);

@@ -48,6 +48,8 @@ export interface ProcessExit {
 export interface ServiceProcess {
   child: ChildProcess;
   output: () => string;
+  /** Standard error alone, in the order it was written (the two pipes interleave in no fixed order in `output`). */
+  errorOutput: () => string;
   /** How the process ended; after SIGTERM Nest closes the app, then re-raises the signal, so `signal` is set. */
   exited: Promise<ProcessExit>;
   stop(signal?: NodeJS.Signals): Promise<ProcessExit>;
@@ -78,13 +80,18 @@ export function startService(opts: { cwd: string; env: Record<string, string>; m
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
+  let err = '';
   child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => {
+    out += d;
+    err += d;
+  });
   // 'close', not 'exit': 'exit' can come before the last of the output has been read.
   const exited = new Promise<ProcessExit>((res) => child.once('close', (code, signal) => res({ code, signal })));
   return {
     child,
     output: () => out,
+    errorOutput: () => err,
     exited,
     stop: async (signal = 'SIGTERM') => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
