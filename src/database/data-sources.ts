@@ -1,7 +1,8 @@
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { OPEN_READONLY, OPEN_READWRITE } from 'sqlite3';
-import { DataSource } from 'typeorm';
+import { DataSource, DataSourceOptions } from 'typeorm';
+import type { SqliteDriver } from 'typeorm/driver/sqlite/SqliteDriver';
 import type { DatabaseConfig } from '../config/database.config';
 
 /**
@@ -29,11 +30,32 @@ export const WRITE_DATA_SOURCE = Symbol('WRITE_DATA_SOURCE');
 export const InjectReadDataSource = (): ParameterDecorator => Inject(READ_DATA_SOURCE);
 export const InjectWriteDataSource = (): ParameterDecorator => Inject(WRITE_DATA_SOURCE);
 
+/**
+ * Makes a SQLite connection run one statement at a time (node-sqlite3's serialized mode).
+ *
+ * node-sqlite3 runs each statement on libuv's thread pool (4 threads by default, shared with file
+ * I/O such as the usage journal's fdatasync and with DNS look-ups). A statement that waits for
+ * another connection's write lock sleeps in its thread for up to busy_timeout. Left parallel,
+ * the task-state connection's heartbeats and claims could fill every thread waiting for the lock
+ * of the main connection's open usage transaction, whose own next statement (its COMMIT) then
+ * found no thread to run on: a stall of busy_timeout seconds, repeated under load, and no file
+ * I/O meanwhile. Serialized, each connection holds at most one thread.
+ */
+export function oneStatementAtATime(ds: DataSource): DataSource {
+  if (ds.options.type === 'sqlite') (ds.driver as SqliteDriver).databaseConnection.serialize();
+  return ds;
+}
+
+/** The main DataSource (TypeORM's own, migrations and the usage sink's transactions), see `oneStatementAtATime`. */
+export async function openMainDataSource(options: DataSourceOptions): Promise<DataSource> {
+  return oneStatementAtATime(await new DataSource(options).initialize());
+}
+
 /** A second connection to the main SQLite file; the main DataSource has created it, run the migrations and switched it to WAL. */
 async function openSqlite(main: DataSource, db: DatabaseConfig, name: string, flags: number): Promise<DataSource> {
   // A second connection to ':memory:' would be another, empty database.
   if (db.type !== 'sqlite' || db.path === ':memory:') return main;
-  return new DataSource({
+  const ds = new DataSource({
     type: 'sqlite',
     name,
     database: db.path,
@@ -43,7 +65,8 @@ async function openSqlite(main: DataSource, db: DatabaseConfig, name: string, fl
     synchronize: false,
     migrationsRun: false,
     logging: main.options.logging,
-  }).initialize();
+  });
+  return oneStatementAtATime(await ds.initialize());
 }
 
 export const openReadDataSource = (main: DataSource, db: DatabaseConfig) => openSqlite(main, db, 'read', OPEN_READONLY);

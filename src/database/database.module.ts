@@ -3,7 +3,7 @@ import { ConfigType } from '@nestjs/config';
 import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { databaseConfig } from '../config/database.config';
-import { DataSourcesLifecycle, openReadDataSource, openWriteDataSource, READ_DATA_SOURCE, WRITE_DATA_SOURCE } from './data-sources';
+import { DataSourcesLifecycle, openMainDataSource, openReadDataSource, openWriteDataSource, READ_DATA_SOURCE, WRITE_DATA_SOURCE } from './data-sources';
 import { buildTypeOrmOptions } from './typeorm-options';
 
 // Global like TypeORM's own DataSource: every module may inject the read and write sides.
@@ -19,6 +19,7 @@ import { buildTypeOrmOptions } from './typeorm-options';
         retryAttempts: 2,
         retryDelay: 1000,
       }),
+      dataSourceFactory: async (options) => openMainDataSource(options!),
     }),
   ],
   providers: [
