@@ -1,6 +1,6 @@
 import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { TokenCountPool, type CountJob } from './token-count.pool';
-import { countJob, REPLY_PRIMING_TOKENS, TOKENS_PER_MESSAGE, TOKENS_PER_NAME, TokenCounter } from './token-count';
+import { countJob, REPLY_PRIMING_TOKENS, responsesMessages, TOKENS_PER_MESSAGE, TOKENS_PER_NAME, TokenCounter } from './token-count';
 
 /**
  * Local token counts with js-tiktoken, for calls whose provider reported no usage (then the
@@ -43,6 +43,30 @@ export class TokenEstimator extends TokenCounter implements OnModuleDestroy {
     if (!Array.isArray(input)) return 0;
     if (input.every((x) => typeof x === 'number')) return input.length;
     return input.reduce<number>((sum, item) => sum + this.embeddingInputBound(item), 0);
+  }
+
+  /** An upper bound of `countResponsesInput`, without tokenizing (see `chatPromptBound`). */
+  responsesInputBound(params: { instructions?: unknown; input: unknown; tools?: readonly unknown[] }): number {
+    return textBytes(params.instructions) + this.chatPromptBound({ messages: responsesMessages(params.input), tools: params.tools });
+  }
+
+  /** An upper bound of the count `job` asks for, known at once (no tokenizing): what admission reserves. */
+  bound(job: CountJob): number {
+    switch (job.kind) {
+      case 'chat':
+        return this.chatPromptBound(job);
+      case 'text':
+        return textBytes(job.text);
+      case 'embedding':
+        return this.embeddingInputBound(job.input);
+      case 'responses':
+        return this.responsesInputBound(job);
+    }
+  }
+
+  /** The exact count `job` asks for, in a worker thread. With `signal`, a count not yet started is dropped when it aborts. */
+  countAsync(job: CountJob, signal?: AbortSignal): Promise<number> {
+    return this.run(job, signal);
   }
 
   /**
