@@ -77,7 +77,10 @@ export class TokenEstimator extends TokenCounter implements OnModuleDestroy {
   warmUp(): void {
     if (this.warm) return;
     this.warm = true;
-    for (const model of ['gpt-4o', 'gpt-4']) this.run({ kind: 'text', model, text: 'warm up' }).catch(() => undefined);
+    // Straight to the pool: a warm-up the workers could not run (the service stopped first) is not
+    // worth loading the tokenizer on the event loop for, as a count a record needs is.
+    this.pool ??= new TokenCountPool();
+    for (const model of ['gpt-4o', 'gpt-4']) this.pool.run({ kind: 'text', model, text: 'warm up' }).catch(() => undefined);
   }
 
   /** `countChatPrompt` in a worker thread. With `signal`, a count not yet started is dropped when it aborts. */
