@@ -258,7 +258,7 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
     const { data, response } = await sdk(ALICE_KEY).responses.create({ model: MODEL, input: 'hi there', instructions: 'be brief' }).withResponse();
     expect(data.output_text).toBe('plain answer');
     const [plain] = await recordsWithId(response.headers.get('x-asa-request-id')!);
-    expect(plain).toMatchObject({ operation: 'chat', inputTokens: 12, outputTokens: 2, reasoningTokens: 1, streamed: false, estimated: false });
+    expect(plain).toMatchObject({ operation: 'responses', inputTokens: 12, outputTokens: 2, reasoningTokens: 1, streamed: false, estimated: false });
     expect(response.headers.get('x-asa-cost-usd')).toBe(nanosToUsdExact(plain.costNanos!));
 
     fake.enqueue({ content: 'streamed answer here', usage: { prompt_tokens: 15, completion_tokens: 3 } });

@@ -105,7 +105,7 @@ export class GatewayService {
 
     const call = await this.llm.forUpstream(route.upstream, who).track(
       {
-        operation: endpoint === 'embeddings' ? 'embeddings' : 'chat',
+        operation: endpoint, // the gateway's endpoints are named as the operations they record
         model: route.upstreamModel,
         prompt: promptCountJob(endpoint, body, route.upstreamModel),
         maxOutputTokens: maxOutputTokens(endpoint, body),

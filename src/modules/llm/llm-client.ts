@@ -28,7 +28,7 @@ import type { UsageJournal } from '../usage/journal/usage-journal.service';
 import type { UsageRecorder } from '../usage/usage-recorder.service';
 import { LlmBudgetExceededException, LlmInvalidArgumentException, LlmNotConfiguredException, LlmUnpricedModelException, LlmAdmissionUnavailableException } from './llm.exceptions';
 import { MAX_REPORTED_TOKENS, trustedTokenCounts } from './reported-usage';
-import { ASA_ATTR, GEN_AI_ATTR } from './llm-span-attributes';
+import { ASA_ATTR, GEN_AI_ATTR, genAiOperationName, openAiApiType } from './llm-span-attributes';
 import { nanosToUsd, nanosToUsdExact, usdToNanos as parseUsd } from '../../common/money';
 import type { PricingService, TokenCounts } from './pricing/pricing.service';
 import type { TaskSpendReader } from './task-spend.reader';
@@ -571,7 +571,7 @@ class CallTracker {
     private readonly settle: Settle,
     private readonly prompt: PromptTokens,
   ) {
-    this.span = deps.tracer.startSpan(`${operation} ${model}`, { kind: SpanKind.CLIENT, attributes: this.requestAttributes(params) });
+    this.span = deps.tracer.startSpan(`${genAiOperationName(operation)} ${model}`, { kind: SpanKind.CLIENT, attributes: this.requestAttributes(params) });
   }
 
   get ended(): boolean {
@@ -656,13 +656,17 @@ class CallTracker {
 
   private requestAttributes(params: Record<string, unknown>) {
     const attrs: Record<string, string | number | boolean> = {
-      [GEN_AI_ATTR.OPERATION_NAME]: this.operation,
+      [GEN_AI_ATTR.OPERATION_NAME]: genAiOperationName(this.operation),
       [GEN_AI_ATTR.PROVIDER_NAME]: this.deps.config.provider,
       [GEN_AI_ATTR.REQUEST_MODEL]: this.model,
       [ASA_ATTR.USAGE_RECORD_ID]: this.id,
     };
-    if (this.operation === 'chat') attrs[GEN_AI_ATTR.REQUEST_STREAM] = this.streamed;
-    const maxTokens = params.max_completion_tokens ?? params.max_tokens;
+    const apiType = openAiApiType(this.operation);
+    if (apiType) {
+      attrs[GEN_AI_ATTR.OPENAI_API_TYPE] = apiType;
+      attrs[GEN_AI_ATTR.REQUEST_STREAM] = this.streamed;
+    }
+    const maxTokens = params.max_completion_tokens ?? params.max_tokens ?? params.max_output_tokens;
     if (typeof maxTokens === 'number') attrs[GEN_AI_ATTR.REQUEST_MAX_TOKENS] = maxTokens;
     if (typeof params.temperature === 'number') attrs[GEN_AI_ATTR.REQUEST_TEMPERATURE] = params.temperature;
     if (typeof params.top_p === 'number') attrs[GEN_AI_ATTR.REQUEST_TOP_P] = params.top_p;
