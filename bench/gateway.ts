@@ -68,34 +68,11 @@ export async function run(opts: { quick: boolean }): Promise<GatewayBenchResult>
   const procs: ChildProcess[] = [];
   const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY + 10 });
   try {
-    const [simPort, asaPort, asaNoJournalPort, portkeyPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-    const simBase = `http://127.0.0.1:${simPort}/v1`;
-    procs.push(spawnNode(['-r', 'ts-node/register/transpile-only', 'src/simulator/run-simulator.ts', '--port', String(simPort)], {}));
-    await waitForHttp(`${simBase}/models`);
-
-    const key = 'asa_bench_gateway_user_key';
-    writeFileSync(join(dir, 'keys.json'), JSON.stringify({ keys: [{ name: 'bench', scope: 'user', user_id: 'bench-user', sha256: hashApiKey(key) }] }));
-    writeFileSync(join(dir, 'gateway.json'), JSON.stringify({ routes: [{ model: '*', upstream: 'default' }] }));
-    writeFileSync(join(dir, 'quotas.json'), JSON.stringify({ rules: [] }));
+    const [asaPort, asaNoJournalPort, portkeyPort] = [await freePort(), await freePort(), await freePort()];
+    const { simBase, key } = await startUpstream(dir, procs);
     // The service as deployed by default (the usage journal makes each call's start durable before
     // it is sent), and with USAGE_JOURNAL=off, to show what that fdatasync costs on this disk.
-    const asa = (port: number, journal: boolean) =>
-      spawnNode(['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        NODE_ENV: 'production',
-        LOG_FORMAT: 'json',
-        OPENAI_BASE_URL: simBase,
-        OPENAI_API_KEY: 'sk-simulator',
-        DATABASE_URL: `sqlite:${join(dir, `asa-${port}.db`)}`,
-        API_KEYS_FILE: join(dir, 'keys.json'),
-        GATEWAY_FILE: join(dir, 'gateway.json'),
-        USAGE_JOURNAL: journal ? 'on' : 'off',
-        USAGE_JOURNAL_DIR: join(dir, `journal-${port}`),
-        BILLING_EXPORT_DIR: join(dir, 'exports'),
-        QUOTAS_FILE: join(dir, 'quotas.json'),
-      });
-    procs.push(asa(asaPort, true), asa(asaNoJournalPort, false));
+    procs.push(startService(dir, simBase, asaPort, { journal: true }), startService(dir, simBase, asaNoJournalPort, { journal: false }));
     await waitForHttp(`http://127.0.0.1:${asaPort}/health`, 120_000);
     await waitForHttp(`http://127.0.0.1:${asaNoJournalPort}/health`, 120_000);
 
@@ -237,37 +214,11 @@ export async function runLargePrompt(opts: { quick: boolean; roots: string[] }):
   const procs: ChildProcess[] = [];
   const agent = new Agent({ keepAlive: true, maxSockets: 4 });
   try {
-    const simPort = await freePort();
-    const simBase = `http://127.0.0.1:${simPort}/v1`;
-    procs.push(spawnNode(['-r', 'ts-node/register/transpile-only', 'src/simulator/run-simulator.ts', '--port', String(simPort)], {}));
-    await waitForHttp(`${simBase}/models`);
-    const key = 'asa_bench_gateway_user_key';
-    writeFileSync(join(dir, 'keys.json'), JSON.stringify({ keys: [{ name: 'bench', scope: 'user', user_id: 'bench-user', sha256: hashApiKey(key) }] }));
-    writeFileSync(join(dir, 'gateway.json'), JSON.stringify({ routes: [{ model: '*', upstream: 'default' }] }));
-    writeFileSync(join(dir, 'quotas.json'), JSON.stringify({ rules: [] }));
+    const { simBase, key } = await startUpstream(dir, procs);
     const services = await Promise.all(
-      opts.roots.map(async (root, i) => {
+      opts.roots.map(async (root) => {
         const port = await freePort();
-        procs.push(
-          spawnNode(
-            ['-r', 'ts-node/register/transpile-only', 'src/main.ts'],
-            {
-              PORT: String(port),
-              HOST: '127.0.0.1',
-              NODE_ENV: 'production',
-              LOG_FORMAT: 'json',
-              OPENAI_BASE_URL: simBase,
-              OPENAI_API_KEY: 'sk-simulator',
-              DATABASE_URL: `sqlite:${join(dir, `asa-${i}.db`)}`,
-              API_KEYS_FILE: join(dir, 'keys.json'),
-              GATEWAY_FILE: join(dir, 'gateway.json'),
-              USAGE_JOURNAL_DIR: join(dir, `journal-${i}`),
-              BILLING_EXPORT_DIR: join(dir, `exports-${i}`),
-              QUOTAS_FILE: join(dir, 'quotas.json'),
-            },
-            root,
-          ),
-        );
+        procs.push(startService(dir, simBase, port, { journal: true, root }));
         return { root, base: `http://127.0.0.1:${port}` };
       }),
     );
@@ -326,6 +277,42 @@ export async function runLargePrompt(opts: { quick: boolean; roots: string[] }):
     await Promise.all(procs.map(stop));
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The simulator upstream (its own process), and the key, gateway and quota files the services read from `dir`. */
+async function startUpstream(dir: string, procs: ChildProcess[]): Promise<{ simBase: string; key: string }> {
+  const simPort = await freePort();
+  const simBase = `http://127.0.0.1:${simPort}/v1`;
+  procs.push(spawnNode(['-r', 'ts-node/register/transpile-only', 'src/simulator/run-simulator.ts', '--port', String(simPort)], {}));
+  await waitForHttp(`${simBase}/models`);
+  const key = 'asa_bench_gateway_user_key';
+  writeFileSync(join(dir, 'keys.json'), JSON.stringify({ keys: [{ name: 'bench', scope: 'user', user_id: 'bench-user', sha256: hashApiKey(key) }] }));
+  writeFileSync(join(dir, 'gateway.json'), JSON.stringify({ routes: [{ model: '*', upstream: 'default' }] }));
+  writeFileSync(join(dir, 'quotas.json'), JSON.stringify({ rules: [] }));
+  return { simBase, key };
+}
+
+/** The service (`src/main.ts` of `root`, its own process) on a scratch SQLite file, its gateway routing every model to `simBase`. */
+function startService(dir: string, simBase: string, port: number, opts: { journal: boolean; root?: string }): ChildProcess {
+  return spawnNode(
+    ['-r', 'ts-node/register/transpile-only', 'src/main.ts'],
+    {
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      NODE_ENV: 'production',
+      LOG_FORMAT: 'json',
+      OPENAI_BASE_URL: simBase,
+      OPENAI_API_KEY: 'sk-simulator',
+      DATABASE_URL: `sqlite:${join(dir, `asa-${port}.db`)}`,
+      API_KEYS_FILE: join(dir, 'keys.json'),
+      GATEWAY_FILE: join(dir, 'gateway.json'),
+      USAGE_JOURNAL: opts.journal ? 'on' : 'off',
+      USAGE_JOURNAL_DIR: join(dir, `journal-${port}`),
+      BILLING_EXPORT_DIR: join(dir, `exports-${port}`),
+      QUOTAS_FILE: join(dir, 'quotas.json'),
+    },
+    opts.root,
+  );
 }
 
 const outputs = new Map<ChildProcess, () => string>();
