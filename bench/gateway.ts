@@ -11,6 +11,14 @@
  * Every request goes to 127.0.0.1; every loop is bounded in count.
  *
  *   npx ts-node --transpile-only bench/gateway.ts [--quick]
+ *   npx ts-node --transpile-only bench/gateway.ts --large-prompt [--quick] [--root DIR ...]
+ *
+ * `--large-prompt` measures instead what one prompt near the 1 MiB body limit does to the
+ * service's HTTP server: while such a gateway call is admitted and answered, `/health` is asked
+ * again and again, one request at a time, and its slowest answer shows how long the event loop
+ * was held; it also times the first call after a start. Each `--root` is a checkout of the
+ * project (e.g. an older commit, with its node_modules) whose service is measured beside this
+ * one's, in turns, in the same run.
  *
  * `run({ quick })` is what `npm run bench` calls; it returns the figures and a Markdown table.
  */
@@ -60,34 +68,11 @@ export async function run(opts: { quick: boolean }): Promise<GatewayBenchResult>
   const procs: ChildProcess[] = [];
   const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY + 10 });
   try {
-    const [simPort, asaPort, asaNoJournalPort, portkeyPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-    const simBase = `http://127.0.0.1:${simPort}/v1`;
-    procs.push(spawnNode(['-r', 'ts-node/register/transpile-only', 'src/simulator/run-simulator.ts', '--port', String(simPort)], {}));
-    await waitForHttp(`${simBase}/models`);
-
-    const key = 'asa_bench_gateway_user_key';
-    writeFileSync(join(dir, 'keys.json'), JSON.stringify({ keys: [{ name: 'bench', scope: 'user', user_id: 'bench-user', sha256: hashApiKey(key) }] }));
-    writeFileSync(join(dir, 'gateway.json'), JSON.stringify({ routes: [{ model: '*', upstream: 'default' }] }));
-    writeFileSync(join(dir, 'quotas.json'), JSON.stringify({ rules: [] }));
+    const [asaPort, asaNoJournalPort, portkeyPort] = [await freePort(), await freePort(), await freePort()];
+    const { simBase, key } = await startUpstream(dir, procs);
     // The service as deployed by default (the usage journal makes each call's start durable before
     // it is sent), and with USAGE_JOURNAL=off, to show what that fdatasync costs on this disk.
-    const asa = (port: number, journal: boolean) =>
-      spawnNode(['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        NODE_ENV: 'production',
-        LOG_FORMAT: 'json',
-        OPENAI_BASE_URL: simBase,
-        OPENAI_API_KEY: 'sk-simulator',
-        DATABASE_URL: `sqlite:${join(dir, `asa-${port}.db`)}`,
-        API_KEYS_FILE: join(dir, 'keys.json'),
-        GATEWAY_FILE: join(dir, 'gateway.json'),
-        USAGE_JOURNAL: journal ? 'on' : 'off',
-        USAGE_JOURNAL_DIR: join(dir, `journal-${port}`),
-        BILLING_EXPORT_DIR: join(dir, 'exports'),
-        QUOTAS_FILE: join(dir, 'quotas.json'),
-      });
-    procs.push(asa(asaPort, true), asa(asaNoJournalPort, false));
+    procs.push(startService(dir, simBase, asaPort, { journal: true }), startService(dir, simBase, asaNoJournalPort, { journal: false }));
     await waitForHttp(`http://127.0.0.1:${asaPort}/health`, 120_000);
     await waitForHttp(`http://127.0.0.1:${asaNoJournalPort}/health`, 120_000);
 
@@ -210,11 +195,131 @@ function table(figures: Figures[]): string {
   return lines.join('\n');
 }
 
+export interface LargePromptFigures {
+  root: string;
+  firstCallMs: number;
+  warmCallP50Ms: number;
+  promptChars: number;
+  largeCalls: number;
+  largeCallP50Ms: number;
+  healthProbes: number;
+  healthP50Ms: number;
+  healthMaxMs: number;
+}
+
+/** See `--large-prompt` at the top of this file. */
+export async function runLargePrompt(opts: { quick: boolean; roots: string[] }): Promise<LargePromptFigures[]> {
+  const rounds = opts.quick ? 2 : 5;
+  const dir = mkdtempSync(join(tmpdir(), 'asa-gateway-large-'));
+  const procs: ChildProcess[] = [];
+  const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+  try {
+    const { simBase, key } = await startUpstream(dir, procs);
+    const services = await Promise.all(
+      opts.roots.map(async (root) => {
+        const port = await freePort();
+        procs.push(startService(dir, simBase, port, { journal: true, root }));
+        return { root, base: `http://127.0.0.1:${port}` };
+      }),
+    );
+    for (const s of services) await waitForHttp(`${s.base}/health`, 120_000);
+
+    // Words from a fixed list in a seeded order: text a tokenizer has to work through, ~900 kB.
+    const words = ['account', 'latency', 'budget', 'token', 'stream', 'quota', 'record', 'window', 'price', 'model', 'gateway', 'usage', 'refund', 'journal'];
+    let seed = 7;
+    const parts: string[] = [];
+    for (let n = 0; n < 900_000; ) {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      const w = `${words[seed % words.length]}${seed % 97} `;
+      parts.push(w);
+      n += w.length;
+    }
+    const large = JSON.stringify({ model: MODEL, max_tokens: 16, messages: [{ role: 'user', content: parts.join('') }] });
+    const endpoint = (base: string): Endpoint => ({ url: `${base}/v1/chat/completions`, headers: { authorization: `Bearer ${key}` } });
+    const timed = async (ep: Endpoint, body: string) => {
+      const start = performance.now();
+      const res = await post(agent, ep, body);
+      if (res.status !== 200) throw new Error(`${ep.url} answered ${res.status}: ${res.text.slice(0, 300)}`);
+      return performance.now() - start;
+    };
+
+    const acc = services.map((s) => ({ ...s, first: 0, warm: [] as number[], large: [] as number[], health: [] as number[] }));
+    for (const s of acc) {
+      s.first = await timed(endpoint(s.base), JSON.stringify(BODY)); // the first call after the start
+      for (let i = 0; i < 10; i++) s.warm.push(await timed(endpoint(s.base), JSON.stringify(BODY)));
+    }
+    for (let round = 0; round < rounds; round++) {
+      for (const s of acc) {
+        let done = false;
+        const call = timed(endpoint(s.base), large).finally(() => (done = true));
+        while (!done) {
+          const start = performance.now();
+          const res = await fetch(`${s.base}/health`);
+          await res.arrayBuffer();
+          s.health.push(performance.now() - start);
+        }
+        s.large.push(await call);
+      }
+    }
+    return acc.map((s) => ({
+      root: s.root,
+      firstCallMs: s.first,
+      warmCallP50Ms: quantile(s.warm, 0.5),
+      promptChars: parts.join('').length,
+      largeCalls: s.large.length,
+      largeCallP50Ms: quantile(s.large, 0.5),
+      healthProbes: s.health.length,
+      healthP50Ms: quantile(s.health, 0.5),
+      healthMaxMs: Math.max(...s.health),
+    }));
+  } finally {
+    agent.destroy();
+    await Promise.all(procs.map(stop));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The simulator upstream (its own process), and the key, gateway and quota files the services read from `dir`. */
+async function startUpstream(dir: string, procs: ChildProcess[]): Promise<{ simBase: string; key: string }> {
+  const simPort = await freePort();
+  const simBase = `http://127.0.0.1:${simPort}/v1`;
+  procs.push(spawnNode(['-r', 'ts-node/register/transpile-only', 'src/simulator/run-simulator.ts', '--port', String(simPort)], {}));
+  await waitForHttp(`${simBase}/models`);
+  const key = 'asa_bench_gateway_user_key';
+  writeFileSync(join(dir, 'keys.json'), JSON.stringify({ keys: [{ name: 'bench', scope: 'user', user_id: 'bench-user', sha256: hashApiKey(key) }] }));
+  writeFileSync(join(dir, 'gateway.json'), JSON.stringify({ routes: [{ model: '*', upstream: 'default' }] }));
+  writeFileSync(join(dir, 'quotas.json'), JSON.stringify({ rules: [] }));
+  return { simBase, key };
+}
+
+/** The service (`src/main.ts` of `root`, its own process) on a scratch SQLite file, its gateway routing every model to `simBase`. */
+function startService(dir: string, simBase: string, port: number, opts: { journal: boolean; root?: string }): ChildProcess {
+  return spawnNode(
+    ['-r', 'ts-node/register/transpile-only', 'src/main.ts'],
+    {
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      NODE_ENV: 'production',
+      LOG_FORMAT: 'json',
+      OPENAI_BASE_URL: simBase,
+      OPENAI_API_KEY: 'sk-simulator',
+      DATABASE_URL: `sqlite:${join(dir, `asa-${port}.db`)}`,
+      API_KEYS_FILE: join(dir, 'keys.json'),
+      GATEWAY_FILE: join(dir, 'gateway.json'),
+      USAGE_JOURNAL: opts.journal ? 'on' : 'off',
+      USAGE_JOURNAL_DIR: join(dir, `journal-${port}`),
+      BILLING_EXPORT_DIR: join(dir, `exports-${port}`),
+      QUOTAS_FILE: join(dir, 'quotas.json'),
+    },
+    opts.root,
+  );
+}
+
 const outputs = new Map<ChildProcess, () => string>();
 
-function spawnNode(args: string[], env: Record<string, string>): ChildProcess {
+function spawnNode(args: string[], env: Record<string, string>, cwd = ROOT): ChildProcess {
   const child = spawn(process.execPath, args, {
-    cwd: ROOT,
+    cwd,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? ROOT, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -266,15 +371,21 @@ async function waitForHttp(url: string, timeoutMs = 30_000): Promise<void> {
 }
 
 if (require.main === module) {
-  run({ quick: process.argv.includes('--quick') })
-    .then((r) => {
-      console.log(r.markdown);
-      console.log('\nraw figures:');
-      for (const f of r.figures) console.log(JSON.stringify(f));
-    })
-    .catch((err: unknown) => {
-      console.error(err);
-      if (process.env.BENCH_DEBUG) for (const out of outputs.values()) console.error(out());
-      process.exit(1);
-    });
+  const argv = process.argv.slice(2);
+  const quick = argv.includes('--quick');
+  const roots = [ROOT, ...argv.flatMap((a, i) => (a === '--root' && argv[i + 1] ? [resolve(argv[i + 1])] : []))];
+  const main = argv.includes('--large-prompt')
+    ? runLargePrompt({ quick, roots }).then((figures) => {
+        for (const f of figures) console.log(JSON.stringify(f));
+      })
+    : run({ quick }).then((r) => {
+        console.log(r.markdown);
+        console.log('\nraw figures:');
+        for (const f of r.figures) console.log(JSON.stringify(f));
+      });
+  main.catch((err: unknown) => {
+    console.error(err);
+    if (process.env.BENCH_DEBUG) for (const out of outputs.values()) console.error(out());
+    process.exit(1);
+  });
 }

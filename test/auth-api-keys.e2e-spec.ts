@@ -91,6 +91,19 @@ describe('access control with API keys', () => {
     expect(series.buckets.flatMap((b: { groups: object }) => Object.keys(b.groups))).toEqual(['bob']);
   });
 
+  it('answers whoami without a key (that one is needed), names the key it is sent, and refuses an unknown one with 401', async () => {
+    const anonymous = await get('/api/v1/auth/whoami');
+    expect(anonymous.statusCode).toBe(200);
+    expect(anonymous.json()).toEqual({ api_keys_required: true, key: null });
+    expect((await get('/api/v1/auth/whoami', bearer(alice))).json()).toEqual({ api_keys_required: true, key: { name: 'alice', scope: 'user', user_id: 'alice' } });
+    expect((await get('/api/v1/auth/whoami', bearer(admin))).json()).toEqual({ api_keys_required: true, key: { name: 'ci', scope: 'admin', user_id: null } });
+    const unknown = await get('/api/v1/auth/whoami', bearer(generateApiKey()));
+    expect(unknown.statusCode).toBe(401);
+    expect(unknown.headers['www-authenticate']).toMatch(/^Bearer/);
+    expect(unknown.json().message).toBe('Unknown API key');
+    expect((await get('/api/v1/auth/whoami', { authorization: admin })).statusCode).toBe(401);
+  });
+
   it('keeps /health public', async () => {
     expect((await get('/health')).statusCode).toBe(200);
   });
@@ -157,6 +170,7 @@ describe('access control without keys (local mode)', () => {
     expect((await t.app.inject({ method: 'GET', url: '/api/v1/usage/overall?days=7' })).statusCode).toBe(200);
     expect((await t.app.inject({ method: 'GET', url: '/api/v1/usage/user/user-123?days=30' })).statusCode).toBe(200);
     expect((await t.app.inject({ method: 'GET', url: '/docs-json' })).statusCode).toBe(200);
+    expect((await t.app.inject({ method: 'GET', url: '/api/v1/auth/whoami' })).json()).toEqual({ api_keys_required: false, key: { name: 'local', scope: 'admin', user_id: null } });
   });
 });
 

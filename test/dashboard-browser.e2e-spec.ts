@@ -130,6 +130,57 @@ describe('dashboard in Chromium (built service, real tasks)', () => {
     expect((await fetch(`${base}/dashboard/nothing.js`)).status).toBe(404);
   });
 
+  it('asks for the key before any data request: a wrong key is refused with a message and asked for again; the accepted key is kept for the tab only', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const calls: { path: string; status: number; auth: boolean }[] = [];
+    page.on('response', (res) => {
+      if (res.url().startsWith(`${base}/api/`)) calls.push({ path: new URL(res.url()).pathname, status: res.status(), auth: res.request().headers().authorization !== undefined });
+    });
+    const WHOAMI = '/api/v1/auth/whoami';
+    await page.goto(`${base}/dashboard`);
+    await page.waitForSelector('body[data-state="key"]');
+    // The first paint: the key form, no error, and only the public question whether a key is needed.
+    expect(calls).toEqual([{ path: WHOAMI, status: 200, auth: false }]);
+    expect(await page.$('[data-testid="key-error"], .panel.error')).toBeNull();
+    await shot(page, 'key-form');
+
+    await page.fill('input[name="key"]', 'asa_not_a_valid_key');
+    await page.click('form.key-form button[type="submit"]');
+    await page.waitForSelector('[data-testid="key-error"]');
+    expect(await page.textContent('[data-testid="key-error"]')).toBe('That key was not accepted (Unknown API key). Check it and enter it again.');
+    expect(await page.getAttribute('body', 'data-state')).toBe('key');
+    expect(await page.inputValue('input[name="key"]')).toBe('');
+    expect(await page.evaluate('sessionStorage.length')).toBe(0);
+    await shot(page, 'key-form-wrong-key');
+    // Moving to another page while the form is up asks nothing of the API either (checked below:
+    // every data request carries the accepted key).
+    await page.evaluate("location.hash = '#/tasks'");
+    await page.waitForSelector('form.key-form');
+
+    await page.fill('input[name="key"]', ADMIN_KEY);
+    await page.click('form.key-form button[type="submit"]');
+    await page.waitForSelector('body[data-state="ready"]');
+    expect(await page.$$('table[data-table="tasks"] tbody tr')).toHaveLength(3);
+    const firstData = calls.findIndex((c) => c.path !== WHOAMI);
+    expect(calls.slice(0, firstData)).toEqual([
+      { path: WHOAMI, status: 200, auth: false },
+      { path: WHOAMI, status: 401, auth: true },
+      { path: WHOAMI, status: 200, auth: true },
+    ]);
+    expect(calls.slice(firstData).filter((c) => !c.auth || c.status !== 200)).toEqual([]);
+    expect(await page.evaluate('[Object.keys(sessionStorage), Object.keys(localStorage).some((k) => /key/i.test(k))]')).toEqual([['asa-dashboard-api-key'], false]);
+
+    // The tab keeps it across a reload; another tab asks again.
+    await page.evaluate("document.body.dataset.state = 'loading'");
+    await page.reload();
+    await page.waitForSelector('body[data-state="ready"]');
+    const other = await context.newPage();
+    await other.goto(`${base}/dashboard`);
+    await other.waitForSelector('body[data-state="key"]');
+    await context.close();
+  });
+
   it('admin: the overview shows the API totals to the nano-dollar; users, models, quotas and billing pages render', async () => {
     const page = await openAs(ADMIN_KEY);
     for (const days of [1, 7, 30]) {

@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { nanosToUsdExact } from '../src/common/money';
 import { PricingService } from '../src/modules/llm/pricing/pricing.service';
+import { TokenCounter } from '../src/modules/llm/token-count';
+import { TokenEstimator } from '../src/modules/llm/token-estimator';
 import { LlmUsage } from '../src/modules/usage/entities/llm-usage.entity';
 import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
 import { FakeOpenAi } from './fixtures/fake-openai';
@@ -256,7 +258,7 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
     const { data, response } = await sdk(ALICE_KEY).responses.create({ model: MODEL, input: 'hi there', instructions: 'be brief' }).withResponse();
     expect(data.output_text).toBe('plain answer');
     const [plain] = await recordsWithId(response.headers.get('x-asa-request-id')!);
-    expect(plain).toMatchObject({ operation: 'chat', inputTokens: 12, outputTokens: 2, reasoningTokens: 1, streamed: false, estimated: false });
+    expect(plain).toMatchObject({ operation: 'responses', inputTokens: 12, outputTokens: 2, reasoningTokens: 1, streamed: false, estimated: false });
     expect(response.headers.get('x-asa-cost-usd')).toBe(nanosToUsdExact(plain.costNanos!));
 
     fake.enqueue({ content: 'streamed answer here', usage: { prompt_tokens: 15, completion_tokens: 3 } });
@@ -273,6 +275,62 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
     expect(streamed).toMatchObject({ streamed: true, inputTokens: 15, outputTokens: 3, status: 'success', estimated: false });
     expect(streamed.timeToFirstTokenMs).not.toBeNull();
     expect(fake.responsesRequests()).toHaveLength(2);
+  });
+
+  it('prompts are never tokenized on the event loop: admission reserves their UTF-8 bound, and the exact count made in a worker thread is what an estimated record carries', async () => {
+    const estimator = t.app.get(TokenEstimator);
+    const exact = new TokenCounter(); // the test's own counter, on its own thread of thought
+    // The tokenizer on the service's event loop: none of these may run for a gateway call.
+    const tokenizers = ['countChatPrompt', 'countText', 'countEmbeddingInput', 'countResponsesInput'] as const;
+    const sync = tokenizers.map((m) => vi.spyOn(estimator, m));
+    const inWorker = vi.spyOn(estimator, 'countAsync');
+    try {
+      // A large prompt (close to the body limit) and providers that report no usage: every count is local.
+      const big = 'lorem ipsum dolor sit amet, '.repeat(10_000);
+      fake.enqueue({ content: 'chat reply words', usage: null }, { content: 'responses reply', usage: null }, { usage: null });
+      const chatBody = { model: MODEL, messages: [{ role: 'system' as const, content: 'be brief' }, { role: 'user' as const, content: big }] };
+      const chat = await sdk(ALICE_KEY).chat.completions.create(chatBody).withResponse();
+      const responsesBody = { model: MODEL, instructions: 'answer in one line', input: [{ role: 'user' as const, content: 'what is 2+2?' }, { type: 'function_call_output' as const, call_id: 'c1', output: '4' }] };
+      const responses = await sdk(ALICE_KEY).responses.create(responsesBody).withResponse();
+      const embedding = await sdk(ALICE_KEY).embeddings.create({ model: 'text-embedding-3-small', input: ['first text', 'second one'] }).withResponse();
+
+      const [c] = await recordsWithId(chat.response.headers.get('x-asa-request-id')!);
+      expect(c).toMatchObject({ status: 'success', estimated: true, inputTokens: exact.countChatPrompt(chatBody), outputTokens: exact.countText('chat reply words', MODEL) });
+      const [r] = await recordsWithId(responses.response.headers.get('x-asa-request-id')!);
+      expect(r).toMatchObject({ status: 'success', estimated: true, inputTokens: exact.countResponsesInput(responsesBody), outputTokens: exact.countText('responses reply', MODEL) });
+      const [e] = await recordsWithId(embedding.response.headers.get('x-asa-request-id')!);
+      expect(e).toMatchObject({ status: 'success', estimated: true, inputTokens: exact.countEmbeddingInput(['first text', 'second one'], 'text-embedding-3-small') });
+
+      tokenizers.forEach((m, i) => expect(sync[i], `TokenEstimator.${m} ran on the event loop`).not.toHaveBeenCalled());
+      expect(inWorker.mock.calls.map(([job]) => job.kind)).toEqual(expect.arrayContaining(['chat', 'responses', 'embedding']));
+    } finally {
+      for (const spy of [...sync, inWorker]) spy.mockRestore();
+    }
+  });
+
+  it('a gateway call reserves its prompt\'s UTF-8 bound plus its output allowance on a token quota, as the agent\'s calls do', async () => {
+    // 24,000 bytes that are about 8,000 tokens: a 12,000-token quota admits the exact count but not the bound.
+    const prompt = 'ab '.repeat(8_000);
+    const body = { model: MODEL, max_tokens: 50, messages: [{ role: 'user' as const, content: prompt }] };
+    const exactTokens = new TokenCounter().countChatPrompt(body);
+    expect(exactTokens + 50).toBeLessThan(12_000);
+    const rule = { id: 'gw-bob-tokens', scope: { user_id: 'bob' }, limit_tokens: 12_000, window: 'day', action: 'block' };
+    const created = await t.app.inject({ method: 'POST', url: '/api/v1/quotas', payload: rule, headers: bearer(ADMIN_KEY) });
+    expect(created.statusCode, created.body).toBe(201);
+    try {
+      const err = await sdk(BOB_KEY).chat.completions.create(body).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(APIError);
+      expect((err as APIError).status).toBe(429);
+      expect((err as APIError).message).toContain('quota rule "gw-bob-tokens"');
+      expect(fake.chatRequests()).toHaveLength(0);
+
+      // A prompt whose bound fits passes, and the quota then holds what was really used.
+      fake.enqueue({ content: 'ok', usage: { prompt_tokens: 11, completion_tokens: 1 } });
+      const ok = await sdk(BOB_KEY).chat.completions.create({ ...body, messages: [{ role: 'user', content: 'short prompt' }] });
+      expect(ok.choices[0].message.content).toBe('ok');
+    } finally {
+      await t.app.inject({ method: 'DELETE', url: '/api/v1/quotas/gw-bob-tokens', headers: bearer(ADMIN_KEY) });
+    }
   });
 
   it('a stream the client abandons stops the upstream call and is recorded as abandoned, with estimated tokens', async () => {
@@ -294,7 +352,7 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
 
     const r = await until('the abandoned record', async () => (await recordsWithId(id))[0]);
     expect(r).toMatchObject({ status: 'error', errorType: 'abandoned', streamed: true, estimated: true, tags: { run: 'abandon' } });
-    expect(r.inputTokens).toBeGreaterThan(0);
+    expect(r.inputTokens).toBe(new TokenCounter().countChatPrompt(CHAT)); // counted exactly, in a worker thread
     expect(r.outputTokens).toBeGreaterThanOrEqual(3); // what reached the gateway before the client left
     expect(r.outputTokens).toBeLessThan(40);
     expect(r.costNanos).toBe(priceOf(r));

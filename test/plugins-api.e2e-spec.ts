@@ -115,6 +115,53 @@ describe('GET /api/v1/plugins and the isolation of plugins at run time', () => {
     await runtimeIsolation(dir, {}, (app) => (t = app));
   });
 
+  it('an agent whose run() never settles fails its task at TASK_RUN_TIMEOUT_MS and frees its worker slot; one that stops when told fails it too', async () => {
+    const agents = [
+      plugin('hanging-agent.js', 'exports.apiVersion = "1.0.0"; exports.createTaskAgent = () => ({ name: "hangs", run: () => new Promise(() => {}) });'),
+      plugin(
+        'polite-agent.js',
+        'exports.apiVersion = "1.0.0"; exports.createTaskAgent = () => ({ name: "polite", run: (ctx) => new Promise((done) => ctx.signal.addEventListener("abort", () => done({ outcome: "failed", reason: "stopped", attempts: 1 }))) });',
+      ),
+      plugin('quick-agent.js', 'exports.apiVersion = "1.0.0"; exports.createTaskAgent = () => ({ name: "quick", async run() { return { outcome: "failed", reason: "no_patch", attempts: 1 }; } });'),
+    ];
+    t = await createTestApp({
+      env: {
+        API_KEYS_FILE: writeApiKeys(dir),
+        TASK_AGENT_PLUGINS: agents.join(','),
+        TASK_RUN_TIMEOUT_MS: '500',
+        TASK_CONCURRENCY: '1', // one slot: the tasks after the hanging one run only if it is freed
+        TASK_POLL_INTERVAL_MS: '50',
+        TASK_WORKSPACE_DIR: join(dir, 'ws-deadline'),
+      },
+    });
+    const app = t.app;
+    const repo = createBuggyRepo(dir, 'repo-deadline');
+    const submit = async (agent: string) => {
+      const res = await app.inject({ method: 'POST', url: '/api/v1/task/submit', headers: admin, payload: { repo_url: repo.path, bug_description: 'b', test_command: repo.testCommand, agent } });
+      expect(res.statusCode, res.body).toBe(202);
+      return res.json().task_id as string;
+    };
+    const ids = { hangs: await submit('hangs'), polite: await submit('polite'), quick: await submit('quick') };
+    const wait = (id: string) => waitForTask(app, id, isFinal, { headers: admin, timeoutMs: 30_000 });
+
+    const hung = await wait(ids.hangs);
+    expect(hung).toMatchObject({ status: 'failed', failure_reason: 'timeout' });
+    expect(hung.failure_detail).toBe(
+      'the agent "hangs" did not finish within TASK_RUN_TIMEOUT_MS (500 ms); the run was stopped; the agent did not stop when told to and was left behind',
+    );
+    expect(await wait(ids.polite)).toMatchObject({
+      status: 'failed',
+      failure_reason: 'timeout',
+      failure_detail: 'the agent "polite" did not finish within TASK_RUN_TIMEOUT_MS (500 ms); the run was stopped',
+      attempts: 1,
+    });
+    expect(await wait(ids.quick)).toMatchObject({ status: 'failed', failure_reason: 'no_patch' });
+
+    const list = await pluginsOf(t);
+    expect(find(list, 'agent', 'hangs')).toMatchObject({ state: 'failing', last_error: { message: `task ${ids.hangs}: run() did not return 5000 ms after its signal was aborted (timeout)` } });
+    expect(find(list, 'agent', 'quick')).toMatchObject({ state: 'active' });
+  });
+
   it('a bad plugins file stops the start naming the field; a plugin named in no variable is only warned about', async () => {
     const bad = join(dir, 'bad-plugins.json');
     writeFileSync(bad, JSON.stringify({ plugins: { './x.js': { optional: 'yes' } } }));

@@ -48,6 +48,22 @@ export async function download(url: string, fileName: string): Promise<void> {
   setTimeout(() => URL.revokeObjectURL(href), 10_000);
 }
 
+export interface Whoami {
+  api_keys_required: boolean;
+  key: { name: string; scope: 'admin' | 'user'; user_id: string | null } | null;
+}
+
+/**
+ * Whether the API needs a key and whether `key` is accepted (AuthRequiredError when it is not),
+ * asked before any data request. Public: without a key it answers 200, not 401.
+ */
+export async function whoami(key: string | null): Promise<Whoami> {
+  const res = await fetch('/api/v1/auth/whoami', { headers: key ? { authorization: `Bearer ${key}` } : {} });
+  if (res.status === 401) throw new AuthRequiredError(await message(res));
+  if (!res.ok) throw new ApiError(res.status, await message(res));
+  return (await res.json()) as Whoami;
+}
+
 async function message(res: Response): Promise<string> {
   try {
     const body = (await res.json()) as { message?: unknown };

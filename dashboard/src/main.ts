@@ -1,6 +1,6 @@
 import './styles.css';
 import type uPlot from 'uplot';
-import { Alert, api, ApiError, apiKey, AuthRequiredError, BillingExport, Breakdown, download, Latency, Overall, QuotaStatus, Task, TaskStats, Timeseries, UsageRecord } from './api';
+import { Alert, api, ApiError, apiKey, AuthRequiredError, BillingExport, Breakdown, download, Latency, Overall, QuotaStatus, Task, TaskStats, Timeseries, UsageRecord, whoami } from './api';
 import { bars, lineChart, PALETTE, sparkline, stackedChart } from './charts';
 import { Child, clear, h } from './dom';
 import { addUsd, duration, ms, num, pct, usdText, usdTitle, when } from './format';
@@ -411,6 +411,13 @@ const root = document.getElementById('app')!;
 const main = h('main', { id: 'page' });
 const status = h('span', { class: 'status', 'aria-live': 'polite' });
 let generation = 0;
+/** Set once the API is known to accept this tab's requests (no key needed, or the key was accepted): no data request before. */
+let signedIn = false;
+const signOut = h('button', { type: 'button', class: 'secondary', hidden: true }, 'Forget key');
+signOut.addEventListener('click', () => {
+  apiKey.clear();
+  location.reload();
+});
 
 function shell(): HTMLElement {
   const range = h('select', { 'aria-label': 'time range', 'data-testid': 'range' }, RANGES.map((r) => h('option', { value: r.value }, r.label)), h('option', { value: 'custom' }, 'Custom…'));
@@ -462,11 +469,6 @@ function shell(): HTMLElement {
     void render();
   });
   themeText();
-  const signOut = h('button', { type: 'button', class: 'secondary', hidden: !apiKey.get() }, 'Forget key');
-  signOut.addEventListener('click', () => {
-    apiKey.clear();
-    location.reload();
-  });
   const nav = h('nav', {}, NAV.map(([id, label]) => h('a', { href: `#/${id}`, 'data-nav': id }, label)));
   return h(
     'div',
@@ -476,26 +478,78 @@ function shell(): HTMLElement {
   );
 }
 
-function keyForm(message: string): HTMLElement {
+function keyForm(message: string | null): HTMLElement {
   const input = h('input', { type: 'password', name: 'key', autocomplete: 'off', placeholder: 'asa_…', 'aria-label': 'API key', required: true });
+  const submit = h('button', { type: 'submit' }, 'Open the dashboard');
   const form = h(
     'form',
     { class: 'panel key-form' },
     h('h2', {}, 'API key'),
     h('p', {}, 'This service needs an API key. It is kept for this browser tab only (session storage) and sent only to this service.'),
-    apiKey.get() ? h('p', { class: 'warn' }, message) : null,
+    message ? h('p', { class: 'warn', role: 'alert', 'data-testid': 'key-error' }, message) : null,
     input,
-    h('button', { type: 'submit' }, 'Open the dashboard'),
+    submit,
   );
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
-    apiKey.set(input.value.trim());
-    location.reload();
+    const key = input.value.trim();
+    submit.disabled = true;
+    // The key is checked before it is kept or any data is asked for with it.
+    whoami(key).then(
+      () => {
+        apiKey.set(key);
+        enter(true);
+      },
+      (err: unknown) =>
+        askForKey(
+          err instanceof AuthRequiredError
+            ? `That key was not accepted (${err.message}). Check it and enter it again.`
+            : `The key could not be checked: ${err instanceof Error ? err.message : String(err)}. Try again.`,
+        ),
+    );
   });
   return form;
 }
 
+/** Shows the key form (with what went wrong, if anything); nothing else is asked of the API until a key is accepted. */
+function askForKey(message: string | null): void {
+  signedIn = false;
+  generation++; // a render still in flight must not replace the form
+  const form = keyForm(message);
+  main.replaceChildren(form);
+  status.textContent = '';
+  document.body.dataset.state = 'key';
+  form.querySelector('input')?.focus();
+}
+
+function enter(withKey: boolean): void {
+  signedIn = true;
+  signOut.hidden = !withKey;
+  void render();
+}
+
+/** First of all, ask whether the API needs a key and whether the one this tab kept is still accepted. */
+async function start(): Promise<void> {
+  document.body.dataset.state = 'loading';
+  status.textContent = 'loading…';
+  try {
+    const who = await whoami(apiKey.get());
+    if (who.api_keys_required && who.key === null) askForKey(null);
+    else enter(who.api_keys_required);
+  } catch (err) {
+    if (err instanceof AuthRequiredError) {
+      apiKey.clear();
+      askForKey(`The key kept in this tab is no longer accepted (${err.message}). Enter a key.`);
+      return;
+    }
+    main.replaceChildren(h('div', { class: 'panel error', role: 'alert' }, err instanceof Error ? err.message : String(err)));
+    status.textContent = '';
+    document.body.dataset.state = 'error';
+  }
+}
+
 async function render(): Promise<void> {
+  if (!signedIn) return; // the key form is up: no data request until a key is accepted
   const mine = ++generation;
   const r = route();
   for (const a of document.querySelectorAll<HTMLAnchorElement>('nav a')) a.classList.toggle('active', a.dataset.nav === r.name);
@@ -513,11 +567,16 @@ async function render(): Promise<void> {
     requestAnimationFrame(() => requestAnimationFrame(() => mine === generation && (document.body.dataset.state = 'ready')));
   } catch (err) {
     if (mine !== generation) return;
+    if (err instanceof AuthRequiredError) {
+      // The key was revoked (or the keys file changed) since it was accepted.
+      apiKey.clear();
+      askForKey(`The key is no longer accepted (${err.message}). Enter a key.`);
+      return;
+    }
     clear(main);
-    if (err instanceof AuthRequiredError) main.appendChild(keyForm(err.message));
-    else main.appendChild(h('div', { class: 'panel error', role: 'alert' }, err instanceof Error ? err.message : String(err)));
+    main.appendChild(h('div', { class: 'panel error', role: 'alert' }, err instanceof Error ? err.message : String(err)));
     status.textContent = '';
-    document.body.dataset.state = err instanceof AuthRequiredError ? 'key' : 'error';
+    document.body.dataset.state = 'error';
   }
 }
 
@@ -531,4 +590,4 @@ applyTheme();
 root.appendChild(shell());
 window.addEventListener('hashchange', () => void render());
 schedule();
-void render();
+void start();

@@ -291,6 +291,9 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(toInt) @IsInt() @Min(1_000) @Max(86_400_000)
   TASK_STALE_AFTER_MS?: number;
 
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(7 * 86_400_000)
+  TASK_RUN_TIMEOUT_MS?: number;
+
   // Bug-fix agent: workspace, context budget and the test command sandbox.
   @IsOptional() @IsString()
   TASK_WORKSPACE_DIR?: string;

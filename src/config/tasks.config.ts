@@ -61,6 +61,12 @@ export const tasksConfig = registerAs('tasks', () => {
     }),
     /** On shutdown, running tasks get this long to finish before they are aborted as `interrupted`. */
     shutdownGraceMs: env.TASK_SHUTDOWN_GRACE_MS ?? 5_000,
+    /**
+     * A task's agent run (built in or a plugin) is aborted after this long and the task fails
+     * `timeout`; an agent that does not return then is left behind, so its worker slot is freed.
+     * Two hours: ten attempts with a test run of TASK_TEST_TIMEOUT_MS each fit.
+     */
+    runTimeoutMs: env.TASK_RUN_TIMEOUT_MS ?? 7_200_000,
     // --- bug-fix agent ---
     /** Each task gets a temporary folder here (checkout, HOME and TMPDIR of its tests), removed when it ends. */
     workspaceDir,

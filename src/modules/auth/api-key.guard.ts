@@ -7,8 +7,8 @@ import { ADMIN_ONLY_KEY } from './admin-only.decorator';
 import { ApiKeyService } from './api-key.service';
 import { LOCAL_ADMIN, Principal, PRINCIPAL_REQUEST_KEY } from './principal';
 
-/** Liveness probes must work without credentials. */
-const PUBLIC_PATHS = new Set(['/health']);
+/** Liveness probes must work without credentials; whoami checks the key it is sent itself. */
+const PUBLIC_PATHS = new Set(['/health', '/api/v1/auth/whoami']);
 /** Served by the Prometheus module's controller; public unless METRICS_REQUIRE_AUTH=true (then admin only). */
 const METRICS_PATH = '/metrics';
 

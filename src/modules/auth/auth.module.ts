@@ -3,9 +3,11 @@ import { APP_GUARD, HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance } from 'fastify';
 import { ApiKeyGuard, authenticateRequest } from './api-key.guard';
 import { ApiKeyService } from './api-key.service';
+import { AuthController } from './auth.controller';
 
 @Global()
 @Module({
+  controllers: [AuthController],
   providers: [ApiKeyService, { provide: APP_GUARD, useClass: ApiKeyGuard }],
   exports: [ApiKeyService],
 })

@@ -2,7 +2,7 @@ import type { TrackedOutcome } from '../llm/llm-client';
 import { DEFAULT_MAX_OUTPUT_TOKENS, tokensFromUsage } from '../llm/llm-client';
 import { MAX_REPORTED_TOKENS, trustedTokenCounts } from '../llm/reported-usage';
 import type { TokenCounts } from '../llm/pricing/pricing.service';
-import type { TokenEstimator } from '../llm/token-estimator';
+import type { CountJob } from '../llm/token-count.pool';
 import type { SseEvent } from './sse-events';
 
 /** The three call kinds the gateway forwards. */
@@ -12,23 +12,16 @@ type Json = Record<string, unknown>;
 
 export const isJsonObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Locally counted prompt tokens of a request: admission's worst case, and the estimate when no usage comes back. */
-export function promptTokens(endpoint: GatewayEndpoint, body: Json, model: string, estimator: TokenEstimator): number {
-  if (endpoint === 'embeddings') return estimator.countEmbeddingInput(body.input, model);
-  if (endpoint === 'chat') {
-    return estimator.countChatPrompt({
-      model,
-      messages: Array.isArray(body.messages) ? body.messages : [],
-      tools: Array.isArray(body.tools) ? body.tools : undefined,
-    });
-  }
-  // Responses API: instructions, then the input (a string, or items whose text parts are counted).
-  let n = estimator.countText(typeof body.instructions === 'string' ? body.instructions : '', model);
-  if (typeof body.input === 'string') return n + estimator.countChatPrompt({ model, messages: [{ role: 'user', content: body.input }] });
-  const items = Array.isArray(body.input) ? body.input : [];
-  const messages = items.map((item) => (isJsonObject(item) && 'content' in item ? item : { role: 'user', content: JSON.stringify(item) }));
-  n += estimator.countChatPrompt({ model, messages, tools: Array.isArray(body.tools) ? body.tools : undefined });
-  return n;
+/**
+ * What the request's prompt tokens are counted from, as data: counting it is LlmClient's (a UTF-8
+ * bound for admission at once, the exact count in a worker thread when a record needs it), so the
+ * gateway never tokenizes on the event loop.
+ */
+export function promptCountJob(endpoint: GatewayEndpoint, body: Json, model: string): CountJob {
+  const tools = Array.isArray(body.tools) ? body.tools : undefined;
+  if (endpoint === 'embeddings') return { kind: 'embedding', model, input: body.input };
+  if (endpoint === 'chat') return { kind: 'chat', model, messages: Array.isArray(body.messages) ? body.messages : [], tools };
+  return { kind: 'responses', model, instructions: body.instructions, input: body.input, tools };
 }
 
 /** Output tokens the call may produce at most, for the worst-case cost that budgets and quotas reserve. */

@@ -12,10 +12,9 @@ import type { Principal } from '../auth/principal';
 import { USER_ID_PATTERN } from '../auth/api-key-file';
 import type { TrackedCall } from '../llm/llm-client';
 import { LlmClientFactory } from '../llm/llm-client.factory';
-import { TokenEstimator } from '../llm/token-estimator';
 import { TASK_ID_PATTERN } from '../usage/dto/usage-query.dto';
 import { GatewayUpstreams, ListedModel } from './gateway-upstreams.service';
-import { GatewayEndpoint, isJsonObject, maxOutputTokens, outcomeOfResponse, promptTokens, StreamAccumulator } from './gateway-usage';
+import { GatewayEndpoint, isJsonObject, maxOutputTokens, outcomeOfResponse, promptCountJob, StreamAccumulator } from './gateway-usage';
 import { SseEventSplitter } from './sse-events';
 
 export const REQUEST_ID_HEADER = 'x-asa-request-id';
@@ -64,7 +63,6 @@ export class GatewayService {
   constructor(
     private readonly upstreams: GatewayUpstreams,
     private readonly llm: LlmClientFactory,
-    private readonly estimator: TokenEstimator,
     @InjectReadDataSource() private readonly read: DataSource,
   ) {}
 
@@ -107,9 +105,9 @@ export class GatewayService {
 
     const call = await this.llm.forUpstream(route.upstream, who).track(
       {
-        operation: endpoint === 'embeddings' ? 'embeddings' : 'chat',
+        operation: endpoint, // the gateway's endpoints are named as the operations they record
         model: route.upstreamModel,
-        promptTokens: promptTokens(endpoint, body, route.upstreamModel, this.estimator),
+        prompt: promptCountJob(endpoint, body, route.upstreamModel),
         maxOutputTokens: maxOutputTokens(endpoint, body),
         streamed,
         params: upstreamBody,

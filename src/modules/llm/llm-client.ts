@@ -28,12 +28,13 @@ import type { UsageJournal } from '../usage/journal/usage-journal.service';
 import type { UsageRecorder } from '../usage/usage-recorder.service';
 import { LlmBudgetExceededException, LlmInvalidArgumentException, LlmNotConfiguredException, LlmUnpricedModelException, LlmAdmissionUnavailableException } from './llm.exceptions';
 import { MAX_REPORTED_TOKENS, trustedTokenCounts } from './reported-usage';
-import { ASA_ATTR, GEN_AI_ATTR } from './llm-span-attributes';
+import { ASA_ATTR, GEN_AI_ATTR, genAiOperationName, openAiApiType } from './llm-span-attributes';
 import { nanosToUsd, nanosToUsdExact, usdToNanos as parseUsd } from '../../common/money';
 import type { PricingService, TokenCounts } from './pricing/pricing.service';
 import type { TaskSpendReader } from './task-spend.reader';
 import type { TokenEstimator } from './token-estimator';
 import { PromptTokens } from './prompt-tokens';
+import type { CountJob } from './token-count.pool';
 import type { UsageTags } from '../../common/usage-tags';
 
 /**
@@ -61,8 +62,11 @@ export interface TrackedCallSpec {
   operation: UsageOperation;
   /** The model as the provider is asked for it (priced under the client's provider). */
   model: string;
-  /** Locally counted prompt tokens: the worst case for admission, and the estimate when no usage comes back. */
-  promptTokens: number;
+  /**
+   * The prompt's count, as data: admission reserves its UTF-8 bound at once; the exact count (the
+   * estimate when no usage comes back, the journal's) is made in a worker thread only when needed.
+   */
+  prompt: CountJob;
   maxOutputTokens: number;
   streamed: boolean;
   /** The request body, for the span's request attributes. */
@@ -212,7 +216,7 @@ export class LlmClient implements AgentLlm {
   }
 
   async chat(params: ChatCompletionCreateParamsNonStreaming, options: LlmCallOptions = {}): Promise<ChatCompletion> {
-    const prompt = this.chatPrompt(params);
+    const prompt = this.prompt({ kind: 'chat', model: params.model, messages: params.messages, tools: params.tools });
     const call = await this.begin('chat', params.model, prompt, maxOutputTokens(params), false, params as unknown as Record<string, unknown>, options.signal);
     const abortedBeforeSend = options.signal?.aborted === true;
     let response: ChatCompletion;
@@ -254,10 +258,7 @@ export class LlmClient implements AgentLlm {
   }
 
   async embed(params: EmbeddingCreateParams, options: LlmCallOptions = {}): Promise<CreateEmbeddingResponse> {
-    this.deps.estimator.warmUp();
-    const prompt = new PromptTokens(this.deps.estimator.embeddingInputBound(params.input), (signal) =>
-      this.deps.estimator.countEmbeddingInputAsync(params.input, params.model, signal),
-    );
+    const prompt = this.prompt({ kind: 'embedding', model: params.model, input: params.input });
     const call = await this.begin('embeddings', params.model, prompt, 0, false, params as unknown as Record<string, unknown>, options.signal);
     const abortedBeforeSend = options.signal?.aborted === true;
     let response: CreateEmbeddingResponse;
@@ -291,7 +292,7 @@ export class LlmClient implements AgentLlm {
    * with `succeed`, `fail` or `abandon`.
    */
   async track(spec: TrackedCallSpec, options: LlmCallOptions = {}): Promise<TrackedCall> {
-    const prompt = PromptTokens.counted(spec.promptTokens);
+    const prompt = this.prompt(spec.prompt);
     const call = await this.begin(spec.operation, spec.model, prompt, spec.maxOutputTokens, spec.streamed, spec.params, options.signal);
     const abortedBeforeSend = options.signal?.aborted === true;
     const openai = this.requireOpenAi();
@@ -347,7 +348,7 @@ export class LlmClient implements AgentLlm {
     params: Omit<ChatCompletionCreateParamsStreaming, 'stream'>,
     options: LlmCallOptions,
   ): AsyncGenerator<ChatCompletionChunk> {
-    const prompt = this.chatPrompt(params);
+    const prompt = this.prompt({ kind: 'chat', model: params.model, messages: params.messages, tools: params.tools });
     const call = await this.begin('chat', params.model, prompt, maxOutputTokens(params), true, params as unknown as Record<string, unknown>, options.signal);
     const acc = { text: '', usage: null as CompletionUsage | null, model: null as string | null, id: null as string | null, finish: [] as string[] };
     const partial = async (): Promise<Pick<CallOutcome, 'responseModel' | 'responseId' | 'finishReasons' | 'tokens' | 'estimated'>> => {
@@ -530,10 +531,10 @@ export class LlmClient implements AgentLlm {
     };
   }
 
-  /** A chat prompt's upper bound now, its exact count later (in a worker) if it is needed. */
-  private chatPrompt(params: { model: string; messages?: readonly unknown[]; tools?: readonly unknown[] }): PromptTokens {
+  /** A prompt's upper bound now (no tokenizing on the event loop), its exact count later, in a worker, if it is needed. */
+  private prompt(job: CountJob): PromptTokens {
     this.deps.estimator.warmUp();
-    return new PromptTokens(this.deps.estimator.chatPromptBound(params), (signal) => this.deps.estimator.countChatPromptAsync(params, signal));
+    return new PromptTokens(this.deps.estimator.bound(job), (signal) => this.deps.estimator.countAsync(job, signal));
   }
 
   private async estimateChat(prompt: PromptTokens, completionText: string, model: string): Promise<TokenCounts> {
@@ -570,7 +571,7 @@ class CallTracker {
     private readonly settle: Settle,
     private readonly prompt: PromptTokens,
   ) {
-    this.span = deps.tracer.startSpan(`${operation} ${model}`, { kind: SpanKind.CLIENT, attributes: this.requestAttributes(params) });
+    this.span = deps.tracer.startSpan(`${genAiOperationName(operation)} ${model}`, { kind: SpanKind.CLIENT, attributes: this.requestAttributes(params) });
   }
 
   get ended(): boolean {
@@ -655,13 +656,17 @@ class CallTracker {
 
   private requestAttributes(params: Record<string, unknown>) {
     const attrs: Record<string, string | number | boolean> = {
-      [GEN_AI_ATTR.OPERATION_NAME]: this.operation,
+      [GEN_AI_ATTR.OPERATION_NAME]: genAiOperationName(this.operation),
       [GEN_AI_ATTR.PROVIDER_NAME]: this.deps.config.provider,
       [GEN_AI_ATTR.REQUEST_MODEL]: this.model,
       [ASA_ATTR.USAGE_RECORD_ID]: this.id,
     };
-    if (this.operation === 'chat') attrs[GEN_AI_ATTR.REQUEST_STREAM] = this.streamed;
-    const maxTokens = params.max_completion_tokens ?? params.max_tokens;
+    const apiType = openAiApiType(this.operation);
+    if (apiType) {
+      attrs[GEN_AI_ATTR.OPENAI_API_TYPE] = apiType;
+      attrs[GEN_AI_ATTR.REQUEST_STREAM] = this.streamed;
+    }
+    const maxTokens = params.max_completion_tokens ?? params.max_tokens ?? params.max_output_tokens;
     if (typeof maxTokens === 'number') attrs[GEN_AI_ATTR.REQUEST_MAX_TOKENS] = maxTokens;
     if (typeof params.temperature === 'number') attrs[GEN_AI_ATTR.REQUEST_TEMPERATURE] = params.temperature;
     if (typeof params.top_p === 'number') attrs[GEN_AI_ATTR.REQUEST_TOP_P] = params.top_p;

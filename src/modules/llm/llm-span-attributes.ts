@@ -1,3 +1,5 @@
+import type { UsageOperation } from '../../plugins/sdk/usage-record';
+
 /**
  * Attributes of the span around every LLM call (span name `{operation} {model}`, e.g. `chat gpt-4o`,
  * kind CLIENT). Standard names follow the OpenTelemetry GenAI semantic conventions
@@ -5,13 +7,14 @@
  *
  * | attribute                                  | type     | when                                              |
  * |--------------------------------------------|----------|---------------------------------------------------|
- * | gen_ai.operation.name                      | string   | always: `chat` or `embeddings`                    |
+ * | gen_ai.operation.name                      | string   | always: `chat` or `embeddings` (see below)        |
+ * | openai.api.type                            | string   | chat and Responses API calls: `chat_completions` or `responses` |
  * | gen_ai.provider.name                       | string   | always: the pricing provider id (`LLM_PROVIDER`)  |
  * | gen_ai.request.model                       | string   | always                                            |
  * | gen_ai.request.max_tokens                  | int      | when max_tokens / max_completion_tokens is set    |
  * | gen_ai.request.temperature                 | double   | when set                                          |
  * | gen_ai.request.top_p                       | double   | when set                                          |
- * | gen_ai.request.stream                      | boolean  | chat                                              |
+ * | gen_ai.request.stream                      | boolean  | chat and Responses API calls                      |
  * | gen_ai.response.model                      | string   | when the provider answered                        |
  * | gen_ai.response.id                         | string   | when the provider answered                        |
  * | gen_ai.response.finish_reasons             | string[] | chat, when the provider answered                  |
@@ -33,6 +36,13 @@
  * | asa.usage_record_id                        | string   | always: id of the usage record (the `llm_usage` row) |
  *
  * The span status is ERROR on failures (with the exception recorded), UNSET otherwise.
+ *
+ * A usage record's `operation` names the API (`chat`, `embeddings`, `responses`). The semantic
+ * conventions' OpenAI page treats the Responses API as inference like Chat Completions: its
+ * `gen_ai.operation.name` is the well-known `chat` (a well-known value that applies MUST be used),
+ * and `openai.api.type` tells the two APIs apart on the span. `genAiOperationName` is that
+ * mapping, used by the span and by the OTLP sink's metrics alike (whose semantic-convention
+ * attributes have no `openai.api.type`; its log records carry the record's `operation`).
  */
 export const GEN_AI_ATTR = {
   OPERATION_NAME: 'gen_ai.operation.name',
@@ -54,7 +64,18 @@ export const GEN_AI_ATTR = {
   SERVER_ADDRESS: 'server.address',
   SERVER_PORT: 'server.port',
   ERROR_TYPE: 'error.type',
+  OPENAI_API_TYPE: 'openai.api.type',
 } as const;
+
+/** `gen_ai.operation.name` of a call recorded under `operation` (see above). */
+export function genAiOperationName(operation: UsageOperation): 'chat' | 'embeddings' {
+  return operation === 'embeddings' ? 'embeddings' : 'chat';
+}
+
+/** `openai.api.type` of a call recorded under `operation`; null for embeddings (the attribute names inference APIs). */
+export function openAiApiType(operation: UsageOperation): 'chat_completions' | 'responses' | null {
+  return operation === 'embeddings' ? null : operation === 'responses' ? 'responses' : 'chat_completions';
+}
 
 export const ASA_ATTR = {
   COST_USD: 'asa.cost_usd',

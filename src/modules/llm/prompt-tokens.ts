@@ -11,15 +11,6 @@ export class PromptTokens {
   private abort: AbortController | null = null;
   private cancelled = false;
   private timer: NodeJS.Timeout | null = null;
-  /** The exact count is the bound (counted by the caller): nothing to count or journal. */
-  private known = false;
-
-  /** A prompt its caller has counted already (the gateway): bound and exact count are that number. */
-  static counted(tokens: number): PromptTokens {
-    const p = new PromptTokens(tokens, () => Promise.resolve(tokens));
-    p.known = true;
-    return p;
-  }
 
   constructor(
     readonly bound: number,
@@ -44,7 +35,7 @@ export class PromptTokens {
 
   /** Counts if the call is still in flight after `delayMs`, and hands the count to `then`. */
   countLater(delayMs: number, then: (count: number) => void): void {
-    if (this.cancelled || this.known) return;
+    if (this.cancelled) return;
     this.timer = setTimeout(() => {
       this.timer = null;
       this.start().then(then, () => undefined);

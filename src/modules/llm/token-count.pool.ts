@@ -7,7 +7,8 @@ import { Piscina } from 'piscina';
 export type CountJob =
   | { readonly kind: 'chat'; readonly model: string; readonly messages?: readonly unknown[]; readonly tools?: readonly unknown[] }
   | { readonly kind: 'text'; readonly model: string; readonly text: string }
-  | { readonly kind: 'embedding'; readonly model: string; readonly input: unknown };
+  | { readonly kind: 'embedding'; readonly model: string; readonly input: unknown }
+  | { readonly kind: 'responses'; readonly model: string; readonly instructions?: unknown; readonly input: unknown; readonly tools?: readonly unknown[] };
 
 /** A worker with nothing to count for this long exits (the next count starts one again). */
 const IDLE_TIMEOUT_MS = 30_000;

@@ -62,6 +62,15 @@ export class TokenCounter {
     return input.reduce<number>((sum, item) => sum + this.countEmbeddingInput(item, model), 0);
   }
 
+  /**
+   * Input tokens of a Responses API request: its instructions, then its input (a string, or
+   * items: messages are counted as chat messages, other items by their JSON) and tools.
+   */
+  countResponsesInput(params: { model: string; instructions?: unknown; input: unknown; tools?: readonly unknown[] }): number {
+    const instructions = typeof params.instructions === 'string' ? params.instructions : '';
+    return this.countText(instructions, params.model) + this.countChatPrompt({ model: params.model, messages: responsesMessages(params.input), tools: params.tools });
+  }
+
   private encoder(name: EncodingName): Tiktoken {
     let enc = this.encoders.get(name);
     if (!enc) {
@@ -76,7 +85,15 @@ export class TokenCounter {
 export function countJob(counter: TokenCounter, job: CountJob): number {
   if (job.kind === 'chat') return counter.countChatPrompt(job);
   if (job.kind === 'text') return counter.countText(job.text, job.model);
+  if (job.kind === 'responses') return counter.countResponsesInput(job);
   return counter.countEmbeddingInput(job.input, job.model);
+}
+
+/** A Responses API `input` as chat messages: a string is one user message; an item without `content` (a tool call, its output) is counted by its JSON. */
+export function responsesMessages(input: unknown): unknown[] {
+  if (typeof input === 'string') return [{ role: 'user', content: input }];
+  if (!Array.isArray(input)) return [];
+  return input.map((item) => (typeof item === 'object' && item !== null && 'content' in item ? item : { role: 'user', content: JSON.stringify(item) }));
 }
 
 function contentText(content: unknown): string {

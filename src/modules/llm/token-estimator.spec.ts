@@ -119,6 +119,22 @@ describe('TokenEstimator', () => {
       expect(est.chatPromptBound({ messages: [] })).toBe(est.countChatPrompt({ model: 'gpt-4o', messages: [] }));
     });
 
+    it('bound Responses API inputs: instructions, a string, message items, other items and tools', () => {
+      const rnd = seeded(11);
+      const at = () => texts[Math.floor(rnd() * texts.length)];
+      for (const model of models) {
+        for (let i = 0; i < 20; i++) {
+          const tools = [{ type: 'function', name: 'f', description: at(), parameters: { type: 'object' } }];
+          const items = { model, instructions: at(), tools, input: [{ role: 'user', content: [{ type: 'input_text', text: at() }] }, { type: 'function_call_output', call_id: 'c1', output: at() }] };
+          const plain = { model, instructions: at(), input: at() };
+          for (const params of [items, plain]) {
+            expect(est.bound({ kind: 'responses', ...params })).toBe(est.responsesInputBound(params));
+            expect(est.responsesInputBound(params)).toBeGreaterThanOrEqual(est.countResponsesInput(params));
+          }
+        }
+      }
+    });
+
     it('bound embedding inputs of every shape', () => {
       expect(est.embeddingInputBound([1, 2, 3])).toBe(3);
       expect(est.embeddingInputBound([[1, 2], [3]])).toBe(3);

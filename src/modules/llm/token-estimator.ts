@@ -1,6 +1,6 @@
 import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { TokenCountPool, type CountJob } from './token-count.pool';
-import { countJob, REPLY_PRIMING_TOKENS, TOKENS_PER_MESSAGE, TOKENS_PER_NAME, TokenCounter } from './token-count';
+import { countJob, REPLY_PRIMING_TOKENS, responsesMessages, TOKENS_PER_MESSAGE, TOKENS_PER_NAME, TokenCounter } from './token-count';
 
 /**
  * Local token counts with js-tiktoken, for calls whose provider reported no usage (then the
@@ -45,6 +45,30 @@ export class TokenEstimator extends TokenCounter implements OnModuleDestroy {
     return input.reduce<number>((sum, item) => sum + this.embeddingInputBound(item), 0);
   }
 
+  /** An upper bound of `countResponsesInput`, without tokenizing (see `chatPromptBound`). */
+  responsesInputBound(params: { instructions?: unknown; input: unknown; tools?: readonly unknown[] }): number {
+    return textBytes(params.instructions) + this.chatPromptBound({ messages: responsesMessages(params.input), tools: params.tools });
+  }
+
+  /** An upper bound of the count `job` asks for, known at once (no tokenizing): what admission reserves. */
+  bound(job: CountJob): number {
+    switch (job.kind) {
+      case 'chat':
+        return this.chatPromptBound(job);
+      case 'text':
+        return textBytes(job.text);
+      case 'embedding':
+        return this.embeddingInputBound(job.input);
+      case 'responses':
+        return this.responsesInputBound(job);
+    }
+  }
+
+  /** The exact count `job` asks for, in a worker thread. With `signal`, a count not yet started is dropped when it aborts. */
+  countAsync(job: CountJob, signal?: AbortSignal): Promise<number> {
+    return this.run(job, signal);
+  }
+
   /**
    * Starts the worker thread and loads both encodings there (once), so the first counts calls
    * need do not wait for it. Called by the first LLM call rather than at boot: a service that
@@ -53,7 +77,10 @@ export class TokenEstimator extends TokenCounter implements OnModuleDestroy {
   warmUp(): void {
     if (this.warm) return;
     this.warm = true;
-    for (const model of ['gpt-4o', 'gpt-4']) this.run({ kind: 'text', model, text: 'warm up' }).catch(() => undefined);
+    // Straight to the pool: a warm-up the workers could not run (the service stopped first) is not
+    // worth loading the tokenizer on the event loop for, as a count a record needs is.
+    this.pool ??= new TokenCountPool();
+    for (const model of ['gpt-4o', 'gpt-4']) this.pool.run({ kind: 'text', model, text: 'warm up' }).catch(() => undefined);
   }
 
   /** `countChatPrompt` in a worker thread. With `signal`, a count not yet started is dropped when it aborts. */

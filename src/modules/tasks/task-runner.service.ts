@@ -19,7 +19,7 @@ import { Task } from './entities/task.entity';
 import { TaskEndFields, TaskStore } from './task-store.service';
 
 /** Why a running task's signal was aborted. */
-type AbortReason = 'cancelled' | 'interrupted';
+type AbortReason = 'cancelled' | 'interrupted' | 'timeout';
 
 interface ActiveTask {
   task: Task;
@@ -29,7 +29,7 @@ interface ActiveTask {
   outcome: TaskEndFields | null;
 }
 
-/** After the shutdown grace, aborted agents get this long to return before their rows are ended for them. */
+/** Aborted agents (shutdown, run deadline) get this long to return before their tasks are ended for them. */
 const ABORT_WAIT_MS = 5_000;
 /** At shutdown, end states the database has not taken yet are retried this much longer, then given up. */
 const FINAL_WRITE_SHUTDOWN_WAIT_MS = 5_000;
@@ -39,6 +39,8 @@ const RETRY_MAX_DELAY_MS = 5_000;
 
 /** A write given up at shutdown (the database never answered in time). */
 const GAVE_UP = Symbol('gave up');
+/** An agent that did not return ABORT_WAIT_MS after its signal was aborted. */
+const LEFT_BEHIND = Symbol('left behind');
 
 
 /**
@@ -395,14 +397,23 @@ export class TaskRunner implements OnApplicationBootstrap, OnModuleDestroy {
     }
   }
 
-  /** Runs the agent; never throws: every outcome becomes end-state fields. */
-  private async execute(task: Task, signal: AbortSignal): Promise<TaskEndFields> {
+  /**
+   * Runs the agent; never throws: every outcome becomes end-state fields. The run has a deadline
+   * (TASK_RUN_TIMEOUT_MS), after which its signal aborts and the task fails `timeout`. An agent
+   * that has not returned ABORT_WAIT_MS after its signal aborted (deadline, cancel, shutdown) is
+   * left behind and its task ended, so a plugin whose run() never settles cannot hold a worker
+   * slot for ever.
+   */
+  private async execute(task: Task, taskSignal: AbortSignal): Promise<TaskEndFields> {
+    const deadline = new AbortController();
+    const signal = AbortSignal.any([taskSignal, deadline.signal]);
     const seen: Pick<Task, 'attempts'> & Partial<Pick<Task, 'patch' | 'testOutputTail'>> = { attempts: 0 };
+    const timeoutDetail = () => `the agent "${task.agent}" did not finish within TASK_RUN_TIMEOUT_MS (${this.config.runTimeoutMs} ms); the run was stopped`;
     const aborted = (): TaskEndFields | null => {
       if (!signal.aborted) return null;
-      return signal.reason === 'cancelled'
-        ? { ...seen, status: 'cancelled', failureReason: 'cancelled', failureDetail: 'cancelled while running' }
-        : { ...seen, status: 'failed', failureReason: 'interrupted', failureDetail: 'the service shut down while the task ran' };
+      if (taskSignal.aborted && taskSignal.reason === 'cancelled') return { ...seen, status: 'cancelled', failureReason: 'cancelled', failureDetail: 'cancelled while running' };
+      if (taskSignal.aborted) return { ...seen, status: 'failed', failureReason: 'interrupted', failureDetail: 'the service shut down while the task ran' };
+      return { ...seen, status: 'failed', failureReason: 'timeout', failureDetail: timeoutDetail() };
     };
     const agent = this.agents.find((a) => a.name === task.agent);
     if (!agent) {
@@ -439,9 +450,23 @@ export class TaskRunner implements OnApplicationBootstrap, OnModuleDestroy {
         }
       },
     });
+    const deadlineTimer = setTimeout(() => deadline.abort('timeout' satisfies AbortReason), this.config.runTimeoutMs);
+    let graceTimer: NodeJS.Timeout | undefined;
+    const leftBehind = new Promise<typeof LEFT_BEHIND>((resolve) => {
+      const grace = () => (graceTimer = setTimeout(() => resolve(LEFT_BEHIND), ABORT_WAIT_MS));
+      if (signal.aborted) grace();
+      else signal.addEventListener('abort', grace, { once: true });
+    });
     try {
       const llm = this.llm.forTask(task.id, { userId: task.userId, maxCostUsd: agentTask.maxCostUsd });
-      const result = await agent.run(ctx(llm));
+      const result = await Promise.race([Promise.resolve().then(() => agent.run(ctx(llm))), leftBehind]);
+      if (result === LEFT_BEHIND) {
+        const end = aborted()!;
+        const why = `run() did not return ${ABORT_WAIT_MS} ms after its signal was aborted (${end.failureReason})`;
+        this.plugins.handle('agent', agent.name)?.failed(`task ${task.id}: ${why}`);
+        this.logger.warn(`task ${task.id}: agent "${agent.name}" ${why}: left behind, its worker slot is free again`);
+        return { ...end, failureDetail: `${end.failureDetail}; the agent did not stop when told to and was left behind` };
+      }
       this.plugins.handle('agent', agent.name)?.succeeded();
       const fields = {
         attempts: result.attempts ?? seen.attempts,
@@ -462,6 +487,9 @@ export class TaskRunner implements OnApplicationBootstrap, OnModuleDestroy {
       this.plugins.handle('agent', agent.name)?.failed(`task ${task.id}: ${oneLine(err)} (reference ${errorId} in the server log)`);
       this.logger.error(`[${errorId}] task ${task.id}: agent "${agent.name}" threw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
       return { ...seen, status: 'failed', failureReason: 'agent_error', failureDetail: `internal error in the agent; reference ${errorId} in the server log` };
+    } finally {
+      clearTimeout(deadlineTimer);
+      clearTimeout(graceTimer);
     }
   }
 

@@ -1,3 +1,5 @@
+import type { UsageOperation } from './usage-record';
+
 /**
  * The seam in front of every LLM call. Before the call, each registered policy may refuse it or
  * reserve its worst-case cost; after the call (success or failure), the reservation is settled
@@ -8,7 +10,7 @@ export interface LlmCallIntent {
   readonly userId: string | null;
   readonly provider: string;
   readonly model: string;
-  readonly operation: 'chat' | 'embeddings';
+  readonly operation: UsageOperation;
   /** Worst-case cost of the call in nano-dollars (prompt estimate + max output); null when unpriced. */
   readonly maxCostNanos: number | null;
   /** Worst-case tokens of the call (prompt estimate + max output), for token limits. */

@@ -51,7 +51,8 @@ export interface UsageRecord {
   readonly tags?: Readonly<Record<string, string>> | null;
 }
 
-export type UsageOperation = 'chat' | 'embeddings';
+/** The API a call used: Chat Completions, Embeddings, or the Responses API (gateway `POST /v1/responses`). */
+export type UsageOperation = 'chat' | 'embeddings' | 'responses';
 export type UsageStatus = 'success' | 'error';
 
 export const NANOS_PER_USD = 1_000_000_000;

@@ -34,7 +34,7 @@ export class TaskSummaryDto {
 
   @ApiProperty({
     description:
-      'Why the task did not succeed: tests_failed, budget_exceeded, unpriced_model, cancelled, interrupted, agent_error, clone_failed, no_patch, ... (null while queued/running and on success)',
+      'Why the task did not succeed: tests_failed, budget_exceeded, unpriced_model, cancelled, interrupted, agent_error, timeout, clone_failed, no_patch, ... (null while queued/running and on success)',
     nullable: true,
     type: String,
   })

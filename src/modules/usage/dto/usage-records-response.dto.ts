@@ -13,7 +13,7 @@ export class UsageRecordDto {
   trace_id: string | null;
   @ApiProperty({ example: 'openai' })
   provider: string;
-  @ApiProperty({ example: 'chat' })
+  @ApiProperty({ example: 'chat', enum: ['chat', 'embeddings', 'responses'], description: 'the API the call used: Chat Completions, Embeddings or the Responses API' })
   operation: string;
   @ApiProperty({ description: 'The model the caller asked for', example: 'gpt-4o-mini' })
   requested_model: string;

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { Attributes, Counter, Histogram, ValueType } from '@opentelemetry/api';
 import { SeverityNumber } from '@opentelemetry/api-logs';
 import { MetricService } from 'nestjs-otel';
-import { GEN_AI_ATTR } from '../../../modules/llm/llm-span-attributes';
+import { GEN_AI_ATTR, genAiOperationName } from '../../../modules/llm/llm-span-attributes';
 import { NANOS_PER_USD, type UsageRecord, type UsageSink, type UsageSinkPolicy } from '../../sdk';
 import { OtlpUsageTelemetry } from './otlp-usage-telemetry';
 import { usageLogAttributes } from './usage-log-attributes';
@@ -106,7 +106,7 @@ export class OtlpUsageSink implements UsageSink {
 
   private observe(r: UsageRecord): void {
     const base: Attributes = {
-      [GEN_AI_ATTR.OPERATION_NAME]: r.operation,
+      [GEN_AI_ATTR.OPERATION_NAME]: genAiOperationName(r.operation),
       [GEN_AI_ATTR.PROVIDER_NAME]: r.provider,
       [GEN_AI_ATTR.REQUEST_MODEL]: r.requestedModel,
     };
