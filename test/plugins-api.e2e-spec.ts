@@ -27,7 +27,7 @@ interface PluginJson {
 async function pluginsOf(t: TestApp): Promise<PluginJson[]> {
   const res = await t.app.inject({ method: 'GET', url: '/api/v1/plugins', headers: bearer(ADMIN_KEY) });
   expect(res.statusCode).toBe(200);
-  expect(res.json().sdk_api_version).toBe('1.0.0');
+  expect(res.json().sdk_api_version).toBe('1.1.0');
   return res.json().plugins;
 }
 
@@ -84,7 +84,7 @@ describe('GET /api/v1/plugins and the isolation of plugins at run time', () => {
     expect(unknownParam.json().message).toMatch(/kind/);
 
     const list = await pluginsOf(t);
-    const builtin = { source: 'builtin', module: null, api_version: '1.0.0', detail: null, last_error: null, errors: 0 };
+    const builtin = { source: 'builtin', module: null, api_version: '1.1.0', detail: null, last_error: null, errors: 0 };
     expect(find(list, 'sink', 'database')).toMatchObject({ ...builtin, state: 'active', queue_depth: 0, records_written: 0 });
     expect(find(list, 'sink', 'prometheus')).toMatchObject({ ...builtin, state: 'active', queue_depth: 0 });
     // Its options came from the plugins file: the factory named it.

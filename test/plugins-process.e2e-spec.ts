@@ -184,14 +184,14 @@ describe('plugins in the real service process', () => {
       file: 'v2.js',
       source: 'exports.apiVersion = "2.0.0"; exports.createTaskAgent = () => ({ name: "v2", async run() {} });',
       message: (p) =>
-        `Task agent plugin "${p}" could not be loaded: it needs plugin API 2.0.0; this service provides 1.0.0 (the same major version and a minor version no newer than 1.0 are needed)`,
+        `Task agent plugin "${p}" could not be loaded: it needs plugin API 2.0.0; this service provides 1.1.0 (the same major version and a minor version no newer than 1.1 are needed)`,
     },
     {
       what: 'declares a newer minor version than the service',
       variable: 'USAGE_SINK_PLUGINS',
-      file: 'v1-1.js',
-      source: 'exports.apiVersion = "1.1.0"; exports.createUsageSink = () => ({ name: "new", async write() {} });',
-      message: (p) => `Usage sink plugin "${p}" could not be loaded: it needs plugin API 1.1.0; this service provides 1.0.0 (the same major version and a minor version no newer than 1.0 are needed)`,
+      file: 'v1-2.js',
+      source: 'exports.apiVersion = "1.2.0"; exports.createUsageSink = () => ({ name: "new", async write() {} });',
+      message: (p) => `Usage sink plugin "${p}" could not be loaded: it needs plugin API 1.2.0; this service provides 1.1.0 (the same major version and a minor version no newer than 1.1 are needed)`,
     },
     {
       what: 'lacks a method of its interface',

@@ -101,7 +101,7 @@ export const agent: TaskAgent = {
     );
     expect(JSON.parse(out)).toEqual({
       name: 'w1',
-      apiVersion: '1.0.0',
+      apiVersion: '1.1.0', // the SDK_API_VERSION it was built against
       line: expect.objectContaining({ id: 'r1', created_at: '1970-01-01T00:00:00.000Z', user_id: 'u', cost_usd: '0.000001500', total_tokens: 3 }),
     });
   });

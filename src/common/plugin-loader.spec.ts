@@ -84,6 +84,6 @@ describe('loadPlugin', () => {
 
   it('checks the declared version before calling the factory', async () => {
     const spec = plugin('v2.js', 'exports.apiVersion = "2.0.0"; exports.createUsageSink = () => { throw new Error("must not run"); };');
-    expect(await load(spec)).toMatchObject({ ok: false, apiVersion: null, reason: expect.stringMatching(/^it needs plugin API 2\.0\.0; this service provides 1\.0\.0/) });
+    expect(await load(spec)).toMatchObject({ ok: false, apiVersion: null, reason: expect.stringMatching(/^it needs plugin API 2\.0\.0; this service provides 1\.1\.0/) });
   });
 });

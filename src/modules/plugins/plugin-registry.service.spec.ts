@@ -22,7 +22,7 @@ describe('PluginRegistry', () => {
   it('shows a plugin failing from a failed outcome until the next success, keeping the last error', () => {
     const r = registry();
     const h = r.registerBuiltIn(ALERT_NOTIFIER_KIND, 'slack');
-    expect(r.list()[0]).toMatchObject({ kind: 'notifier', name: 'slack', source: 'builtin', apiVersion: '1.0.0', state: 'active' });
+    expect(r.list()[0]).toMatchObject({ kind: 'notifier', name: 'slack', source: 'builtin', apiVersion: '1.1.0', state: 'active' });
     h.failed('Slack answered HTTP 500');
     expect(r.list()[0]).toMatchObject({ state: 'failing', activity: { written: 0, errors: 1, lastError: { message: 'Slack answered HTTP 500' } } });
     h.succeeded();

@@ -52,6 +52,7 @@ export interface UsageRecord {
 }
 
 /** The API a call used: Chat Completions, Embeddings, or the Responses API (gateway `POST /v1/responses`). */
+/** The API the call went through; `responses` (the Responses API, through the gateway) since 1.1. */
 export type UsageOperation = 'chat' | 'embeddings' | 'responses';
 export type UsageStatus = 'success' | 'error';
 

@@ -4,7 +4,7 @@
  * is not newer than the service's (a 1.2 plugin may use what 1.1 lacks). Minor versions only add;
  * anything that breaks a plugin bumps the major.
  */
-export const SDK_API_VERSION = '1.0.0';
+export const SDK_API_VERSION = '1.1.0';
 
 /** Per-plugin options from `config/plugins.json` (`{}` when the file has none for the plugin). */
 export type PluginOptions = Readonly<Record<string, unknown>>;

@@ -16,7 +16,7 @@ export class PluginDto {
   source: string;
   @ApiProperty({ nullable: true, type: String, description: 'Path or package name it was loaded from (as written in its *_PLUGINS variable); null for built-ins', example: './examples/jsonl-usage-sink.js' })
   module: string | null;
-  @ApiProperty({ nullable: true, type: String, description: 'Plugin API version it declares (built-ins: the service\'s SDK_API_VERSION); null when it declares none', example: '1.0.0' })
+  @ApiProperty({ nullable: true, type: String, description: 'Plugin API version it declares (built-ins: the service\'s SDK_API_VERSION); null when it declares none', example: '1.1.0' })
   api_version: string | null;
   @ApiProperty({
     enum: ['active', 'failing', 'skipped', 'disabled'],
@@ -36,7 +36,7 @@ export class PluginDto {
 }
 
 export class PluginListDto {
-  @ApiProperty({ description: 'Plugin API version of this service (SDK_API_VERSION)', example: '1.0.0' })
+  @ApiProperty({ description: 'Plugin API version of this service (SDK_API_VERSION)', example: '1.1.0' })
   sdk_api_version: string;
   @ApiProperty({ type: [PluginDto] })
   plugins: PluginDto[];
