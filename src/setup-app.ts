@@ -6,6 +6,7 @@ import { STATUS_CODES } from 'node:http';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AllExceptionsFilter } from './common/http-exception.filter';
 import { installRequestInputChecks } from './common/request-input';
+import { bodyLimits } from './common/body-limits';
 import { isOpenAiPath, openAiError } from './common/openai-error';
 import { validationExceptionFactory } from './common/validation-messages';
 
@@ -18,8 +19,11 @@ const MAX_PARAM_LENGTH = 100;
  * not decode), get the service's error shape and a message that does not echo the whole path.
  */
 export function createHttpAdapter(opts: { trustProxy?: boolean } = {}): FastifyAdapter {
+  const limits = bodyLimits();
   return new FastifyAdapter({
     trustProxy: opts.trustProxy ?? false,
+    // Fastify's own check, at the largest limit; each route's own is checked in request-input.ts.
+    bodyLimit: Math.max(limits.api, limits.gateway),
     maxParamLength: MAX_PARAM_LENGTH,
     frameworkErrors: (error: FastifyError, _req: FastifyRequest, reply: FastifyReply) => {
       const status = error.statusCode ?? 400;

@@ -1,6 +1,6 @@
 import OpenAI, { APIError } from 'openai';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer, Server } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest, Server } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +21,7 @@ const ALICE_KEY = 'asa_alice_gateway_test_key';
 const BOB_KEY = 'asa_bob_gateway_test_key';
 const PROVIDER_KEY = 'sk-provider-secret-never-sent-by-clients';
 const MODEL = 'gpt-4o-mini';
+const MIB = 1_048_576;
 const CHAT = { model: MODEL, messages: [{ role: 'user' as const, content: 'Say three words' }] };
 
 /** A loopback port nothing listens on (bound, then released). */
@@ -147,6 +148,7 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
         OPENAI_MAX_RETRIES: '0',
         LOCAL_UPSTREAM_KEY: 'local-key-from-env',
         GATEWAY_FILE: join(files, 'gateway.json'),
+        GATEWAY_MAX_BODY_BYTES: String(3 * MIB),
         API_KEYS_FILE: writeApiKeysFile(files, [
           { name: 'admin', key: ADMIN_KEY },
           { name: 'alice', key: ALICE_KEY, userId: 'alice' },
@@ -306,6 +308,43 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
     } finally {
       for (const spy of [...sync, inWorker]) spy.mockRestore();
     }
+  });
+
+  it('a gateway body may be larger than the API\'s 1 MiB, up to GATEWAY_MAX_BODY_BYTES; past it a 413 names the limit and the upstream is never called', async () => {
+    fake.enqueue({ content: 'seen', usage: { prompt_tokens: 500_000, completion_tokens: 1 } });
+    const twoMib = { model: MODEL, messages: [{ role: 'user' as const, content: 'a'.repeat(2 * MIB) }] };
+    const ok = await sdk(ALICE_KEY).chat.completions.create(twoMib).withResponse();
+    expect(ok.data.choices[0].message.content).toBe('seen');
+    expect(fake.chatRequests()).toHaveLength(1);
+    expect(await recordsWithId(ok.response.headers.get('x-asa-request-id')!)).toEqual([expect.objectContaining({ status: 'success', inputTokens: 500_000 })]);
+
+    const tooBig = { model: MODEL, messages: [{ role: 'user' as const, content: 'a'.repeat(3 * MIB) }] };
+    const refused = await sdk(ALICE_KEY).chat.completions.create(tooBig).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(APIError);
+    expect((refused as APIError).status).toBe(413);
+    expect((refused as APIError).message).toMatch(/larger than this endpoint's limit of 3 MiB \(GATEWAY_MAX_BODY_BYTES\)/);
+    expect(fake.chatRequests()).toHaveLength(1);
+  });
+
+  it('the service\'s own API keeps its 1 MiB limit, whether the body declares its length or is sent in chunks', async () => {
+    const origin = baseURL.replace(/\/v1$/, '');
+    const body = JSON.stringify({ id: 'big', scope: {}, limit_usd: '1', window: 'day', note: 'n'.repeat(MIB) });
+    const declared = await fetch(`${origin}/api/v1/quotas`, { method: 'POST', headers: { ...bearer(ADMIN_KEY), 'content-type': 'application/json' }, body });
+    expect(declared.status).toBe(413);
+    expect(await declared.json()).toMatchObject({ statusCode: 413, error: 'Payload Too Large', message: "the request body is larger than this endpoint's limit of 1 MiB" });
+    // No content-length: the body is read, then refused at the same limit.
+    const chunked = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = httpRequest(`${origin}/api/v1/quotas`, { method: 'POST', headers: { ...bearer(ADMIN_KEY), 'content-type': 'application/json', 'transfer-encoding': 'chunked' } }, (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode!, text }));
+      });
+      req.on('error', reject);
+      for (let i = 0; i < body.length; i += 65_536) req.write(body.slice(i, i + 65_536));
+      req.end();
+    });
+    expect(chunked.status).toBe(413);
+    expect(JSON.parse(chunked.text).message).toBe("the request body is larger than this endpoint's limit of 1 MiB");
   });
 
   it('a gateway call reserves its prompt\'s UTF-8 bound plus its output allowance on a token quota, as the agent\'s calls do', async () => {

@@ -19,6 +19,8 @@ describe('validateEnv', () => {
     ['USAGE_FLUSH_INTERVAL_MS', '-5'],
     ['TASK_SANDBOX', 'docker'],
     ['TASK_SANDBOX_NETWORK', 'maybe'],
+    ['GATEWAY_MAX_BODY_BYTES', '1000'],
+    ['GATEWAY_MAX_BODY_BYTES', '20MB'],
   ])('rejects %s=%s with a message naming the variable', (name, value) => {
     expect(() => validateEnv({ [name]: value })).toThrow(new RegExp(`\\b${name}=`));
   });

@@ -333,6 +333,10 @@ export class EnvironmentVariables {
   @IsOptional() @IsString()
   GATEWAY_FILE?: string;
 
+  // Largest request body of a gateway call (src/common/body-limits.ts): 1 MiB to 256 MiB.
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1_048_576) @Max(268_435_456)
+  GATEWAY_MAX_BODY_BYTES?: number;
+
   // Quotas (src/config/quotas.config.ts).
   @IsOptional() @IsString()
   QUOTAS_FILE?: string;
