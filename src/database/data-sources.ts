@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { OPEN_READONLY, OPEN_READWRITE } from 'sqlite3';
 import { DataSource } from 'typeorm';
 import type { DatabaseConfig } from '../config/database.config';
+import { SQLITE_DRIVER } from './typeorm-options';
 
 /**
  * The DataSource API reads go through (usage API, task reads, /health).
@@ -35,6 +36,7 @@ async function openSqlite(main: DataSource, db: DatabaseConfig, name: string, fl
   if (db.type !== 'sqlite' || db.path === ':memory:') return main;
   return new DataSource({
     type: 'sqlite',
+    driver: SQLITE_DRIVER,
     name,
     database: db.path,
     flags,
