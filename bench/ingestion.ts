@@ -1,9 +1,18 @@
 /**
  * Benchmark: usage ingestion through the database sink (DatabaseUsageSink.write, batches of 500 as
- * the recorder sends them: raw rows + hourly rollup + task totals in one transaction) against the
- * bare driver (sqlite3 / pg) inserting the same records into the same schema (multi-row INSERT
- * ... ON CONFLICT DO NOTHING, one transaction per batch, no rollups). Reports records/s, the
- * client's CPU per record and the ratio sink / driver, per database, from one run.
+ * the recorder sends them: raw rows + the four summaries of rollup-schema.ts in one transaction)
+ * against the bare driver (sqlite3 / pg) on the same schema, in two ways:
+ *
+ * - `driver`, the reference: the same rows the sink writes. One transaction per batch, multi-row
+ *   INSERT ... ON CONFLICT (id) DO NOTHING of 400 rows a statement, then each summary added by
+ *   the database from the rows just inserted with one INSERT ... SELECT ... GROUP BY ... ON
+ *   CONFLICT DO UPDATE (the summaries' SQL, `summariseSql`): on SQLite over the rowids past the
+ *   table's largest before the batch, on PostgreSQL over the insert's RETURNING rows (a CTE).
+ *   Plain SQL text each time, no prepared statements: the driver used directly.
+ * - `raw_only`: the raw rows alone (the same inserts, no summaries), what the summaries cost.
+ *
+ * Reports records/s, the client's CPU per record and the ratios sink / driver and sink /
+ * raw_only, per database and traffic shape, from one run.
  *
  *   npx ts-node --transpile-only bench/ingestion.ts [--quick]
  *
@@ -21,6 +30,7 @@ import { Database } from 'sqlite3';
 import { DataSource } from 'typeorm';
 import { buildTypeOrmOptions } from '../src/database/typeorm-options';
 import { LlmUsage } from '../src/modules/usage/entities/llm-usage.entity';
+import { summariseSql, SUMMARIES } from '../src/modules/usage/rollups/rollup-schema';
 import { DatabaseUsageSink } from '../src/plugins/sinks/database-usage.sink';
 import type { UsageRecord } from '../src/plugins/sdk';
 import { runSection } from './support/common';
@@ -28,13 +38,23 @@ import { runSection } from './support/common';
 const BATCH = 500;
 const ROWS_PER_STATEMENT = 400;
 
+interface Rate {
+  records_per_s: number;
+  cpu_us_per_record: number;
+}
+
 export interface IngestionFigures {
   records: number;
   rounds: number;
-  driver: { records_per_s: number; cpu_us_per_record: number };
-  sink: { records_per_s: number; cpu_us_per_record: number };
-  /** sink records/s ÷ driver records/s (median of the rounds). */
+  /** The bare driver writing the same rows as the sink (raw rows and summaries). */
+  driver: Rate;
+  /** The bare driver writing the raw rows alone. */
+  raw_only: Rate;
+  sink: Rate;
+  /** sink records/s ÷ driver records/s (median of the rounds' ratios). */
   ratio: number;
+  /** sink records/s ÷ raw_only records/s (median of the rounds' ratios). */
+  ratio_raw_only: number;
 }
 
 export interface IngestionResult {
@@ -52,7 +72,7 @@ export interface IngestionResult {
 export type IngestionShape = 'tasks' | 'scattered';
 
 /** Records 5 ms apart (ids random), 50 models, 1,000 users, 100,000 tasks. */
-function records(n: number, shape: IngestionShape): UsageRecord[] {
+export function records(n: number, shape: IngestionShape): UsageRecord[] {
   const start = Date.now() - n * 5;
   const out: UsageRecord[] = [];
   for (let i = 0; i < n; i++) {
@@ -128,21 +148,25 @@ async function timed(work: () => Promise<void>): Promise<Timed> {
   return { seconds, cpuUs: used.user + used.system };
 }
 
-/** The bare sqlite3 driver: one transaction per batch, multi-row INSERTs. */
-async function sqliteDriver(file: string, recs: UsageRecord[]): Promise<Timed> {
+/** The bare sqlite3 driver: one transaction per batch, multi-row INSERTs, then (`summaries`) the summaries of the new rows. */
+async function sqliteDriver(file: string, recs: UsageRecord[], summaries: boolean): Promise<Timed> {
   const db = new Database(file);
   const exec = (sql: string) => new Promise<void>((res, rej) => db.exec(sql, (e) => (e ? rej(e) : res())));
   const run = (sql: string, values: unknown[]) => new Promise<void>((res, rej) => db.run(sql, values, (e) => (e ? rej(e) : res())));
+  const maxRowid = () => new Promise<number>((res, rej) => db.get<{ m: number }>('SELECT COALESCE(MAX(rowid), 0) AS m FROM llm_usage', (e, row) => (e ? rej(e) : res(row.m))));
   await exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;');
   try {
     return await timed(async () => {
       for (let b = 0; b < recs.length; b += BATCH) {
-        await exec('BEGIN');
+        // IMMEDIATE: the write lock before reading the largest rowid, so no other writer comes between.
+        await exec('BEGIN IMMEDIATE');
+        const before = summaries ? await maxRowid() : 0;
         const batch = recs.slice(b, b + BATCH);
         for (let i = 0; i < batch.length; i += ROWS_PER_STATEMENT) {
           const rows = batch.slice(i, i + ROWS_PER_STATEMENT);
           await run(driverInsertSql(false, rows.length), driverValues(rows, false));
         }
+        if (summaries) for (const s of SUMMARIES) await run(summariseSql('sqlite', s, `u.rowid > ${before}`), []);
         await exec('COMMIT');
       }
     });
@@ -151,10 +175,15 @@ async function sqliteDriver(file: string, recs: UsageRecord[]): Promise<Timed> {
   }
 }
 
-/** The bare pg driver: one transaction per batch, multi-row INSERTs. */
-async function postgresDriver(url: string, recs: UsageRecord[]): Promise<Timed> {
+/** The bare pg driver: one transaction per batch, multi-row INSERTs, each (`summaries`) with the summaries of the rows it wrote in the same statement. */
+async function postgresDriver(url: string, recs: UsageRecord[], summaries: boolean): Promise<Timed> {
   const c = new Client({ connectionString: url });
   await c.connect();
+  const sql = (rows: number) => {
+    const insert = driverInsertSql(true, rows);
+    if (!summaries) return insert;
+    return `WITH written AS (${insert} RETURNING *)${SUMMARIES.map((s, i) => `, s${i} AS (${summariseSql('postgres', s, 'TRUE', 'written')})`).join('')} SELECT 1`;
+  };
   try {
     return await timed(async () => {
       for (let b = 0; b < recs.length; b += BATCH) {
@@ -162,7 +191,7 @@ async function postgresDriver(url: string, recs: UsageRecord[]): Promise<Timed> 
         const batch = recs.slice(b, b + BATCH);
         for (let i = 0; i < batch.length; i += ROWS_PER_STATEMENT) {
           const rows = batch.slice(i, i + ROWS_PER_STATEMENT);
-          await c.query(driverInsertSql(true, rows.length), driverValues(rows, true));
+          await c.query(sql(rows.length), driverValues(rows, true));
         }
         await c.query('COMMIT');
       }
@@ -204,22 +233,24 @@ async function scratchPostgres(serverUrl: string): Promise<{ url: string; drop: 
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-function figures(n: number, driver: Timed[], sink: Timed[]): IngestionFigures {
-  const rate = (t: Timed) => n / t.seconds;
-  const ratios = driver.map((d, i) => rate(sink[i]) / rate(d));
-  return {
-    records: n,
-    rounds: driver.length,
-    driver: { records_per_s: Math.round(median(driver.map(rate))), cpu_us_per_record: Math.round(median(driver.map((t) => t.cpuUs / n)) * 10) / 10 },
-    sink: { records_per_s: Math.round(median(sink.map(rate))), cpu_us_per_record: Math.round(median(sink.map((t) => t.cpuUs / n)) * 10) / 10 },
-    ratio: Math.round(median(ratios) * 1000) / 1000,
-  };
+function figures(n: number, t: Record<Writer, Timed[]>): IngestionFigures {
+  const rate = (x: Timed) => n / x.seconds;
+  const of = (xs: Timed[]): Rate => ({
+    records_per_s: Math.round(median(xs.map(rate))),
+    cpu_us_per_record: Math.round(median(xs.map((x) => x.cpuUs / n)) * 10) / 10,
+  });
+  const ratio = (ref: Timed[]) => Math.round(median(ref.map((d, i) => rate(t.sink[i]) / rate(d))) * 1000) / 1000;
+  return { records: n, rounds: t.sink.length, driver: of(t.driver), raw_only: of(t.raw_only), sink: of(t.sink), ratio: ratio(t.driver), ratio_raw_only: ratio(t.raw_only) };
 }
+
+type Writer = 'driver' | 'raw_only' | 'sink';
+const WRITERS: Writer[] = ['driver', 'raw_only', 'sink'];
 
 /**
  * Runs the benchmark; `quick` uses 20,000 records and one round (CI), else 200,000 records and
- * three rounds (the median is reported). Driver and sink alternate within a round, each on a
- * freshly migrated database, so both see the same machine load.
+ * three rounds (the median is reported). The three writers take turns within a round (the first
+ * one rotating from round to round), each on a freshly migrated database, so all see the same
+ * machine load.
  */
 export async function run(opts: { quick: boolean; postgresUrl?: string }): Promise<IngestionResult> {
   const n = opts.quick ? 20_000 : 200_000;
@@ -228,38 +259,38 @@ export async function run(opts: { quick: boolean; postgresUrl?: string }): Promi
   const dir = mkdtempSync(join(tmpdir(), 'asa-bench-ingest-'));
   const server = opts.postgresUrl ?? process.env.BENCH_POSTGRES_URL ?? process.env.TEST_DATABASE_URL;
   const result: IngestionResult = { sqlite: {} as IngestionResult['sqlite'], postgres: server ? ({} as IngestionResult['sqlite']) : null };
+  const order = (r: number) => WRITERS.map((_, i) => WRITERS[(i + r) % WRITERS.length]);
   try {
     for (const shape of shapes) {
       const recs = records(n, shape);
-      const sd: Timed[] = [];
-      const ss: Timed[] = [];
+      const sq: Record<Writer, Timed[]> = { driver: [], raw_only: [], sink: [] };
       for (let r = 0; r < rounds; r++) {
-        const driverFile = join(dir, `driver-${shape}-${r}.db`);
-        await (await migrated({ type: 'sqlite', path: driverFile })).destroy();
-        sd.push(await sqliteDriver(driverFile, recs));
-        const ds = await migrated({ type: 'sqlite', path: join(dir, `sink-${shape}-${r}.db`) });
-        ss.push(await sinkRun(ds, recs));
-        await ds.destroy();
-      }
-      result.sqlite[shape] = figures(n, sd, ss);
-      if (!server || !result.postgres) continue;
-      const pd: Timed[] = [];
-      const ps: Timed[] = [];
-      for (let r = 0; r < rounds; r++) {
-        const a = await scratchPostgres(server);
-        const b = await scratchPostgres(server);
-        try {
-          await (await migrated({ type: 'postgres', url: a.url })).destroy();
-          pd.push(await postgresDriver(a.url, recs));
-          const ds = await migrated({ type: 'postgres', url: b.url });
-          ps.push(await sinkRun(ds, recs));
+        for (const w of order(r)) {
+          const file = join(dir, `${w}-${shape}-${r}.db`);
+          const ds = await migrated({ type: 'sqlite', path: file });
+          if (w === 'sink') sq.sink.push(await sinkRun(ds, recs));
           await ds.destroy();
-        } finally {
-          await a.drop();
-          await b.drop();
+          if (w !== 'sink') sq[w].push(await sqliteDriver(file, recs, w === 'driver'));
+          rmSync(file, { force: true });
         }
       }
-      result.postgres[shape] = figures(n, pd, ps);
+      result.sqlite[shape] = figures(n, sq);
+      if (!server || !result.postgres) continue;
+      const pg: Record<Writer, Timed[]> = { driver: [], raw_only: [], sink: [] };
+      for (let r = 0; r < rounds; r++) {
+        for (const w of order(r)) {
+          const scratch = await scratchPostgres(server);
+          try {
+            const ds = await migrated({ type: 'postgres', url: scratch.url });
+            if (w === 'sink') pg.sink.push(await sinkRun(ds, recs));
+            await ds.destroy();
+            if (w !== 'sink') pg[w].push(await postgresDriver(scratch.url, recs, w === 'driver'));
+          } finally {
+            await scratch.drop();
+          }
+        }
+      }
+      result.postgres[shape] = figures(n, pg);
     }
     return result;
   } finally {
@@ -277,6 +308,7 @@ function forHarness(r: IngestionResult) {
       shape,
       recorderPerSecond: f.sink.records_per_s,
       rawPerSecond: f.driver.records_per_s,
+      rawRowsOnlyPerSecond: f.raw_only.records_per_s,
     }));
   });
   return { figures, ...r };

@@ -2,6 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
+import { MIGRATIONS } from '../src/database/migration-list';
+import { CreateUsageRollups1764600000000 } from '../src/database/migrations/1764600000000-CreateUsageRollups';
 import { rebuildRollups } from '../src/modules/usage/rollups/rollup-rebuild';
 import { HOUR_MS } from '../src/modules/usage/rollups/rollup-schema';
 import { JobLeaseService } from '../src/database/job-lease.service';
@@ -194,7 +196,9 @@ function rollupSuite(env: () => Record<string, string>) {
 
   it('the migration builds the rollups from the rows already there', async () => {
     const ds = t.app.get(DataSource);
-    await ds.undoLastMigration({ transaction: 'each' });
+    // Back to before CreateUsageRollups: it and the migrations after it undone, newest first.
+    for (let i = MIGRATIONS.indexOf(CreateUsageRollups1764600000000); i < MIGRATIONS.length; i++) await ds.undoLastMigration({ transaction: 'each' });
+    expect(await count(`SELECT COUNT(*) AS n FROM migrations WHERE name = 'CreateUsageRollups1764600000000'`)).toBe(0);
     expect(await count('SELECT COUNT(*) AS n FROM llm_usage')).toBe(records.length);
     await ds.runMigrations({ transaction: 'each' });
     await expectWindowsExact(t, records, 4, 4);

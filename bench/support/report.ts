@@ -73,8 +73,12 @@ interface ScrapeResult {
 }
 /** What bench/ingestion.ts is expected to report (see the hook in bench/run.ts). */
 interface IngestionResult {
-  /** Per database and traffic shape: `tasks` (calls grouped by running tasks) and `scattered` (the rollups' worst case). */
-  figures?: { database: string; shape?: string; recorderPerSecond: number; rawPerSecond: number }[];
+  /**
+   * Per database and traffic shape: `tasks` (calls grouped by running tasks) and `scattered` (the
+   * rollups' worst case). `rawPerSecond` is the bare driver writing the same rows as the recorder
+   * (raw rows and summaries), `rawRowsOnlyPerSecond` the bare driver writing the raw rows alone.
+   */
+  figures?: { database: string; shape?: string; recorderPerSecond: number; rawPerSecond: number; rawRowsOnlyPerSecond?: number }[];
 }
 
 const resultOf = <T>(r: BenchResult, name: string): T | null => (r.sections[name]?.status === 'ok' ? ((r.sections[name].result as T | undefined) ?? null) : null);
@@ -125,15 +129,17 @@ export function targetStatuses(r: BenchResult): TargetStatus[] {
   }
   const ingestion = resultOf<IngestionResult>(r, 'ingestion');
   for (const database of ['sqlite', 'postgres']) {
-    const f = ingestion?.figures?.find((x) => x.database === database && (x.shape ?? 'tasks') === 'tasks');
-    const worst = ingestion?.figures?.find((x) => x.database === database && x.shape === 'scattered');
+    const shapes = ['tasks', 'scattered']
+      .map((shape) => ingestion?.figures?.find((x) => x.database === database && (x.shape ?? 'tasks') === shape))
+      .filter((f): f is NonNullable<typeof f> => f !== undefined);
+    const describe = (f: (typeof shapes)[number]) =>
+      `${pct(f.recorderPerSecond / f.rawPerSecond)} (${Math.round(f.recorderPerSecond)} vs ${Math.round(f.rawPerSecond)} records/s) with ` +
+      `${f.shape === 'scattered' ? 'calls scattered over users and models' : 'task traffic'}` +
+      (f.rawRowsOnlyPerSecond ? ` (${pct(f.recorderPerSecond / f.rawRowsOnlyPerSecond)} of the driver writing the raw rows alone)` : '');
     out.push({
-      target: `ingestion through the recorder ≥ 80 % of the raw driver, ${database === 'sqlite' ? 'SQLite' : 'PostgreSQL'}`,
-      status: f ? (f.recorderPerSecond / f.rawPerSecond >= 0.8 ? 'met' : 'not met') : 'pending',
-      measured: f
-        ? `${pct(f.recorderPerSecond / f.rawPerSecond)} (${Math.round(f.recorderPerSecond)} vs ${Math.round(f.rawPerSecond)} records/s) with task traffic` +
-          (worst ? `; ${pct(worst.recorderPerSecond / worst.rawPerSecond)} with calls scattered over users and models` : '')
-        : (r.sections.ingestion?.note ?? 'not measured'),
+      target: `ingestion through the recorder ≥ 80 % of the raw driver writing the same rows, ${database === 'sqlite' ? 'SQLite' : 'PostgreSQL'}`,
+      status: shapes.length > 0 ? (shapes.every((f) => f.recorderPerSecond / f.rawPerSecond >= 0.8) ? 'met' : 'not met') : 'pending',
+      measured: shapes.length > 0 ? shapes.map(describe).join('; ') : (r.sections.ingestion?.note ?? 'not measured'),
     });
   }
   if (r.quick && !r.partial) out.push({ target: '`npm run bench -- --quick` under two minutes', status: r.seconds < 120 ? 'met' : 'not met', measured: `${r.seconds} s` });

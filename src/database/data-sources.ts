@@ -4,6 +4,7 @@ import { OPEN_READONLY, OPEN_READWRITE } from 'sqlite3';
 import { DataSource, DataSourceOptions } from 'typeorm';
 import type { SqliteDriver } from 'typeorm/driver/sqlite/SqliteDriver';
 import type { DatabaseConfig } from '../config/database.config';
+import { SQLITE_DRIVER } from './typeorm-options';
 
 /**
  * The DataSource API reads go through (usage API, task reads, /health).
@@ -57,6 +58,7 @@ async function openSqlite(main: DataSource, db: DatabaseConfig, name: string, fl
   if (db.type !== 'sqlite' || db.path === ':memory:') return main;
   const ds = new DataSource({
     type: 'sqlite',
+    driver: SQLITE_DRIVER,
     name,
     database: db.path,
     flags,

@@ -1,13 +1,15 @@
+import { createHash } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
 import { DataSource, EntityManager, ValueTransformer } from 'typeorm';
+import { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata';
 import { ApplyValueTransformers } from 'typeorm/util/ApplyValueTransformers';
 import { LlmUsage } from '../../modules/usage/entities/llm-usage.entity';
 import { CONFIRMING_SINK } from '../../modules/usage/journal/journal.constants';
 import type { UsageRecord, UsageSink, UsageSinkPolicy, UsageSinkWriteResult } from '../sdk';
 import { isPermanentDataError } from '../../database/database-errors';
-import { DbType, placeholder, RollupDelta } from '../../modules/usage/rollups/rollup-schema';
+import { DbType, summariseSql, SUMMARIES } from '../../modules/usage/rollups/rollup-schema';
 
-/** Rows per INSERT statement: 25 columns x 400 rows stays under SQLite's and PostgreSQL's bind-parameter limits. */
+/** Rows per INSERT statement on SQLite: 25 columns x 400 rows stays under its bind-parameter limit. */
 const ROWS_PER_STATEMENT = 400;
 const INT32_MAX = 2_147_483_647;
 
@@ -16,6 +18,7 @@ interface InsertColumn {
   column: string;
   bool: boolean;
   transformer: ValueTransformer | ValueTransformer[] | null;
+  metadata: ColumnMetadata;
 }
 
 /**
@@ -30,6 +33,7 @@ export class DatabaseUsageSink implements UsageSink {
   private readonly logger = new Logger(DatabaseUsageSink.name);
   private varcharLimits: [keyof LlmUsage, number][] | null = null;
   private insertColumns: InsertColumn[] | null = null;
+  private postgresWrite: { name: string; text: string } | null = null;
 
   constructor(private readonly dataSource: DataSource) {}
 
@@ -57,28 +61,55 @@ export class DatabaseUsageSink implements UsageSink {
   }
 
   /**
-   * One multi-row `INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id` per 400 rows, sent on the
-   * transaction's own driver connection (TypeORM's insert builder cost about half the CPU of a
-   * record), then the rollups of exactly the rows that were inserted, in the same transaction: a
-   * replayed or retried record is skipped by the insert and so never counted twice.
+   * The raw rows, then the summaries of exactly the rows that insert wrote (rollup-schema.ts), in
+   * the batch's transaction: a replayed or retried record is skipped by the insert (its id is
+   * there) and so never counted twice. The database computes the summaries from those rows with
+   * the SQL the rebuild uses (one INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE per
+   * summary), so the sink, the migration and `rollups:rebuild` agree to the nano-dollar. Both run
+   * on the transaction's own driver connection: TypeORM's insert builder cost about half the CPU
+   * of a record.
    */
   private async insert(manager: EntityManager, rows: LlmUsage[]): Promise<void> {
     const runner = manager.queryRunner;
     if (!runner) throw new Error('the usage sink must insert inside a transaction');
     const connection: unknown = await runner.connect();
-    const db = this.dbType;
-    const delta = new RollupDelta();
+    if (this.dbType === 'postgres') await this.insertPostgres(connection as PgConnection, rows);
+    else await this.insertSqlite(connection as SqliteConnection, rows);
+  }
+
+  /**
+   * One statement per batch, whatever its size: the rows go as one array per column through
+   * `unnest` (a fixed text, so a named statement parsed and planned once per connection, where
+   * multi-row VALUES cost a parse of thousands of parameters per batch), and the summaries read
+   * the rows the insert returned, as CTEs of the same statement.
+   */
+  private async insertPostgres(connection: PgConnection, rows: LlmUsage[]): Promise<void> {
+    const cols = this.columns();
+    const values = cols.map((c) => rows.map((row) => this.value(c, row, false)));
+    this.postgresWrite ??= postgresWriteStatement(cols.map((c) => ({ column: c.column, type: this.dataSource.driver.normalizeType(c.metadata) })));
+    await connection.query({ ...this.postgresWrite, values });
+  }
+
+  /**
+   * Multi-row INSERTs of up to 400 rows, then one summarising statement per summary over the rows
+   * they wrote: those past the rowid the table held before them. SQLite gives a new row the
+   * table's largest rowid + 1 (https://sqlite.org/autoinc.html), so the rows one statement
+   * inserted are the `changes` rowids up to `lastID`, and the transaction holds the database's
+   * only write lock from its first insert on, so no other connection adds rows in between.
+   */
+  private async insertSqlite(connection: SqliteConnection, rows: LlmUsage[]): Promise<void> {
+    const cols = this.columns();
+    let before: number | null = null;
     for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
       const chunk = rows.slice(i, i + ROWS_PER_STATEMENT);
-      const byId = new Map<string, LlmUsage>();
-      for (const row of chunk) if (!byId.has(row.id)) byId.set(row.id, row);
-      const inserted = await run(db, connection, insertSql(db, this.columns(), chunk.length), this.values(chunk), chunk.length);
-      for (const { id } of inserted) {
-        const row = byId.get(id);
-        if (row) delta.add(row);
-      }
+      const values = new Array<unknown>(chunk.length * cols.length);
+      let k = 0;
+      for (const row of chunk) for (const c of cols) values[k++] = this.value(c, row, true);
+      const { changes, lastID } = await sqliteRun(connection, sqliteInsertSql(cols, chunk.length), values);
+      if (changes > 0 && before === null) before = lastID - changes;
     }
-    for (const [sql, values] of delta.statements(db)) await run(db, connection, sql, values);
+    if (before === null) return;
+    for (const s of SUMMARIES) await sqliteRun(connection, summariseSql('sqlite', s, `u.rowid > ${before}`), []);
   }
 
   private get dbType(): DbType {
@@ -92,24 +123,17 @@ export class DatabaseUsageSink implements UsageSink {
       column: c.databaseName,
       bool: c.type === 'boolean',
       transformer: c.transformer ?? null,
+      metadata: c,
     }));
     return this.insertColumns;
   }
 
-  private values(rows: LlmUsage[]): unknown[] {
-    const cols = this.columns();
+  /** A row's value for a column as the driver takes it. */
+  private value(c: InsertColumn, row: LlmUsage, sqlite: boolean): unknown {
+    // The entity's column transformers apply as with TypeORM's insert (tags are stored as canonical JSON).
+    const v = (c.transformer ? ApplyValueTransformers.transformTo(c.transformer, row[c.prop]) : row[c.prop]) ?? null;
     // TypeORM stores booleans as 0/1 on SQLite; the raw driver must do the same.
-    const sqlite = this.dbType === 'sqlite';
-    const out = new Array<unknown>(rows.length * cols.length);
-    let k = 0;
-    for (const row of rows) {
-      for (const c of cols) {
-        // The entity's column transformers apply as with TypeORM's insert (tags are stored as canonical JSON).
-        const v = (c.transformer ? ApplyValueTransformers.transformTo(c.transformer, row[c.prop]) : row[c.prop]) ?? null;
-        out[k++] = c.bool && sqlite ? (v ? 1 : 0) : v;
-      }
-    }
-    return out;
+    return c.bool && sqlite ? (v ? 1 : 0) : v;
   }
 
   /**
@@ -147,37 +171,43 @@ export class DatabaseUsageSink implements UsageSink {
   }
 }
 
-const insertSqlCache = new Map<string, string>();
+const sqliteInsertSqlCache = new Map<number, string>();
 
-function insertSql(db: DbType, cols: { column: string }[], rowCount: number): string {
-  const cacheKey = `${db}:${rowCount}`;
-  let sql = insertSqlCache.get(cacheKey);
+function sqliteInsertSql(cols: { column: string }[], rowCount: number): string {
+  let sql = sqliteInsertSqlCache.get(rowCount);
   if (sql === undefined) {
-    const tuples: string[] = [];
-    for (let r = 0; r < rowCount; r++) tuples.push(`(${cols.map((_, c) => placeholder(db, r * cols.length + c + 1)).join(', ')})`);
-    sql = `INSERT INTO llm_usage (${cols.map((c) => c.column).join(', ')}) VALUES ${tuples.join(', ')} ON CONFLICT (id) DO NOTHING RETURNING id`;
-    insertSqlCache.set(cacheKey, sql);
+    const tuple = `(${cols.map(() => '?').join(', ')})`;
+    sql = `INSERT INTO llm_usage (${cols.map((c) => c.column).join(', ')}) VALUES ${new Array<string>(rowCount).fill(tuple).join(', ')} ON CONFLICT (id) DO NOTHING`;
+    sqliteInsertSqlCache.set(rowCount, sql);
   }
   return sql;
 }
 
-interface SqliteConnection {
-  all(sql: string, values: unknown[], cb: (err: Error | null, rows: { id: string }[]) => void): void;
-}
-interface PgConnection {
-  query(q: { text: string; values: unknown[]; name?: string }): Promise<{ rows: { id: string }[] }>;
+/**
+ * The batch's statement on PostgreSQL: the insert as a CTE returning the rows it wrote, and one
+ * summarising CTE per summary over them. Named by a hash of its text, so a connection prepares
+ * it once and a changed text never meets an old preparation.
+ */
+function postgresWriteStatement(cols: { column: string; type: string }[]): { name: string; text: string } {
+  const arrays = cols.map((c, i) => `$${i + 1}::${c.type}[]`).join(', ');
+  const insert = `INSERT INTO llm_usage (${cols.map((c) => c.column).join(', ')}) SELECT * FROM unnest(${arrays}) ON CONFLICT (id) DO NOTHING RETURNING *`;
+  const summaries = SUMMARIES.map((s, i) => `, summary_${i} AS (${summariseSql('postgres', s, 'TRUE', 'written')})`).join('');
+  const text = `WITH written AS (${insert})${summaries} SELECT COUNT(*) AS written FROM written`;
+  return { name: `asa_usage_write_${createHash('sha1').update(text).digest('hex').slice(0, 16)}`, text };
 }
 
-/**
- * Runs a statement on the driver connection of the transaction. On PostgreSQL, inserts of a full
- * chunk are named prepared statements (parsed and planned once per connection).
- */
-async function run(db: DbType, connection: unknown, sql: string, values: unknown[], rowCount?: number): Promise<{ id: string }[]> {
-  if (db === 'postgres') {
-    const name = rowCount === ROWS_PER_STATEMENT ? `asa_usage_insert_${rowCount}` : undefined;
-    return (await (connection as PgConnection).query({ text: sql, values, name })).rows;
-  }
+interface SqliteConnection {
+  run(sql: string, values: unknown[], cb: (this: { changes: number; lastID: number }, err: Error | null) => void): void;
+}
+interface PgConnection {
+  query(q: { text: string; values: unknown[]; name?: string }): Promise<unknown>;
+}
+
+function sqliteRun(connection: SqliteConnection, sql: string, values: unknown[]): Promise<{ changes: number; lastID: number }> {
   return new Promise((resolve, reject) =>
-    (connection as SqliteConnection).all(sql, values, (err, rows) => (err ? reject(err) : resolve(rows ?? []))),
+    connection.run(sql, values, function (err) {
+      if (err) reject(err);
+      else resolve({ changes: this.changes, lastID: this.lastID });
+    }),
   );
 }

@@ -13,8 +13,9 @@
  *
  * All hold sums only (counts, tokens, integer nano-dollars, latency in whole microseconds), so
  * adding rows to them is exact and order-free. They are maintained in the usage sink's batch
- * transaction, from the rows that insert actually wrote (see `RollupDelta`), and rebuilt from the
- * raw rows by `npm run rollups:rebuild` and by the migration that created them.
+ * transaction with `summariseSql` over exactly the rows that batch's insert wrote, and rebuilt from
+ * the raw rows with the same SQL by `npm run rollups:rebuild` and by the migration that created
+ * them, so every path computes the same numbers.
  */
 export const HOURLY_TABLE = 'llm_usage_hourly';
 export const DAILY_MODEL_TABLE = 'llm_usage_daily_model';
@@ -110,15 +111,19 @@ const columnsOf = (s: Summary) => [...s.keys, ...MEASURES, ...(s.firstAt ? [FIRS
 
 /**
  * `INSERT INTO <table> (...) SELECT ... FROM llm_usage u WHERE <where> GROUP BY ...`: builds a
- * summary from raw rows (the migration and the rebuild). Adds to existing rows on conflict, so it
- * can also fold raw rows into summaries that already hold other hours or tasks.
+ * summary from raw rows (the migration, the rebuild and the usage sink). Adds to existing rows on
+ * conflict, so it can also fold raw rows into summaries that already hold other hours or tasks.
+ * `source` is what the raw rows are read from: the table, or (the sink on PostgreSQL) a CTE of
+ * the rows an INSERT ... RETURNING just wrote.
  */
-export function summariseSql(db: DbType, s: Summary, where: string): string {
+export function summariseSql(db: DbType, s: Summary, where: string, source = 'llm_usage'): string {
   const measures = rawMeasureExprs(db);
   const select = [...s.keys.map((k) => RAW_KEY_EXPRS[k]), ...MEASURES.map((m) => measures[m]), ...(s.firstAt ? ['MIN(u.created_at_ms)'] : [])];
+  // A summary keyed by task holds only the calls made for a task.
+  const rows = s.keys.includes('task_id') ? `(${where}) AND u.task_id IS NOT NULL` : where;
   // The WHERE is not optional: SQLite needs one before ON CONFLICT in INSERT ... SELECT to parse the upsert.
   return (
-    `INSERT INTO ${s.table} (${columnsOf(s).join(', ')}) SELECT ${select.join(', ')} FROM llm_usage u WHERE ${where} ` +
+    `INSERT INTO ${s.table} (${columnsOf(s).join(', ')}) SELECT ${select.join(', ')} FROM ${source} u WHERE ${rows} ` +
     `GROUP BY ${s.keys.map((k) => RAW_KEY_EXPRS[k]).join(', ')} ` +
     `ON CONFLICT (${s.keys.join(', ')}) DO UPDATE SET ${updates(db, s)}`
   );
@@ -143,123 +148,6 @@ function updates(db: DbType, s: Summary): string {
   if (s.firstAt) sums.push(`${FIRST_AT} = ${db === 'postgres' ? 'LEAST' : 'MIN'}(${s.table}.${FIRST_AT}, excluded.${FIRST_AT})`);
   return sums.join(', ');
 }
-
-/** The fields of a raw row the summaries are made of (a `UsageRecord` as the sink stored it). */
-export interface SummarisedRow {
-  createdAtMs: number;
-  taskId: string | null;
-  userId: string | null;
-  provider: string;
-  requestedModel: string;
-  status: string;
-  inputTokens: number;
-  cachedInputTokens: number;
-  cacheWriteTokens: number;
-  outputTokens: number;
-  reasoningTokens: number;
-  totalTokens: number;
-  costNanos: number | null;
-  unpriced: boolean;
-  latencyMs: number;
-  estimated: boolean;
-}
-
-interface Sums {
-  keys: (string | number)[];
-  /** The measures in MEASURES order except cost_nanos (see COUNTED). */
-  counts: number[];
-  cost: bigint;
-  firstMs: number;
-}
-
-/**
- * What a batch of newly inserted rows adds to the summaries, computed in memory with the same
- * rules as the SQL above, then written as one multi-row upsert per table.
- */
-export class RollupDelta {
-  private readonly groups = SUMMARIES.map(() => new Map<string, Sums>());
-
-  add(r: SummarisedRow): void {
-    for (let i = 0; i < SUMMARIES.length; i++) {
-      const s = SUMMARIES[i];
-      if (s.keys.includes('task_id') && r.taskId === null) continue;
-      this.fold(this.groups[i], s.keys.map((k) => keyValue(k, r)), r);
-    }
-  }
-
-  /** Statements (SQL with placeholders, values) that add this delta to the summary tables. */
-  statements(db: DbType): [sql: string, values: unknown[]][] {
-    const out: [string, unknown[]][] = [];
-    SUMMARIES.forEach((s, i) => {
-      const list = [...this.groups[i].values()];
-      // At most 18 values a row: 400 rows stay under SQLite's 32,766 and PostgreSQL's 65,535 bind parameters.
-      for (let j = 0; j < list.length; j += 400) out.push(upsertStatement(db, s, list.slice(j, j + 400)));
-    });
-    return out;
-  }
-
-  private fold(map: Map<string, Sums>, keys: (string | number)[], r: SummarisedRow): void {
-    const id = keys.join('\u0000');
-    let s = map.get(id);
-    if (!s) {
-      s = { keys, counts: new Array<number>(MEASURES.length - 1).fill(0), cost: 0n, firstMs: r.createdAtMs };
-      map.set(id, s);
-    }
-    const c = s.counts;
-    if (r.createdAtMs < s.firstMs) s.firstMs = r.createdAtMs;
-    c[0] += 1;
-    c[1] += r.totalTokens;
-    c[2] += r.inputTokens;
-    c[3] += r.outputTokens;
-    c[4] += r.cachedInputTokens;
-    c[5] += r.cacheWriteTokens;
-    c[6] += r.reasoningTokens;
-    c[7] += r.unpriced ? 1 : 0;
-    c[8] += r.estimated ? 1 : 0;
-    if (r.costNanos !== null) s.cost += BigInt(r.costNanos);
-    // A sum of latency_us passes 2^53 only after ~285 years of latency.
-    c[9] += Math.trunc(r.latencyMs * 1000);
-    c[10] += r.status === 'success' ? 0 : 1;
-  }
-}
-
-function keyValue(k: KeyColumn, r: SummarisedRow): string | number {
-  switch (k) {
-    case 'hour_ms':
-      return Math.floor(r.createdAtMs / HOUR_MS) * HOUR_MS;
-    case 'day_ms':
-      return Math.floor(r.createdAtMs / DAY_MS) * DAY_MS;
-    case 'task_id':
-      return r.taskId as string;
-    case 'requested_model':
-      return r.requestedModel;
-    case 'user_id':
-      return r.userId ?? NO_USER;
-    case 'provider':
-      return r.provider;
-    case 'status':
-      return r.status;
-  }
-}
-
-function upsertStatement(db: DbType, s: Summary, groups: Sums[]): [string, unknown[]] {
-  const cols = columnsOf(s);
-  const values: unknown[] = [];
-  const tuples: string[] = [];
-  for (const g of groups) {
-    const base = values.length;
-    values.push(...g.keys, ...g.counts.slice(0, 9), bigintParam(g.cost), ...g.counts.slice(9));
-    if (s.firstAt) values.push(g.firstMs);
-    tuples.push(`(${cols.map((_, i) => placeholder(db, base + i + 1)).join(', ')})`);
-  }
-  const sql = `INSERT INTO ${s.table} (${cols.join(', ')}) VALUES ${tuples.join(', ')} ON CONFLICT (${s.keys.join(', ')}) DO UPDATE SET ${updates(db, s)}`;
-  return [sql, values];
-}
-
-export const placeholder = (db: DbType, n: number) => (db === 'postgres' ? `$${n}` : '?');
-
-/** A BigInt as the drivers take it: a number while exact, else its decimal text (both databases cast it to BIGINT). */
-export const bigintParam = (v: bigint): number | string => (v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= -BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString());
 
 export const floorHour = (ms: number) => Math.floor(ms / HOUR_MS) * HOUR_MS;
 export const ceilHour = (ms: number) => Math.ceil(ms / HOUR_MS) * HOUR_MS;
