@@ -28,7 +28,10 @@ export function promptCountJob(endpoint: GatewayEndpoint, body: Json, model: str
 export function maxOutputTokens(endpoint: GatewayEndpoint, body: Json): number {
   if (endpoint === 'embeddings') return 0;
   const given = endpoint === 'chat' ? (body.max_completion_tokens ?? body.max_tokens) : body.max_output_tokens;
-  return typeof given === 'number' && Number.isInteger(given) && given >= 0 ? Math.min(given, MAX_REPORTED_TOKENS) : DEFAULT_MAX_OUTPUT_TOKENS;
+  const perChoice = typeof given === 'number' && Number.isInteger(given) && given >= 0 ? given : DEFAULT_MAX_OUTPUT_TOKENS;
+  // A chat asking for `n` choices may be billed `n` times the output: the worst case reserves them all.
+  const choices = endpoint === 'chat' && typeof body.n === 'number' && Number.isInteger(body.n) && body.n > 1 ? body.n : 1;
+  return Math.min(perChoice * choices, MAX_REPORTED_TOKENS);
 }
 
 /** Token counts of a Responses API `usage` object. */
