@@ -17,12 +17,15 @@ export function bodyLimits(env: NodeJS.ProcessEnv = process.env): BodyLimits {
   return { api: API_MAX_BODY_BYTES, gateway: validateEnv(env).GATEWAY_MAX_BODY_BYTES ?? DEFAULT_GATEWAY_MAX_BODY_BYTES };
 }
 
-/** The limit of the route a request is for: the gateway's under /v1, the API's elsewhere. */
-export const bodyLimitOf = (limits: BodyLimits, url: string | undefined): number => (isOpenAiPath(url) ? limits.gateway : limits.api);
-
 const mib = (bytes: number) => (bytes % 1_048_576 === 0 ? `${bytes / 1_048_576} MiB` : `${bytes} bytes`);
 
-export function bodyTooLarge(limit: number, url: string | undefined): PayloadTooLargeException {
-  const setting = isOpenAiPath(url) ? ' (GATEWAY_MAX_BODY_BYTES)' : '';
-  return new PayloadTooLargeException(`the request body is larger than this endpoint's limit of ${mib(limit)}${setting}`);
+/**
+ * The 413 for a body of `bytes` sent to `url`, or undefined when it is within that route's limit
+ * (the gateway's under /v1, the API's elsewhere).
+ */
+export function bodyTooLarge(limits: BodyLimits, url: string | undefined, bytes: number): PayloadTooLargeException | undefined {
+  const gateway = isOpenAiPath(url);
+  const limit = gateway ? limits.gateway : limits.api;
+  if (bytes <= limit) return undefined;
+  return new PayloadTooLargeException(`the request body is larger than this endpoint's limit of ${mib(limit)}${gateway ? ' (GATEWAY_MAX_BODY_BYTES)' : ''}`);
 }

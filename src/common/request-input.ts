@@ -2,7 +2,7 @@ import { HttpStatus } from '@nestjs/common';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyRequest, RawServerDefault } from 'fastify';
 import { DomainException } from './domain.exception';
-import { bodyLimitOf, bodyLimits, bodyTooLarge } from './body-limits';
+import { bodyLimits, bodyTooLarge } from './body-limits';
 
 /** Deepest nesting of arrays and objects a JSON body may have; no request of this API needs more than a few. */
 export const MAX_JSON_DEPTH = 64;
@@ -135,14 +135,11 @@ export function installRequestInputChecks(app: NestFastifyApplication): void {
   const fastify = app.getHttpAdapter().getInstance();
   const limits = bodyLimits();
   // A declared length over the route's limit is refused before the body is read.
-  fastify.addHook('onRequest', (req, _reply, done) => {
-    const limit = bodyLimitOf(limits, req.url);
-    done(Number(req.headers['content-length'] ?? 0) > limit ? bodyTooLarge(limit, req.url) : undefined);
-  });
+  fastify.addHook('onRequest', (req, _reply, done) => done(bodyTooLarge(limits, req.url, Number(req.headers['content-length'] ?? 0))));
   app.useBodyParser<RawServerDefault>('application/json', { bodyLimit: fastify.initialConfig.bodyLimit }, (req, body, done) => {
-    const limit = bodyLimitOf(limits, req.url);
-    if (body.length > limit) {
-      done(bodyTooLarge(limit, req.url), undefined); // sent without a length (chunked)
+    const tooLarge = bodyTooLarge(limits, req.url, body.length); // sent without a length (chunked)
+    if (tooLarge) {
+      done(tooLarge, undefined);
       return;
     }
     if (jsonDepthExceeds(body, MAX_JSON_DEPTH)) {
