@@ -72,19 +72,22 @@ describe('quota rules', () => {
     expect(created.json()).toEqual({
       id: 'team-weekly', scope: {}, limit_usd: '12.5', limit_tokens: 1000000, window: { rolling_hours: 24 }, thresholds: [10, 90], action: 'alert', notify: [], source: 'api',
     });
-    expect((await post({ id: 'team-weekly', limit_usd: '1', window: 'day' })).statusCode).toBe(409);
-    const put = await t.app.inject({ method: 'PUT', url: '/api/v1/quotas/team-weekly', headers: ADMIN, payload: { limit_usd: '0.000000001', window: 'week' } });
+    expect((await post({ id: 'team-weekly', scope: {}, limit_usd: '1', window: 'day' })).statusCode).toBe(409);
+    const put = await t.app.inject({ method: 'PUT', url: '/api/v1/quotas/team-weekly', headers: ADMIN, payload: { scope: {}, limit_usd: '0.000000001', window: 'week' } });
     expect(put.statusCode, put.body).toBe(200);
     expect(put.json()).toMatchObject({ id: 'team-weekly', limit_usd: '0.000000001', window: 'week', thresholds: [50, 80, 100], action: 'alert', notify: null });
-    const renamed = await t.app.inject({ method: 'PUT', url: '/api/v1/quotas/team-weekly', headers: ADMIN, payload: { id: 'other', limit_usd: '1', window: 'week' } });
+    const renamed = await t.app.inject({ method: 'PUT', url: '/api/v1/quotas/team-weekly', headers: ADMIN, payload: { id: 'other', scope: {}, limit_usd: '1', window: 'week' } });
     expect(renamed.statusCode).toBe(400);
     expect((await t.app.inject({ method: 'DELETE', url: '/api/v1/quotas/team-weekly', headers: ADMIN })).statusCode).toBe(204);
     expect((await t.app.inject({ method: 'GET', url: '/api/v1/quotas/team-weekly', headers: ADMIN })).statusCode).toBe(404);
     expect((await t.app.inject({ method: 'DELETE', url: '/api/v1/quotas/team-weekly', headers: ADMIN })).statusCode).toBe(404);
   });
 
-  const base = { id: 'bad', limit_usd: '1', window: 'day' };
+  const base = { id: 'bad', scope: {}, limit_usd: '1', window: 'day' };
   it.each([
+    ['no scope', { id: 'bad', limit_usd: '1', window: 'day' }, /^scope is required: an object with any of user_id, model, task_id \(\{\} = every call\)/],
+    ['a null scope', { ...base, scope: null }, /^scope is required/],
+    ['a scope that is not an object', { ...base, scope: 'alice' }, /^scope must be an object/],
     ['unknown scope key', { ...base, scope: { region: 'eu' } }, /^scope\.region is not a scope key/],
     ['negative limit_usd', { ...base, limit_usd: '-5' }, /^limit_usd must not be negative/],
     ['negative limit_usd number', { ...base, limit_usd: -5 }, /^limit_usd must not be negative/],
@@ -94,7 +97,7 @@ describe('quota rules', () => {
     ['limit_usd with a unit', { ...base, limit_usd: '$50' }, /^limit_usd must be a plain decimal .*got "\$50"/],
     ['limit_usd an object', { ...base, limit_usd: { usd: 5 } }, /^limit_usd must be a decimal string or number/],
     ['negative limit_tokens', { ...base, limit_usd: undefined, limit_tokens: -1 }, /^limit_tokens must not be negative/],
-    ['no limit', { id: 'bad', window: 'day' }, /^limit_usd or limit_tokens is required/],
+    ['no limit', { id: 'bad', scope: {}, window: 'day' }, /^limit_usd or limit_tokens is required/],
     ['unknown notifier', { ...base, notify: ['pager'] }, /^notify names "pager", which is not a configured notifier/],
     ['bad window', { ...base, window: 'year' }, /^window must be "task", "day", "week", "month" or \{ "rolling_hours": N \}/],
     ['bad rolling window', { ...base, window: { rolling_hours: 0 } }, /^window\.rolling_hours must be a whole number of hours/],

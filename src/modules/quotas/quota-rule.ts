@@ -102,8 +102,9 @@ export function trimUsd(nanos: bigint): string {
 }
 
 function parseScope(value: unknown): QuotaScope {
-  if (value === undefined || value === null) return {};
-  if (!isObject(value)) throw new RuleProblem('scope', 'must be an object with any of user_id, model, task_id (empty = global)');
+  // Required, so a rule whose scope was left out or mistyped is refused rather than applied to every call.
+  if (value === undefined || value === null) throw new RuleProblem('scope', 'is required: an object with any of user_id, model, task_id ({} = every call)');
+  if (!isObject(value)) throw new RuleProblem('scope', 'must be an object with any of user_id, model, task_id ({} = every call)');
   const scope: QuotaScope = {};
   for (const [key, v] of Object.entries(value)) {
     if (!(SCOPE_KEYS as readonly string[]).includes(key)) {
