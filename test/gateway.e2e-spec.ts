@@ -415,6 +415,24 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
     expect(r).toMatchObject({ status: 'error', errorType: 'abandoned', estimated: true });
   });
 
+  it('a client that leaves before the answer stops the upstream call and is recorded as abandoned, its prompt counted', async () => {
+    fake.enqueue({ content: 'too late', delayMs: 10_000 });
+    const controller = new AbortController();
+    const sent = sdk(ALICE_KEY, { 'x-asa-tags': 'run=left-before-answer' }).chat.completions.create(CHAT, { signal: controller.signal });
+    await until('the call to reach the upstream', async () => (fake.chatRequests().length > 0 ? true : null));
+    controller.abort();
+    await expect(sent).rejects.toThrow(/abort/i);
+
+    const r = await until('the abandoned record', async () => {
+      await flush();
+      return (await repo().find()).find((x) => x.tags?.run === 'left-before-answer');
+    });
+    expect(r).toMatchObject({ status: 'error', errorType: 'abandoned', streamed: false, estimated: true, outputTokens: 0, userId: 'alice' });
+    expect(r.inputTokens).toBe(new TokenCounter().countChatPrompt(CHAT));
+    expect(r.costNanos).toBe(priceOf(r));
+    expect(r.latencyMs).toBeLessThan(9_000); // ended when the client left, not when the upstream would have answered
+  });
+
   it('a quota refuses a gateway call with 429 budget_exceeded naming the rule, before the upstream is called, and SDKs do not retry it', async () => {
     const rule = { id: 'gw-bob-cap', scope: { user_id: 'bob' }, limit_usd: 0.000000001, window: 'day', action: 'block' };
     const created = await t.app.inject({ method: 'POST', url: '/api/v1/quotas', payload: rule, headers: bearer(ADMIN_KEY) });

@@ -10,7 +10,7 @@ import { parseUsageTags, UsageTags } from '../../common/usage-tags';
 import { InjectReadDataSource } from '../../database/data-sources';
 import type { Principal } from '../auth/principal';
 import { USER_ID_PATTERN } from '../auth/api-key-file';
-import type { TrackedCall } from '../llm/llm-client';
+import type { TrackedCall, TrackedOutcome } from '../llm/llm-client';
 import { LlmClientFactory } from '../llm/llm-client.factory';
 import { TASK_ID_PATTERN } from '../usage/dto/usage-query.dto';
 import { GatewayUpstreams, ListedModel } from './gateway-upstreams.service';
@@ -43,6 +43,9 @@ const DROPPED_HEADERS = new Set([
   'openai-organization',
   'openai-project',
 ]);
+
+/** What a client that left before the upstream's answer came leaves to record: the prompt, counted locally. */
+const LEFT_BEFORE_ANSWER: TrackedOutcome = { responseModel: null, tokens: null, completionText: '' };
 
 /** Who a call is accounted to. */
 interface Attribution {
@@ -120,8 +123,11 @@ export class GatewayService {
     try {
       res = await call.run(() => call.openai.post(UPSTREAM_PATHS[endpoint], { body: upstreamBody, ...call.requestOptions }).asResponse());
     } catch (err) {
+      if (abort.signal.aborted) {
+        await call.abandon(LEFT_BEFORE_ANSWER); // nobody is left to answer
+        return;
+      }
       await call.fail(err);
-      if (abort.signal.aborted) return; // nobody is left to answer
       throw upstreamError(err);
     }
     // The upstream's status and headers are passed on once its answer can be: for a plain call,
@@ -139,8 +145,11 @@ export class GatewayService {
       try {
         text = await res.text();
       } catch (err) {
+        if (abort.signal.aborted) {
+          await call.abandon(LEFT_BEFORE_ANSWER);
+          return;
+        }
         await call.fail(err);
-        if (abort.signal.aborted) return;
         const mapped = upstreamError(err);
         if (mapped !== err) throw mapped;
         throw new OpenAiErrorException(

@@ -96,7 +96,11 @@ export interface TrackedCall {
   succeed(outcome: TrackedOutcome): Promise<UsageRecord | null>;
   /** Failed before a response (`partial` absent) or in the middle of a stream (`partial`: what came so far). */
   fail(err: unknown, partial?: TrackedOutcome): Promise<UsageRecord | null>;
-  /** The client went away in the middle of a stream: `abandoned`, with what came so far. */
+  /**
+   * The client went away (before the answer, or in the middle of a stream): `abandoned`, with what
+   * came so far; its tokens counted locally when `partial.tokens` is null (nothing, when the client
+   * left before the request was sent).
+   */
   abandon(partial: TrackedOutcome): Promise<UsageRecord | null>;
 }
 
@@ -323,6 +327,8 @@ export class LlmClient implements AgentLlm {
       },
       abandon: async (partial) => {
         call.stopClock();
+        // Left before anything was sent: nothing reached the provider, so nothing is charged.
+        if (abortedBeforeSend) return call.finish({ status: 'error', errorType: 'abandoned', responseModel: null, tokens: ZERO_TOKENS, estimated: false });
         return call.finish({ status: 'error', errorType: 'abandoned', ...(await outcome(partial)) });
       },
     };
