@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { nanosToUsdExact } from '../src/common/money';
+import { MIGRATIONS } from '../src/database/migration-list';
+import { CreateGatewayTasks1764800000000 } from '../src/database/migrations/1764800000000-CreateGatewayTasks';
 import { PricingService } from '../src/modules/llm/pricing/pricing.service';
 import { TokenCounter } from '../src/modules/llm/token-count';
 import { TokenEstimator } from '../src/modules/llm/token-estimator';
@@ -487,6 +489,71 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
     const bobsView = await t.app.inject({ method: 'GET', url: '/api/v1/usage/task/bobs-task', headers: bearer(BOB_KEY) });
     expect(bobsView.statusCode, bobsView.body).toBe(200);
     expect(bobsView.json()).toMatchObject({ total_requests: 2 });
+  });
+
+  it('a new task id is its first caller\'s from the moment the call is admitted: another user is refused while that call is still in flight, and the owner sees the task at once', async () => {
+    fake.enqueue({ content: 'slow answer', delayMs: 1_500 });
+    const bobsCall = sdk(BOB_KEY, { 'x-asa-task-id': 'claimed-in-flight' }).chat.completions.create(CHAT).withResponse();
+    await until('bob\'s call to reach the upstream', async () => (fake.chatRequests().length === 1 ? true : null));
+
+    const alice = await sdk(ALICE_KEY, { 'x-asa-task-id': 'claimed-in-flight' }).chat.completions.create(CHAT).catch((e: unknown) => e);
+    expect(alice).toBeInstanceOf(APIError);
+    expect((alice as APIError).status).toBe(403);
+    expect((alice as APIError).message).toContain('task "claimed-in-flight" belongs to another user');
+    const adminAsAlice = await sdk(ADMIN_KEY, { 'x-asa-user-id': 'alice', 'x-asa-task-id': 'claimed-in-flight' }).chat.completions.create(CHAT).catch((e: unknown) => e);
+    expect((adminAsAlice as APIError).status).toBe(403);
+    expect(fake.chatRequests()).toHaveLength(1);
+    const taskUsage = (key: string) => t.app.inject({ method: 'GET', url: '/api/v1/usage/task/claimed-in-flight', headers: bearer(key) });
+    const early = await taskUsage(BOB_KEY);
+    expect(early.statusCode, early.body).toBe(200);
+    expect(early.json()).toMatchObject({ task_id: 'claimed-in-flight', total_requests: 0 });
+    expect((await taskUsage(ALICE_KEY)).statusCode).toBe(404);
+
+    const { response } = await bobsCall;
+    const [r] = await recordsWithId(response.headers.get('x-asa-request-id')!);
+    expect(r).toMatchObject({ userId: 'bob', taskId: 'claimed-in-flight', status: 'success' });
+    expect((await taskUsage(BOB_KEY)).json()).toMatchObject({ total_requests: 1 });
+  });
+
+  it('first calls of two users racing for one new task id: one user gets it, every call of the other is refused, and no record of the loser is under it', async () => {
+    const task = 'contested-task';
+    const calls = [ALICE_KEY, BOB_KEY, ALICE_KEY, BOB_KEY, ALICE_KEY, BOB_KEY].map((key) =>
+      sdk(key, { 'x-asa-task-id': task })
+        .chat.completions.create(CHAT)
+        .withResponse()
+        .then(({ response }) => ({ key, id: response.headers.get('x-asa-request-id')! }))
+        .catch((e: unknown) => ({ key, status: (e as APIError).status })),
+    );
+    const results = await Promise.all(calls);
+    const won = results.filter((r): r is { key: string; id: string } => 'id' in r);
+    const lost = results.filter((r) => !('id' in r));
+    expect(won).toHaveLength(3);
+    const winner = won[0].key;
+    expect(won.every((r) => r.key === winner)).toBe(true);
+    expect(lost.every((r) => r.key !== winner && 'status' in r && r.status === 403)).toBe(true);
+    await flush();
+    const underTask = await repo().findBy({ taskId: task });
+    expect(underTask).toHaveLength(3);
+    expect(new Set(underTask.map((r) => r.userId))).toEqual(new Set([winner === ALICE_KEY ? 'alice' : 'bob']));
+  });
+
+  it('the migration that brought task id claims gives each task id already recorded to the user of its first call', async () => {
+    fake.enqueue({}, {});
+    await sdk(BOB_KEY, { 'x-asa-task-id': 'recorded-before-claims' }).chat.completions.create(CHAT);
+    await sdk(ADMIN_KEY, { 'x-asa-task-id': 'recorded-without-user' }).chat.completions.create(CHAT);
+    await flush();
+    const ds = t.app.get(DataSource);
+    const owners = async () =>
+      Object.fromEntries(
+        (await ds.query(`SELECT task_id, user_id FROM gateway_tasks WHERE task_id IN ('recorded-before-claims', 'recorded-without-user')`)).map(
+          (row: { task_id: string; user_id: string | null }) => [row.task_id, row.user_id],
+        ),
+      );
+    // Back to before CreateGatewayTasks (it and any later migration undone, newest first), then forward again.
+    for (let i = MIGRATIONS.indexOf(CreateGatewayTasks1764800000000); i < MIGRATIONS.length; i++) await ds.undoLastMigration({ transaction: 'each' });
+    await expect(ds.query('SELECT COUNT(*) FROM gateway_tasks')).rejects.toThrow();
+    await ds.runMigrations({ transaction: 'each' });
+    expect(await owners()).toEqual({ 'recorded-before-claims': 'bob', 'recorded-without-user': null });
   });
 
   it('a prefix route sends the model without its prefix to its own upstream, with that upstream\'s key', async () => {

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { gatewayConfig } from '../../config/gateway.config';
+import { GatewayTaskOwners } from './gateway-task-owners.service';
 import { GatewayUpstreams } from './gateway-upstreams.service';
 import { GatewayController } from './gateway.controller';
 import { GatewayService } from './gateway.service';
@@ -9,6 +10,6 @@ import { GatewayService } from './gateway.service';
 @Module({
   imports: [ConfigModule.forFeature(gatewayConfig)],
   controllers: [GatewayController],
-  providers: [GatewayUpstreams, GatewayService],
+  providers: [GatewayUpstreams, GatewayTaskOwners, GatewayService],
 })
 export class GatewayModule {}

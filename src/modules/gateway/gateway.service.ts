@@ -3,16 +3,15 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { DataSource } from 'typeorm';
 import { nanosToUsdExact } from '../../common/money';
 import { OpenAiErrorException, openAiError } from '../../common/openai-error';
 import { parseUsageTags, UsageTags } from '../../common/usage-tags';
-import { InjectReadDataSource } from '../../database/data-sources';
 import type { Principal } from '../auth/principal';
 import { USER_ID_PATTERN } from '../auth/api-key-file';
 import type { TrackedCall, TrackedOutcome } from '../llm/llm-client';
 import { LlmClientFactory } from '../llm/llm-client.factory';
 import { TASK_ID_PATTERN } from '../usage/dto/usage-query.dto';
+import { GatewayTaskOwners } from './gateway-task-owners.service';
 import { GatewayUpstreams, ListedModel } from './gateway-upstreams.service';
 import { GatewayEndpoint, isJsonObject, maxOutputTokens, outcomeOfResponse, promptCountJob, StreamAccumulator } from './gateway-usage';
 import { SseEventSplitter } from './sse-events';
@@ -66,7 +65,7 @@ export class GatewayService {
   constructor(
     private readonly upstreams: GatewayUpstreams,
     private readonly llm: LlmClientFactory,
-    @InjectReadDataSource() private readonly read: DataSource,
+    private readonly taskOwners: GatewayTaskOwners,
   ) {}
 
   models(): Promise<ListedModel[]> {
@@ -230,10 +229,9 @@ export class GatewayService {
     if (principal.scope === 'admin') {
       // A task's calls belong to its user: an admin key naming a task may leave the user out (the
       // task's is taken) but may not put another user's calls under it, which would hide the
-      // task's usage from its owner.
-      const owner = task === null ? undefined : await this.taskOwner(task);
-      if (owner === undefined) return { userId: user, taskId: task, tags };
-      if (user !== null && user !== owner) {
+      // task's usage from its owner. A new task id is claimed for the user named (or for no user).
+      const owner = task === null ? user : await this.taskOwners.claim(task, user);
+      if (task !== null && user !== null && user !== owner) {
         throw forbidden(`task "${task}" belongs to ${owner === null ? 'no user' : `user "${owner}"`}; ${USER_HEADER} must name that user or be left out`);
       }
       return { userId: owner, taskId: task, tags };
@@ -241,35 +239,10 @@ export class GatewayService {
     if (user !== null && user !== principal.userId) {
       throw forbidden(`API key "${principal.keyName}" belongs to user "${principal.userId}"; only an admin key may set ${USER_HEADER} to another user`);
     }
-    if (task !== null && !(await this.taskOpenTo(task, principal.userId))) {
-      throw forbidden(`task "${task}" belongs to another user; a user key may attribute calls only to its own tasks (or a new task id)`);
+    if (task !== null && (await this.taskOwners.claim(task, principal.userId)) !== principal.userId) {
+      throw forbidden(`task "${task}" belongs to another user; a user key may attribute calls only to its own tasks (or a new task id, which becomes its own)`);
     }
     return { userId: principal.userId, taskId: task, tags };
-  }
-
-  /**
-   * The user a task id belongs to: its task's, else that of the calls already recorded under it;
-   * undefined when nothing carries the id yet (a new task id).
-   */
-  private async taskOwner(taskId: string): Promise<string | null | undefined> {
-    const first = (table: string, column: string) =>
-      this.read.createQueryBuilder().select('t.user_id', 'user_id').from(table, 't').where(`t.${column} = :taskId`, { taskId }).limit(1).getRawOne<{ user_id: string | null }>();
-    const row = (await first('tasks', 'id')) ?? (await first('llm_usage', 'task_id'));
-    return row === undefined ? undefined : row.user_id;
-  }
-
-  /** Whether a user key may add calls to this task id: no task and no call of another user carries it. */
-  private async taskOpenTo(taskId: string, userId: string | null): Promise<boolean> {
-    const other = (table: string, column: string) =>
-      this.read
-        .createQueryBuilder()
-        .select('1', 'found')
-        .from(table, 't')
-        .where(`t.${column} = :taskId`, { taskId })
-        .andWhere('(t.user_id IS NULL OR t.user_id <> :userId)', { userId })
-        .limit(1)
-        .getRawOne();
-    return !(await other('tasks', 'id')) && !(await other('llm_usage', 'task_id'));
   }
 }
 

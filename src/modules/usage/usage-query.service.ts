@@ -319,14 +319,17 @@ export class UsageQueryService {
       .groupBy('r.user_id')
       .getRawMany<{ user_id: string }>();
     if (rows.length > 0) return rows.map((r) => (r.user_id === NO_USER ? null : r.user_id));
-    // A task of the task runner that made no LLM call yet exists too (200 with zeros).
-    const task = await this.read
-      .createQueryBuilder()
-      .select('t.user_id', 'user_id')
-      .from('tasks', 't')
-      .where('t.id = :taskId', { taskId })
-      .getRawOne<{ user_id: string | null }>();
-    return task ? [task.user_id] : null;
+    // A task of the task runner that made no LLM call yet exists too (200 with zeros), as does a
+    // task id a gateway call claimed whose record is not written yet.
+    const owner = async (table: string, idColumn: string) =>
+      this.read
+        .createQueryBuilder()
+        .select('t.user_id', 'user_id')
+        .from(table, 't')
+        .where(`t.${idColumn} = :taskId`, { taskId })
+        .getRawOne<{ user_id: string | null }>();
+    const found = (await owner('tasks', 'id')) ?? (await owner('gateway_tasks', 'task_id'));
+    return found ? [found.user_id] : null;
   }
 
   /**
