@@ -14,7 +14,7 @@ import { ConfigType } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module';
-import { PluginStartError } from './common/plugin-loader';
+import { StartConfigError } from './common/start-config-error';
 import { appConfig } from './config/app.config';
 import { ApiKeyService } from './modules/auth/api-key.service';
 import { createHttpAdapter, setupApp } from './setup-app';
@@ -43,14 +43,15 @@ async function bootstrap(): Promise<void> {
 }
 
 /**
- * Nest's ExceptionHandler logs an error that stops the start with its stack trace. A plugin that
- * cannot be loaded, a bad plugins file or two plugins with one name is a configuration problem:
- * exitWithError prints its one-line message, and the stack would only bury it.
+ * Nest's ExceptionHandler logs an error that stops the start with its stack trace. A bad keys,
+ * gateway, pricing or plugins file, a plugin that cannot be loaded or a missing sandbox is a
+ * configuration problem (StartConfigError): exitWithError prints its one-line message, and the
+ * stack would only bury it.
  */
 class StartLogger extends ConsoleLogger {
   error(message: unknown, ...rest: unknown[]): void {
     const fromExceptionHandler = rest[rest.length - 1] === 'ExceptionHandler';
-    if (fromExceptionHandler && message instanceof PluginStartError) return;
+    if (fromExceptionHandler && message instanceof StartConfigError) return;
     super.error(message, ...rest);
   }
 }

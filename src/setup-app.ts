@@ -24,7 +24,8 @@ export function createHttpAdapter(opts: { trustProxy?: boolean } = {}): FastifyA
     trustProxy: opts.trustProxy ?? false,
     // Fastify's own check, at the largest limit; each route's own is checked in request-input.ts.
     bodyLimit: Math.max(limits.api, limits.gateway),
-    maxParamLength: MAX_PARAM_LENGTH,
+    // Under routerOptions: Fastify 5 deprecates the top-level router options (warning FSTDEP022).
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors: (error: FastifyError, _req: FastifyRequest, reply: FastifyReply) => {
       const status = error.statusCode ?? 400;
       const message =

@@ -68,10 +68,20 @@ describe('starting the built service', () => {
     const svc = startService({ cwd: dir, env: { PORT: String(await freePort()), API_KEYS_FILE: join(dir, 'keys.json') } });
     const { code } = await svc.exited;
     expect(code).toBe(1);
-    // Nest's own ExceptionHandler logs the error with its stack first; the last line on stderr is ours.
-    // (stdout's log lines may be read after it: the two pipes are not ordered against each other.)
+    // (stdout's log lines may be read after stderr's: the two pipes are not ordered against each other.)
     const lastLine = svc.errorOutput().trim().split('\n').pop();
     expect(lastLine).toMatch(new RegExp(`^API keys file ${join(dir, 'keys.json')}: entry 0 \\("x"\\): scope must be`));
+    expect(svc.output()).not.toMatch(/^\s+at /m); // a message to act on, not a stack trace
+  }, 60_000);
+
+  it('refuses to start on a gateway file that is not JSON with one plain line naming the file, no stack trace', async () => {
+    writeFileSync(join(dir, 'gateway.json'), '{ "routes": ');
+    const svc = startService({ cwd: dir, env: { PORT: String(await freePort()), GATEWAY_FILE: join(dir, 'gateway.json') } });
+    const { code } = await svc.exited;
+    expect(code).toBe(1);
+    expect(svc.errorOutput().trim().split('\n').pop()).toMatch(new RegExp(`^Gateway file ${join(dir, 'gateway.json')}: not valid JSON`));
+    expect(svc.output()).not.toMatch(/^\s+at /m);
+    expect(svc.output()).not.toContain('FSTDEP'); // no deprecation warning on the way either
   }, 60_000);
 });
 

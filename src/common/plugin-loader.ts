@@ -1,14 +1,10 @@
 import { isAbsolute, resolve } from 'node:path';
 import { major, minor, valid } from 'semver';
 import { SDK_API_VERSION } from '../plugins/sdk/version';
+import { StartConfigError } from './start-config-error';
 
 /** A plugin configuration problem that stops the start: its one-line message says all (no stack trace). */
-export class PluginStartError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = new.target.name;
-  }
-}
+export class PluginStartError extends StartConfigError {}
 
 /** A plugin named in configuration that could not be loaded; the message names the plugin and why, on one line. */
 export class PluginLoadError extends PluginStartError {

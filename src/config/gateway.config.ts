@@ -2,6 +2,7 @@ import { registerAs } from '@nestjs/config';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { validateEnv } from './env.validation';
+import { StartConfigError } from '../common/start-config-error';
 
 export const DEFAULT_GATEWAY_FILE = 'config/gateway.json';
 /** The upstream every file may route to without declaring it: OPENAI_BASE_URL / OPENAI_API_KEY / LLM_PROVIDER. */
@@ -24,7 +25,7 @@ export interface GatewayRoute {
   upstream: string;
 }
 
-export class GatewayFileError extends Error {
+export class GatewayFileError extends StartConfigError {
   constructor(file: string, problem: string) {
     super(`Gateway file ${file}: ${problem}`);
   }

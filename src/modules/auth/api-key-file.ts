@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { StartConfigError } from '../../common/start-config-error';
 
 /** One entry of the API keys file. Only the SHA-256 of a key is ever stored. */
 export interface ApiKeyEntry {
@@ -25,7 +26,7 @@ export const USER_ID_PATTERN = /^[A-Za-z0-9._:@-]{1,100}$/;
 const NAME_PATTERN = /^[A-Za-z0-9._:@-]{1,64}$/;
 const SHA256_PATTERN = /^[0-9a-f]{64}$/;
 
-export class ApiKeyFileError extends Error {
+export class ApiKeyFileError extends StartConfigError {
   constructor(file: string, problem: string) {
     super(`API keys file ${file}: ${problem}`);
   }

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, relative } from 'node:path';
 import { Decimal, parseDecimal } from '../../../common/decimal';
+import { StartConfigError } from '../../../common/start-config-error';
 
 /** A per-million-token rate: flat, or tiered by the call's input token count. */
 export type PriceRate = Decimal | TieredRate;
@@ -37,7 +38,7 @@ export interface PriceOverrides {
   readonly entries: readonly PriceOverride[];
 }
 
-export class PriceOverridesError extends Error {}
+export class PriceOverridesError extends StartConfigError {}
 
 const RATE_FIELDS = {
   input: 'input',

@@ -9,6 +9,7 @@ import { runSandboxedCommand } from '../agent/sandboxed-command';
 import { BwrapSandbox } from './bwrap-sandbox';
 import { NoSandbox } from './no-sandbox';
 import { PROBE_PREFIX, Sandbox, SANDBOX_GID, SANDBOX_UID } from './sandbox';
+import { StartConfigError } from '../../../common/start-config-error';
 
 /** The part of the tasks configuration the sandbox is built from. */
 export type SandboxConfig = Pick<TasksConfig, 'sandbox' | 'sandboxNetwork' | 'workspaceDir' | 'executableSearchPath'>;
@@ -16,7 +17,7 @@ export type SandboxConfig = Pick<TasksConfig, 'sandbox' | 'sandboxNetwork' | 'wo
 const OPT_OUT = 'or set TASK_SANDBOX=none to run test commands without isolation (then only admin API keys may submit tasks)';
 
 /** The start stops with this: a message saying what to install or change, no stack trace needed. */
-export class SandboxUnavailableError extends Error {}
+export class SandboxUnavailableError extends StartConfigError {}
 
 /**
  * Builds the sandbox TASK_SANDBOX asks for. For bwrap, finds bubblewrap on PATH and runs one
