@@ -1,4 +1,4 @@
-import OpenAI, { APIConnectionTimeoutError, RateLimitError, InternalServerError } from 'openai';
+import OpenAI, { APIConnectionTimeoutError, APIError, RateLimitError, InternalServerError } from 'openai';
 import { SIMULATOR_FINGERPRINT, simulatedTokenCount } from '../src/simulator/openai-compatible-server';
 import { FakeOpenAi } from './fixtures/fake-openai';
 
@@ -114,6 +114,17 @@ describe('OpenAI-compatible simulator', () => {
     const norm = Math.sqrt(floats.data[0].embedding.reduce((s, v) => s + v * v, 0));
     expect(norm).toBeCloseTo(1, 5);
     expect(floats.usage.prompt_tokens).toBe(77);
+  });
+
+  it('rejects embeddings without a usable input with a 400 naming input, as OpenAI does', async () => {
+    for (const body of [{ model: 'e' }, { model: 'e', input: '' }, { model: 'e', input: [] }, { model: 'e', input: [{}] }, { model: 'e', input: null }]) {
+      const err = await client.embeddings.create(body as never).catch((e: unknown) => e);
+      expect(err, JSON.stringify(body)).toBeInstanceOf(APIError);
+      expect((err as APIError).status).toBe(400);
+      expect((err as APIError).message).toContain("'input' is required");
+    }
+    const tokens = await client.embeddings.create({ model: 'e', input: [[1, 2, 3]], encoding_format: 'float', dimensions: 2 });
+    expect(tokens.data).toHaveLength(1);
   });
 
   it('lists models, including ones requested before', async () => {

@@ -127,6 +127,9 @@ export function startOpenAiCompatibleServer(opts: {
     if (!body || typeof body !== 'object' || typeof body.model !== 'string' || body.model === '') {
       return sendError(res, 400, 'you must provide a model parameter', 'invalid_request_error');
     }
+    if (isEmbeddings && !isEmbeddingInput(body.input)) {
+      return sendError(res, 400, "'input' is required: a non-empty string, an array of strings, or an array of token ids", 'invalid_request_error');
+    }
     seenModels.add(body.model);
 
     let reply: SimulatedReply;
@@ -370,6 +373,13 @@ async function streamResponse(
   send('response.output_text.done', { item_id: `msg_sim_${n}`, output_index: 0, content_index: 0, text: content });
   send('response.completed', { response: responsesResponse(body, reply, n, 'completed') });
   res.end();
+}
+
+/** What OpenAI takes as embeddings input: a non-empty string, or a non-empty array of strings, token ids or token id arrays. */
+function isEmbeddingInput(input: unknown): boolean {
+  if (typeof input === 'string') return input !== '';
+  if (!Array.isArray(input) || input.length === 0) return false;
+  return input.every((x) => typeof x === 'string' || Number.isInteger(x) || (Array.isArray(x) && x.length > 0 && x.every((t) => Number.isInteger(t))));
 }
 
 function embeddingResponse(body: any, reply: SimulatedReply) {
