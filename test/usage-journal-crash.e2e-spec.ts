@@ -270,6 +270,15 @@ describe('usage journal: kill -9 under load (SQLite, real process)', () => {
   crashUnderLoad(async (dir) => sqliteDatabase(join(dir, 'asa.db')));
 });
 
+// USAGE_JOURNAL_SYNC=os: a start is waited for only until the operating system has it, which is
+// what a killed process needs (the kernel still writes its pages); only a power loss needs the disk.
+describe('usage journal: kill -9 under load with USAGE_JOURNAL_SYNC=os (SQLite, real process)', () => {
+  crashUnderLoad(async (dir) => {
+    const db = sqliteDatabase(join(dir, 'asa.db'));
+    return { ...db, env: { ...db.env, USAGE_JOURNAL_SYNC: 'os' } };
+  });
+});
+
 describePostgres('usage journal: kill -9 under load (real process)', () => {
   crashUnderLoad(async () => {
     const scratch: ScratchDatabase = await createScratchPostgres();

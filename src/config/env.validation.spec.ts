@@ -81,6 +81,12 @@ describe('repository source variables', () => {
 });
 
 describe('usage journal settings', () => {
+  it('reads USAGE_JOURNAL_SYNC as disk or os and names it when it is neither', () => {
+    expect(validateEnv({ USAGE_JOURNAL_SYNC: 'os' }).USAGE_JOURNAL_SYNC).toBe('os');
+    expect(validateEnv({}).USAGE_JOURNAL_SYNC).toBeUndefined();
+    expect(() => validateEnv({ USAGE_JOURNAL_SYNC: 'never' })).toThrow(/USAGE_JOURNAL_SYNC="never": USAGE_JOURNAL_SYNC must be disk or os/);
+  });
+
   it('reads USAGE_JOURNAL as on/off and names it when it is neither', () => {
     expect(validateEnv({ USAGE_JOURNAL: 'off' }).USAGE_JOURNAL).toBe(false);
     expect(validateEnv({ USAGE_JOURNAL: 'on' }).USAGE_JOURNAL).toBe(true);

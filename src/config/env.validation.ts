@@ -149,6 +149,9 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(toBool) @IsBoolean({ message: 'USAGE_JOURNAL must be on or off' })
   USAGE_JOURNAL?: boolean;
 
+  @IsOptional() @IsIn(['disk', 'os'], { message: 'USAGE_JOURNAL_SYNC must be disk or os' })
+  USAGE_JOURNAL_SYNC?: 'disk' | 'os';
+
   @IsOptional() @IsString() @Matches(/\S/, { message: 'USAGE_JOURNAL_DIR must be a folder path' })
   USAGE_JOURNAL_DIR?: string;
 

@@ -37,6 +37,12 @@ export const usageConfig = registerAs('usage', () => {
     journal: {
       /** USAGE_JOURNAL=off turns the crash journal off (tests that do not want it); on by default. */
       enabled: env.USAGE_JOURNAL ?? true,
+      /**
+       * What a call waits for before its request is sent: `disk` (default), its start entry on the
+       * disk (fdatasync), which survives a power loss; `os`, the entry handed to the operating
+       * system (write), which survives the process dying, flushed to the disk right after.
+       */
+      sync: env.USAGE_JOURNAL_SYNC ?? 'disk',
       dir: env.USAGE_JOURNAL_DIR ? resolve(env.USAGE_JOURNAL_DIR) : defaultJournalDir(env.DATABASE_URL),
     },
   };

@@ -6,20 +6,30 @@ interface Waiter {
 }
 
 /**
- * An append-only file whose appends are durable when their promise resolves. Appends made
- * while the file is idle or while a write is in flight are gathered into one group: one `write`
- * and one `fdatasync` for all of them (group commit), so many calls starting together pay for
- * one disk flush, not one each.
+ * When an append's promise resolves: `disk`, once it is on the disk (`fdatasync`), so it survives
+ * a power loss; `os`, once the operating system has it (`write`), so it survives the process
+ * dying; it is flushed to the disk right after, and `sync()` waits for that.
+ */
+export type AppendDurability = 'disk' | 'os';
+
+/**
+ * An append-only file. Appends made while the file is idle or while a write is in flight are
+ * gathered into one group: one `write` and one `fdatasync` for all of them (group commit), so
+ * many calls starting together pay for one disk flush, not one each.
  */
 export class GroupCommitFile {
   private pending: string[] = [];
   private waiters: Waiter[] = [];
   private running = false;
   private scheduled = false;
-  /** Appends made so far, and how many of them have been written (or have failed). */
+  /** Appends made so far; how many of them have been written (or failed); how many are on the disk (or failed). */
   private appended = 0;
+  private written = 0;
   private settled = 0;
   private syncWaiters: { upTo: number; wake: () => void }[] = [];
+  /** `os` durability: the flush in progress, and whether writes came after it started. */
+  private flushing: Promise<void> | null = null;
+  private flushAgain = false;
   private closed = false;
   /** Bytes in the file, including what is queued. */
   bytes: number;
@@ -30,18 +40,23 @@ export class GroupCommitFile {
     readonly path: string,
     private readonly fh: FileHandle,
     size: number,
+    private readonly durability: AppendDurability,
+    private readonly onFlushError: (err: unknown) => void,
   ) {
     this.bytes = size;
   }
 
-  /** Opens (creating if needed) a file for appending. */
-  static async open(path: string): Promise<GroupCommitFile> {
+  /**
+   * Opens (creating if needed) a file for appending. `onFlushError` hears of a background flush
+   * that failed (`os` durability: the appends it covered had already resolved).
+   */
+  static async open(path: string, durability: AppendDurability = 'disk', onFlushError: (err: unknown) => void = () => undefined): Promise<GroupCommitFile> {
     const fh = await open(path, 'a');
     const { size } = await fh.stat();
-    return new GroupCommitFile(path, fh, size);
+    return new GroupCommitFile(path, fh, size, durability, onFlushError);
   }
 
-  /** Resolves once `data` (and everything appended before it) is on disk; rejects if that write failed. */
+  /** Resolves once `data` (and everything appended before it) is durable as the file's durability says; rejects if that write failed. */
   append(data: string): Promise<void> {
     if (this.closed) return Promise.reject(new Error(`journal file ${this.path} is closed`));
     this.pending.push(data);
@@ -61,22 +76,24 @@ export class GroupCommitFile {
   }
 
   /**
-   * Resolves when everything appended so far is durable (or has failed). Appends made later do
-   * not hold it back, so it cannot starve under a steady stream of appends.
+   * Resolves when everything appended so far is on the disk (or has failed), whatever the
+   * durability. Appends made later do not hold it back, so it cannot starve under a steady
+   * stream of appends.
    */
   sync(): Promise<void> {
     if (this.settled >= this.appended) return Promise.resolve();
     return new Promise<void>((wake) => this.syncWaiters.push({ upTo: this.appended, wake }));
   }
 
-  /** Waits for pending appends, then closes. Later appends are refused. */
+  /** Waits for pending appends and their flush, then closes. Later appends are refused. */
   async close(): Promise<void> {
     this.closed = true;
     await this.sync();
     await this.fh.close();
   }
 
-  private wakeSynced(): void {
+  private settle(upTo: number): void {
+    this.settled = Math.max(this.settled, upTo);
     const ready = this.syncWaiters.filter((w) => w.upTo <= this.settled);
     if (ready.length === 0) return;
     this.syncWaiters = this.syncWaiters.filter((w) => w.upTo > this.settled);
@@ -97,18 +114,40 @@ export class GroupCommitFile {
             const { bytesWritten } = await this.fh.write(data, off, data.length - off, null);
             off += bytesWritten;
           }
-          await this.fh.datasync();
+          if (this.durability === 'disk') await this.fh.datasync();
           this.stats.groups++;
           this.stats.entries += waiters.length;
           waiters.forEach((w) => w.resolve());
         } catch (err) {
           waiters.forEach((w) => w.reject(err));
         }
-        this.settled += waiters.length;
-        this.wakeSynced();
+        this.written += waiters.length;
+        if (this.durability === 'disk') this.settle(this.written);
+        else this.flush();
       }
     } finally {
       this.running = false;
     }
+  }
+
+  /** `os` durability: one fdatasync at a time, covering every write made before it started. */
+  private flush(): void {
+    if (this.flushing) {
+      this.flushAgain = true;
+      return;
+    }
+    this.flushing = (async () => {
+      do {
+        this.flushAgain = false;
+        const upTo = this.written;
+        try {
+          await this.fh.datasync();
+        } catch (err) {
+          this.onFlushError(err);
+        }
+        this.settle(upTo);
+      } while (this.flushAgain);
+      this.flushing = null;
+    })();
   }
 }

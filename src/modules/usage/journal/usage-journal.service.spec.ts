@@ -4,6 +4,7 @@ import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFi
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { usageRecord } from '../../../../test/support/usage-records';
+import type { AppendDurability } from './group-commit-file';
 import { CallStart, decodeSegment, encodeEntry } from './journal-entry';
 import { LOCK_FILE } from './journal-lock';
 import { interruptedRecord } from './usage-journal-replayer.service';
@@ -36,8 +37,8 @@ function lockOfDeadProcess(dir: string): void {
 describe('UsageJournal', () => {
   let dir: string;
   const journals: UsageJournal[] = [];
-  const open = async (d = dir) => {
-    const j = new UsageJournal({ journal: { enabled: true, dir: d } });
+  const open = async (d = dir, sync: AppendDurability = 'disk') => {
+    const j = new UsageJournal({ journal: { enabled: true, dir: d, sync } });
     await j.open();
     journals.push(j);
     return j;

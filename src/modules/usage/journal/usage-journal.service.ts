@@ -4,7 +4,7 @@ import { mkdir, open, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { usageConfig } from '../../../config/usage.config';
 import type { UsageRecord } from '../../../plugins/sdk';
-import { GroupCommitFile } from './group-commit-file';
+import { AppendDurability, GroupCommitFile } from './group-commit-file';
 import { CallStart, decodeSegment, encodeEntry, RunHeader } from './journal-entry';
 import { UsageJournalLockedException } from '../usage.exceptions';
 import { currentOwner, JournalLock } from './journal-lock';
@@ -49,6 +49,8 @@ export class UsageJournal implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(UsageJournal.name);
   readonly enabled: boolean;
   readonly dir: string;
+  /** What `started` waits for (USAGE_JOURNAL_SYNC): the disk, or the operating system. */
+  readonly sync: AppendDurability;
   /** Rotation size; a setting for tests, not for deployers. */
   maxSegmentBytes = DEFAULT_SEGMENT_BYTES;
   private lock: JournalLock | null = null;
@@ -65,6 +67,7 @@ export class UsageJournal implements OnModuleInit, OnApplicationShutdown {
   constructor(@Inject(usageConfig.KEY) config: Pick<ConfigType<typeof usageConfig>, 'journal'>) {
     this.enabled = config.journal.enabled;
     this.dir = config.journal.dir;
+    this.sync = config.journal.sync;
   }
 
   async onModuleInit(): Promise<void> {
@@ -93,7 +96,10 @@ export class UsageJournal implements OnModuleInit, OnApplicationShutdown {
     this.logger.log(`usage journal in ${this.dir}${seqs.length ? ` (${seqs.length} segments left by a previous run)` : ''}`);
   }
 
-  /** Journals a call's start; resolves once it is durable. Never rejects: a failed write is logged. */
+  /**
+   * Journals a call's start; resolves once it is on the disk (USAGE_JOURNAL_SYNC=disk) or with the
+   * operating system (`os`, flushed to the disk right after). Never rejects: a failed write is logged.
+   */
   started(call: CallStart): Promise<void> {
     const seg = this.active;
     if (!seg?.file) return Promise.resolve();
@@ -120,7 +126,7 @@ export class UsageJournal implements OnModuleInit, OnApplicationShutdown {
     );
   }
 
-  /** Journals a call's complete record; resolves once it is durable. Never rejects: a failed write is logged. */
+  /** Journals a call's complete record; resolves as `started` does. Never rejects: a failed write is logged. */
   ended(record: UsageRecord): Promise<void> {
     const seg = this.active;
     if (!seg?.file) return Promise.resolve();
@@ -249,7 +255,7 @@ export class UsageJournal implements OnModuleInit, OnApplicationShutdown {
 
   private async createSegment(seq: number): Promise<Segment> {
     const path = join(this.dir, segmentName(seq));
-    const file = await GroupCommitFile.open(path);
+    const file = await GroupCommitFile.open(path, this.sync, (err) => this.writeFailed(seg, err));
     const owner = currentOwner();
     await file.append(encodeEntry({ t: 'run', run: { pid: owner.pid, startedAtMs: owner.startedAtMs } }));
     await syncDir(this.dir); // the new file's name must survive a crash too
