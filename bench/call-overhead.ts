@@ -5,8 +5,9 @@
  * process and answers at once. Small and 80,000-character prompts (the bug-fix agent's size);
  * one call at a time (added p50/p99), 50 at a time (throughput), and streamed one at a time.
  * Rounds alternate which of the two goes first, and each figure is the median over rounds.
- * A third kind, LlmClient with USAGE_JOURNAL=off (a second app on its own SQLite file), shows
- * what the crash journal's durable writes (a group-committed fdatasync before each request) cost.
+ * Two more kinds, each a second app on its own SQLite file, show what the crash journal costs:
+ * LlmClient with USAGE_JOURNAL_SYNC=os (the start entry written, its fdatasync off the call's path)
+ * and with USAGE_JOURNAL=off (no journal).
  *
  *   npx ts-node --transpile-only bench/call-overhead.ts [--quick] [--out result.json]
  */
@@ -21,7 +22,8 @@ import { firstJsonLine, median, round, rssMb, runSection, spawnTs } from './supp
 const CONCURRENCY = 50;
 const LARGE_PROMPT_CHARS = 80_000;
 
-type Kind = 'sdk' | 'client' | 'noJournal';
+type Kind = 'sdk' | 'client' | 'osJournal' | 'noJournal';
+const KINDS: Kind[] = ['sdk', 'client', 'osJournal', 'noJournal'];
 type Mode = 'sequential' | 'concurrent' | 'streamed';
 
 export interface CallOverheadFigure {
@@ -31,6 +33,10 @@ export interface CallOverheadFigure {
   /** Median over rounds of each kind's per-call (or per-batch of 50) latency, ms. */
   readonly sdk: { p50: number; p99: number; callsPerSecond: number; cpuMsPerCall: number };
   readonly client: { p50: number; p99: number; callsPerSecond: number; cpuMsPerCall: number };
+  /** LlmClient with USAGE_JOURNAL_SYNC=os. */
+  readonly osJournal: { p50: number; p99: number; callsPerSecond: number; cpuMsPerCall: number };
+  readonly osJournalThroughputRatio: number;
+  readonly osJournalAddedP99Ms: number;
   /** LlmClient with USAGE_JOURNAL=off. */
   readonly noJournal: { p50: number; p99: number; callsPerSecond: number; cpuMsPerCall: number };
   readonly noJournalThroughputRatio: number;
@@ -84,9 +90,13 @@ async function main(quick: boolean) {
   const { LlmClientFactory } = await import('../src/modules/llm/llm-client.factory');
   const app = await NestFactory.createApplicationContext(AppModule, { logger: ['error', 'warn'] });
   const client = app.get(LlmClientFactory).forUser('bench-user');
-  Object.assign(process.env, { USAGE_JOURNAL: 'off', DATABASE_URL: `sqlite:${join(dir, 'bench-no-journal.db')}`, USAGE_JOURNAL_DIR: join(dir, 'journal-off') });
+  Object.assign(process.env, { USAGE_JOURNAL_SYNC: 'os', DATABASE_URL: `sqlite:${join(dir, 'bench-os-journal.db')}`, USAGE_JOURNAL_DIR: join(dir, 'journal-os') });
+  const appOsJournal = await NestFactory.createApplicationContext(AppModule, { logger: ['error'] });
+  const osJournal = appOsJournal.get(LlmClientFactory).forUser('bench-user');
+  Object.assign(process.env, { USAGE_JOURNAL: 'off', USAGE_JOURNAL_SYNC: 'disk', DATABASE_URL: `sqlite:${join(dir, 'bench-no-journal.db')}`, USAGE_JOURNAL_DIR: join(dir, 'journal-off') });
   const appNoJournal = await NestFactory.createApplicationContext(AppModule, { logger: ['error'] });
   const noJournal = appNoJournal.get(LlmClientFactory).forUser('bench-user');
+  const clients = { client, osJournal, noJournal };
   const sdk = new OpenAI({ apiKey: 'sk-bench', baseURL: baseUrl, maxRetries: 0 });
   const rssIdle = rssMb();
 
@@ -96,13 +106,13 @@ async function main(quick: boolean) {
     const params = { model, messages: prompts[prompt], max_tokens: 16 };
     if (!streamed) {
       if (kind === 'sdk') await sdk.chat.completions.create(params);
-      else await (kind === 'client' ? client : noJournal).chat(params);
+      else await clients[kind].chat(params);
       return;
     }
     const stream =
       kind === 'sdk'
         ? await sdk.chat.completions.create({ ...params, stream: true, stream_options: { include_usage: true } })
-        : (kind === 'client' ? client : noJournal).chatStream(params);
+        : clients[kind].chatStream(params);
     for await (const chunk of stream) void chunk;
   };
 
@@ -117,11 +127,12 @@ async function main(quick: boolean) {
       const byKind: Record<Kind, { p50: number[]; p99: number[]; cps: number[]; cpu: number[] }> = {
         sdk: { p50: [], p99: [], cps: [], cpu: [] },
         client: { p50: [], p99: [], cps: [], cpu: [] },
+        osJournal: { p50: [], p99: [], cps: [], cpu: [] },
         noJournal: { p50: [], p99: [], cps: [], cpu: [] },
       };
       let maxDelay = 0;
       for (let r = 0; r < rounds; r++) {
-        const order: Kind[] = (['sdk', 'client', 'noJournal'] as Kind[]).map((_, i, all) => all[(i + r) % all.length]);
+        const order: Kind[] = KINDS.map((_, i, all) => all[(i + r) % all.length]);
         for (const kind of order) {
           const once = async () => {
             if (batch === 1) await call(kind, prompt, mode === 'streamed');
@@ -164,6 +175,9 @@ async function main(quick: boolean) {
         cpuRatio: round(median(byKind.sdk.cpu.map((c, i) => c / byKind.client.cpu[i])), 3),
         addedP50Ms: round(median(byKind.client.p50.map((c, i) => c - byKind.sdk.p50[i]))),
         addedP99Ms: round(median(byKind.client.p99.map((c, i) => c - byKind.sdk.p99[i]))),
+        osJournal: summary('osJournal'),
+        osJournalThroughputRatio: round(median(byKind.osJournal.cps.map((c, i) => c / byKind.sdk.cps[i])), 3),
+        osJournalAddedP99Ms: round(median(byKind.osJournal.p99.map((c, i) => c - byKind.sdk.p99[i]))),
         noJournal: summary('noJournal'),
         noJournalThroughputRatio: round(median(byKind.noJournal.cps.map((c, i) => c / byKind.sdk.cps[i])), 3),
         noJournalAddedP99Ms: round(median(byKind.noJournal.p99.map((c, i) => c - byKind.sdk.p99[i]))),
@@ -174,6 +188,7 @@ async function main(quick: boolean) {
   }
   const rssAfter = rssMb();
   await app.close();
+  await appOsJournal.close();
   await appNoJournal.close();
   server.kill('SIGTERM');
   rmSync(dir, { recursive: true, force: true });
