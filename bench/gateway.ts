@@ -36,7 +36,8 @@ const MODEL = 'gpt-4o-mini';
 const BODY = { model: MODEL, messages: [{ role: 'user', content: 'Say something short.' }], max_tokens: 64 };
 const CONCURRENCY = 50;
 
-type Target = 'upstream' | 'asa-backend' | 'asa-backend, journal off' | 'portkey';
+type Target = 'upstream' | 'asa-backend' | 'asa-backend, journal os' | 'asa-backend, journal off' | 'portkey';
+type JournalMode = 'disk' | 'os' | 'off';
 type Mode = 'plain' | 'streamed';
 
 export interface Figures {
@@ -68,13 +69,17 @@ export async function run(opts: { quick: boolean }): Promise<GatewayBenchResult>
   const procs: ChildProcess[] = [];
   const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY + 10 });
   try {
-    const [asaPort, asaNoJournalPort, portkeyPort] = [await freePort(), await freePort(), await freePort()];
+    const [asaPort, asaOsJournalPort, asaNoJournalPort, portkeyPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const { simBase, key } = await startUpstream(dir, procs);
     // The service as deployed by default (the usage journal makes each call's start durable before
-    // it is sent), and with USAGE_JOURNAL=off, to show what that fdatasync costs on this disk.
-    procs.push(startService(dir, simBase, asaPort, { journal: true }), startService(dir, simBase, asaNoJournalPort, { journal: false }));
-    await waitForHttp(`http://127.0.0.1:${asaPort}/health`, 120_000);
-    await waitForHttp(`http://127.0.0.1:${asaNoJournalPort}/health`, 120_000);
+    // it is sent), with USAGE_JOURNAL_SYNC=os (the start written, its fdatasync off the call's path)
+    // and with USAGE_JOURNAL=off, to show what the journal costs on this disk.
+    procs.push(
+      startService(dir, simBase, asaPort, { journal: 'disk' }),
+      startService(dir, simBase, asaOsJournalPort, { journal: 'os' }),
+      startService(dir, simBase, asaNoJournalPort, { journal: 'off' }),
+    );
+    for (const port of [asaPort, asaOsJournalPort, asaNoJournalPort]) await waitForHttp(`http://127.0.0.1:${port}/health`, 120_000);
 
     // Portkey binds every interface itself (it has no host option); only loopback traffic is sent to it.
     procs.push(spawnNode([resolve(ROOT, 'node_modules/@portkey-ai/gateway/build/start-server.js'), `--port=${portkeyPort}`, '--headless'], { NODE_ENV: 'production' }));
@@ -83,13 +88,14 @@ export async function run(opts: { quick: boolean }): Promise<GatewayBenchResult>
     const endpoints: Record<Target, Endpoint> = {
       upstream: { url: `${simBase}/chat/completions`, headers: { authorization: 'Bearer sk-simulator' } },
       'asa-backend': { url: `http://127.0.0.1:${asaPort}/v1/chat/completions`, headers: { authorization: `Bearer ${key}` } },
+      'asa-backend, journal os': { url: `http://127.0.0.1:${asaOsJournalPort}/v1/chat/completions`, headers: { authorization: `Bearer ${key}` } },
       'asa-backend, journal off': { url: `http://127.0.0.1:${asaNoJournalPort}/v1/chat/completions`, headers: { authorization: `Bearer ${key}` } },
       portkey: {
         url: `http://127.0.0.1:${portkeyPort}/v1/chat/completions`,
         headers: { authorization: 'Bearer sk-simulator', 'x-portkey-provider': 'openai', 'x-portkey-custom-host': simBase },
       },
     };
-    const targets: Target[] = ['upstream', 'asa-backend', 'asa-backend, journal off', 'portkey'];
+    const targets: Target[] = ['upstream', 'asa-backend', 'asa-backend, journal os', 'asa-backend, journal off', 'portkey'];
     // Ready means a chat completion comes back whole through each of them (Portkey answers 500 for a moment after it listens).
     for (const target of targets) await waitForChat(agent, endpoints[target]);
     const figures: Figures[] = [];
@@ -218,7 +224,7 @@ export async function runLargePrompt(opts: { quick: boolean; roots: string[] }):
     const services = await Promise.all(
       opts.roots.map(async (root) => {
         const port = await freePort();
-        procs.push(startService(dir, simBase, port, { journal: true, root }));
+        procs.push(startService(dir, simBase, port, { journal: 'disk', root }));
         return { root, base: `http://127.0.0.1:${port}` };
       }),
     );
@@ -293,7 +299,7 @@ async function startUpstream(dir: string, procs: ChildProcess[]): Promise<{ simB
 }
 
 /** The service (`src/main.ts` of `root`, its own process) on a scratch SQLite file, its gateway routing every model to `simBase`. */
-function startService(dir: string, simBase: string, port: number, opts: { journal: boolean; root?: string }): ChildProcess {
+function startService(dir: string, simBase: string, port: number, opts: { journal: JournalMode; root?: string }): ChildProcess {
   return spawnNode(
     ['-r', 'ts-node/register/transpile-only', 'src/main.ts'],
     {
@@ -306,7 +312,8 @@ function startService(dir: string, simBase: string, port: number, opts: { journa
       DATABASE_URL: `sqlite:${join(dir, `asa-${port}.db`)}`,
       API_KEYS_FILE: join(dir, 'keys.json'),
       GATEWAY_FILE: join(dir, 'gateway.json'),
-      USAGE_JOURNAL: opts.journal ? 'on' : 'off',
+      USAGE_JOURNAL: opts.journal === 'off' ? 'off' : 'on',
+      USAGE_JOURNAL_SYNC: opts.journal === 'os' ? 'os' : 'disk',
       USAGE_JOURNAL_DIR: join(dir, `journal-${port}`),
       BILLING_EXPORT_DIR: join(dir, `exports-${port}`),
       QUOTAS_FILE: join(dir, 'quotas.json'),
