@@ -13,6 +13,21 @@ export type CountJob =
 /** A worker with nothing to count for this long exits (the next count starts one again). */
 const IDLE_TIMEOUT_MS = 30_000;
 
+/**
+ * A count still running after this long is stopped (its worker thread is ended and replaced), so
+ * one huge or pathological prompt cannot hold the counts of every other call behind it. The
+ * caller then uses the prompt's upper bound (see TokenEstimator).
+ */
+export const COUNT_DEADLINE_MS = 5_000;
+
+/** A count stopped at its deadline. */
+export class CountDeadlineError extends Error {
+  constructor(readonly deadlineMs: number) {
+    super(`token count stopped after ${deadlineMs} ms`);
+    this.name = 'CountDeadlineError';
+  }
+}
+
 interface Waiting {
   readonly job: CountJob;
   readonly resolve: (n: number) => void;
@@ -34,7 +49,8 @@ export class TokenCountPool {
   private readonly waiting: Waiting[] = [];
   private running = 0;
 
-  constructor() {
+  /** @param deadlineMs read at each count's start (a function, so a test can change it) */
+  constructor(private readonly deadlineMs: () => number = () => COUNT_DEADLINE_MS) {
     // One core stays for the event loop.
     this.threads = Math.max(1, availableParallelism() - 1);
     const compiled = join(__dirname, 'token-count.worker.js');
@@ -85,10 +101,16 @@ export class TokenCountPool {
       const entry = this.waiting.shift()!;
       entry.signal?.removeEventListener('abort', entry.onAbort);
       this.running++;
-      (this.piscina.run(entry.job) as Promise<number>).then(entry.resolve, entry.reject).finally(() => {
-        this.running--;
-        this.next();
-      });
+      const deadline = new AbortController();
+      const ms = this.deadlineMs();
+      const timer = setTimeout(() => deadline.abort(), ms);
+      (this.piscina.run(entry.job, { signal: deadline.signal }) as Promise<number>)
+        .then(entry.resolve, (err: unknown) => entry.reject(deadline.signal.aborted ? new CountDeadlineError(ms) : err))
+        .finally(() => {
+          clearTimeout(timer);
+          this.running--;
+          this.next();
+        });
     }
   }
 }

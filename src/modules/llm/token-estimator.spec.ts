@@ -1,3 +1,6 @@
+import { Tiktoken } from 'js-tiktoken/lite';
+import o200k from 'js-tiktoken/ranks/o200k_base';
+import { LONG_RUN } from './token-count';
 import { TokenEstimator } from './token-estimator';
 
 /** A small seeded generator (mulberry32): the same adversarial strings on every run. */
@@ -142,6 +145,18 @@ describe('TokenEstimator', () => {
     });
   });
 
+  it('counts long runs of one kind of character in slices: ordinary text exactly as tiktoken does, a 100,000-letter run without its quadratic cost', () => {
+    const enc = (text: string) => new Tiktoken(o200k).encode(text, 'all').length;
+    const prose = 'The quick brown fox jumps over the lazy dog; Donaudampfschifffahrtsgesellschaft. '.repeat(300);
+    expect(est.countText(prose, 'gpt-4o')).toBe(enc(prose));
+    // 1,562 slices of 64 letters (8 tokens each) and one of 32 (4 tokens); unsliced this took minutes.
+    expect(est.countText('x'.repeat(100_000), 'gpt-4o')).toBe(12_500);
+    // A run in the middle of ordinary text: the text around it is encoded as it is.
+    const mixed = `before the run ${'-'.repeat(LONG_RUN * 3)} after the run`;
+    expect(est.countText(mixed, 'gpt-4o')).toBe(enc('before the run ') + 3 * enc('-'.repeat(LONG_RUN)) + enc(' after the run'));
+    for (const run of [' '.repeat(10_000), '\u{1F600}-'.repeat(5_000)]) expect(est.countText(run, 'gpt-4o')).toBeLessThanOrEqual(est.embeddingInputBound(run));
+  });
+
   describe('counts in a worker thread (what is recorded)', () => {
     const counter = new TokenEstimator();
     afterAll(() => counter.onModuleDestroy());
@@ -152,6 +167,33 @@ describe('TokenEstimator', () => {
       expect(await counter.countTextAsync('Hello there friend', 'gpt-4o')).toBe(3);
       expect(await counter.countTextAsync('', 'gpt-4o')).toBe(0);
       expect(await counter.countEmbeddingInputAsync(['alpha', 'Hello there friend'], 'text-embedding-3-small')).toBe(4);
+    });
+
+    it('stop a count that runs past its deadline and give the upper bound instead; the next count gets a fresh worker', async () => {
+      const quick = new TokenEstimator();
+      try {
+        expect(await quick.countTextAsync('warm up', 'gpt-4o')).toBe(2); // the worker is started
+        quick.deadlineMs = 20;
+        const huge = 'lorem ipsum dolor sit amet '.repeat(200_000); // 5.4 MB: far more than 20 ms to count
+        expect(await quick.countTextAsync(huge, 'gpt-4o')).toBe(Buffer.byteLength(huge));
+        quick.deadlineMs = 5_000;
+        expect(await quick.countTextAsync('Hello there friend', 'gpt-4o')).toBe(3);
+      } finally {
+        await quick.onModuleDestroy();
+      }
+    });
+
+    it('once the workers are gone (shutdown), count a small prompt on the event loop and give a large one its bound', async () => {
+      const closing = new TokenEstimator();
+      closing.warmUp();
+      const small = { model: 'gpt-4o', messages: [{ role: 'user', content: 'Hello there friend' }] };
+      const large = { model: 'gpt-4o', messages: [{ role: 'user', content: 'lorem ipsum '.repeat(20_000) }] };
+      const counts = [closing.countChatPromptAsync(large), closing.countChatPromptAsync(small), closing.countChatPromptAsync(large)];
+      await closing.onModuleDestroy(); // rejects what no worker has finished
+      const [a, b, c] = await Promise.all(counts);
+      expect(b).toBe(est.countChatPrompt(small));
+      for (const n of [a, c]) expect([est.countChatPrompt(large), est.chatPromptBound(large)]).toContain(n);
+      expect(c).toBe(est.chatPromptBound(large)); // it waited behind the first: never counted
     });
 
     it('drop a count no longer needed before a worker takes it', async () => {

@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
-import { TokenCountPool, type CountJob } from './token-count.pool';
+import { COUNT_DEADLINE_MS, CountDeadlineError, TokenCountPool, type CountJob } from './token-count.pool';
 import { countJob, REPLY_PRIMING_TOKENS, responsesMessages, TOKENS_PER_MESSAGE, TOKENS_PER_NAME, TokenCounter } from './token-count';
 
 /**
@@ -15,6 +15,8 @@ import { countJob, REPLY_PRIMING_TOKENS, responsesMessages, TOKENS_PER_MESSAGE, 
 @Injectable()
 export class TokenEstimator extends TokenCounter implements OnModuleDestroy {
   private readonly logger = new Logger(TokenEstimator.name);
+  /** How long one count in a worker may run (COUNT_DEADLINE_MS; a setting for tests). */
+  deadlineMs = COUNT_DEADLINE_MS;
   private pool: TokenCountPool | null = null;
   private workerFailed = false;
   private warm = false;
@@ -79,7 +81,7 @@ export class TokenEstimator extends TokenCounter implements OnModuleDestroy {
     this.warm = true;
     // Straight to the pool: a warm-up the workers could not run (the service stopped first) is not
     // worth loading the tokenizer on the event loop for, as a count a record needs is.
-    this.pool ??= new TokenCountPool();
+    this.pool ??= new TokenCountPool(() => this.deadlineMs);
     for (const model of ['gpt-4o', 'gpt-4']) this.pool.run({ kind: 'text', model, text: 'warm up' }).catch(() => undefined);
   }
 
@@ -111,17 +113,31 @@ export class TokenEstimator extends TokenCounter implements OnModuleDestroy {
   }
 
   private run(job: CountJob, signal?: AbortSignal): Promise<number> {
-    this.pool ??= new TokenCountPool();
+    this.pool ??= new TokenCountPool(() => this.deadlineMs);
     return this.pool.run(job, signal).catch((err: unknown) => {
       if (signal?.aborted) throw err;
-      // The count is billed: a worker that cannot run (it failed to start) must not lose it.
-      if (!this.workerFailed) this.logger.warn(`token counting in a worker thread failed, counting on the event loop instead: ${(err as Error).message}`);
+      const bound = this.bound(job);
+      if (err instanceof CountDeadlineError) {
+        // Pathological or huge text: its upper bound (one token per UTF-8 byte) is what is recorded, marked estimated as every local count is.
+        this.logger.warn(`a token count took over ${err.deadlineMs} ms (${bound} bytes of ${job.model} prompt); its upper bound, ${bound} tokens, is used instead`);
+        return bound;
+      }
+      // The count is billed: a worker that cannot run (it failed to start, or the service is
+      // stopping) must not lose it. Counted on the event loop when that is quick, else the bound.
+      if (!this.workerFailed) this.logger.warn(`token counting in a worker thread failed (${(err as Error).message}): counting on the event loop, or using the upper bound for prompts over ${EVENT_LOOP_COUNT_MAX_BYTES} bytes`);
       this.workerFailed = true;
-      return countJob(this, job);
+      return bound <= EVENT_LOOP_COUNT_MAX_BYTES ? countJob(this, job) : bound;
     });
   }
 
 }
+
+/**
+ * Largest prompt (in UTF-8 bytes, its upper bound) counted on the event loop when no worker can:
+ * about 20 ms of ordinary text. Larger ones are recorded at their bound rather than stall every
+ * request (and shutdown) while they are counted.
+ */
+const EVENT_LOOP_COUNT_MAX_BYTES = 65_536;
 
 function textBytes(text: unknown): number {
   return typeof text === 'string' ? Buffer.byteLength(text, 'utf8') : 0;
