@@ -4,6 +4,7 @@ import { createServer as createHttpServer, request as httpRequest, Server } from
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DataSource } from 'typeorm';
 import { nanosToUsdExact } from '../src/common/money';
 import { MIGRATIONS } from '../src/database/migration-list';
@@ -12,6 +13,7 @@ import { PricingService } from '../src/modules/llm/pricing/pricing.service';
 import { TokenCounter } from '../src/modules/llm/token-count';
 import { TokenEstimator } from '../src/modules/llm/token-estimator';
 import { LlmUsage } from '../src/modules/usage/entities/llm-usage.entity';
+import { UsageJournal } from '../src/modules/usage/journal/usage-journal.service';
 import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
 import { FakeOpenAi } from './fixtures/fake-openai';
 import { bearer, writeApiKeysFile } from './support/api-keys';
@@ -433,6 +435,60 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
     expect(r.inputTokens).toBe(new TokenCounter().countChatPrompt(CHAT));
     expect(r.costNanos).toBe(priceOf(r));
     expect(r.latencyMs).toBeLessThan(9_000); // ended when the client left, not when the upstream would have answered
+  });
+
+  it('an answer (a plain body, a stream\'s [DONE]) goes out only once its record is in the journal: a kill after the client saw it cannot turn it into an interrupted call', async () => {
+    const journal = t.app.get(UsageJournal);
+    const realEnded = journal.ended.bind(journal);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const journaled: string[] = [];
+    // The real end entry is written; only its promise is held, as a slow disk would hold it.
+    journal.ended = async (record) => {
+      await realEnded(record);
+      journaled.push(record.id);
+      await gate;
+    };
+    try {
+      fake.enqueue({ content: 'plain answer' });
+      let plainAnswered = false;
+      const plain = sdk(ALICE_KEY)
+        .chat.completions.create(CHAT)
+        .then((r) => ((plainAnswered = true), r));
+      await until('the plain call\'s record in the journal', async () => (journaled.length === 1 ? true : null));
+
+      fake.enqueue({ content: 'one two three', usage: { prompt_tokens: 9, completion_tokens: 3 } });
+      const res = await fetch(`${baseURL}/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ALICE_KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ ...CHAT, stream: true }),
+      });
+      const reader = res.body!.getReader();
+      const decoder = new TextDecoder();
+      let text = '';
+      // A read that loses the race with the timer is kept for the next call, so no chunk is lost.
+      let pending: ReturnType<typeof reader.read> | null = null;
+      const read = async (ms: number) => {
+        pending ??= reader.read();
+        const next = await Promise.race([pending, sleep(ms).then(() => null)]);
+        if (next === null) return null;
+        pending = null;
+        if (!next.done) text += decoder.decode(next.value, { stream: true });
+        return next;
+      };
+      while (!text.includes('three')) expect(await read(5_000)).not.toBeNull();
+      await until('the stream\'s record in the journal', async () => (journaled.length === 2 ? true : null));
+      while ((await read(300)) !== null && !text.includes('[DONE]'));
+      expect(text).not.toContain('[DONE]');
+      expect(plainAnswered).toBe(false);
+
+      release();
+      expect((await plain).choices[0].message.content).toBe('plain answer');
+      while (!text.includes('[DONE]')) expect((await read(5_000))?.done).not.toBe(true);
+    } finally {
+      release();
+      journal.ended = realEnded;
+    }
   });
 
   it('a quota refuses a gateway call with 429 budget_exceeded naming the rule, before the upstream is called, and SDKs do not retry it', async () => {

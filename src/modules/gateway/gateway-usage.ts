@@ -84,6 +84,18 @@ function responsesOutputText(output: unknown): string {
  * Reads a streamed call's events as they pass: model, id, text so far (for the estimate of a
  * stream cut short), finish reasons and the final usage.
  */
+/** What the gateway learns from one stream event (see `StreamAccumulator.take`). */
+export interface EventSeen {
+  content: boolean;
+  usageOnly: boolean;
+  final: boolean;
+}
+
+const NOTHING: EventSeen = { content: false, usageOnly: false, final: false };
+
+/** The events a Responses API stream ends with, one of them (with the response's usage). */
+const RESPONSES_FINAL_EVENTS = new Set(['response.completed', 'response.incomplete', 'response.failed']);
+
 export class StreamAccumulator {
   private text = '';
   private model: string | null = null;
@@ -95,17 +107,19 @@ export class StreamAccumulator {
 
   /**
    * Takes one event; returns whether it carries content (the first such marks the time to first
-   * token) and whether it is the usage-only chunk that chat streams end with when usage is asked for.
+   * token), whether it is the usage-only chunk that chat streams end with when usage is asked for,
+   * and whether it is the stream's last word (`[DONE]`, or the Responses API's final event).
    */
-  take(ev: SseEvent): { content: boolean; usageOnly: boolean } {
-    if (ev.data === null || ev.data === '[DONE]') return { content: false, usageOnly: false };
+  take(ev: SseEvent): EventSeen {
+    if (ev.data === '[DONE]') return { content: false, usageOnly: false, final: true };
+    if (ev.data === null) return NOTHING;
     let json: unknown;
     try {
       json = JSON.parse(ev.data);
     } catch {
-      return { content: false, usageOnly: false };
+      return NOTHING;
     }
-    if (!isJsonObject(json)) return { content: false, usageOnly: false };
+    if (!isJsonObject(json)) return NOTHING;
     return this.endpoint === 'chat' ? this.takeChat(json) : this.takeResponses(json);
   }
 
@@ -113,7 +127,7 @@ export class StreamAccumulator {
     return { responseModel: this.model, responseId: this.id, finishReasons: this.finish, tokens: this.tokens, completionText: this.text };
   }
 
-  private takeChat(chunk: Json): { content: boolean; usageOnly: boolean } {
+  private takeChat(chunk: Json): EventSeen {
     if (typeof chunk.model === 'string') this.model = chunk.model;
     if (typeof chunk.id === 'string') this.id = chunk.id;
     const usage = tokensFromUsage(chunk.usage as Parameters<typeof tokensFromUsage>[0]);
@@ -136,10 +150,10 @@ export class StreamAccumulator {
       }
       if (typeof choice.finish_reason === 'string') this.finish.push(choice.finish_reason);
     }
-    return { content, usageOnly: usage !== null && choices.length === 0 };
+    return { content, usageOnly: usage !== null && choices.length === 0, final: false };
   }
 
-  private takeResponses(ev: Json): { content: boolean; usageOnly: boolean } {
+  private takeResponses(ev: Json): EventSeen {
     const response = isJsonObject(ev.response) ? ev.response : null;
     if (response) {
       if (typeof response.model === 'string') this.model = response.model;
@@ -150,8 +164,8 @@ export class StreamAccumulator {
     }
     if (typeof ev.type === 'string' && ev.type.endsWith('.delta') && typeof ev.delta === 'string' && ev.delta !== '') {
       this.text += ev.delta;
-      return { content: true, usageOnly: false };
+      return { content: true, usageOnly: false, final: false };
     }
-    return { content: false, usageOnly: false };
+    return { content: false, usageOnly: false, final: typeof ev.type === 'string' && RESPONSES_FINAL_EVENTS.has(ev.type) };
   }
 }

@@ -174,13 +174,16 @@ export class GatewayService {
 
   /**
    * Passes the upstream's events on one by one as they complete, reading usage on the way. The
-   * usage-only chunk the gateway asked for is held back from a client that did not. Ends the
-   * call's record: success, `abandoned` (the client left; tokens estimated from what came), or a
-   * broken stream.
+   * usage-only chunk the gateway asked for is held back from a client that did not. The stream's
+   * last word (`[DONE]`, the final Responses event) goes out only once the call's record is in the
+   * journal, so a client that saw its stream end has a record that says so, even if the process is
+   * killed right after. Ends the call's record: success, `abandoned` (the client left; tokens
+   * estimated from what came), or a broken stream.
    */
   private async *relay(call: TrackedCall, res: Response, kind: 'chat' | 'responses', holdUsage: boolean, clientGone: AbortSignal): AsyncGenerator<Buffer> {
     const acc = new StreamAccumulator(kind);
     const splitter = new SseEventSplitter();
+    const last: Buffer[] = [];
     let ended = false;
     try {
       if (res.body) {
@@ -189,14 +192,16 @@ export class GatewayService {
             const seen = acc.take(ev);
             if (seen.content) call.markFirstToken();
             if (seen.usageOnly && holdUsage) continue;
-            yield ev.raw;
+            if (seen.final || last.length > 0) last.push(ev.raw);
+            else yield ev.raw;
           }
         }
       }
       const rest = splitter.rest();
-      if (rest.length > 0) yield rest;
+      if (rest.length > 0) last.push(rest);
       ended = true;
       await call.succeed(acc.outcome());
+      for (const raw of last) yield raw;
     } catch (err) {
       ended = true;
       if (clientGone.aborted) {

@@ -67,10 +67,13 @@ export class UsageRecorder implements OnModuleInit, BeforeApplicationShutdown {
     return { ...hooks, written: (batch) => this.journal.confirmed(batch.map((r) => r.id)), keepAtDeadline: true };
   }
 
+  /**
+   * Hands a call's record to the journal and to every sink's queue. Resolves once the journal's
+   * operating system has the record (not the disk: each queue waits for that before writing), so
+   * a caller that answers its client after this has made the answer's record survive a kill.
+   */
   async record(record: UsageRecord): Promise<void> {
-    // Not awaited: the caller does not wait for the disk; each queue waits for it before writing.
-    void this.journal.ended(record);
-    await Promise.all(this.queues.map((q) => q.enqueue(record)));
+    await Promise.all([this.journal.ended(record), ...this.queues.map((q) => q.enqueue(record))]);
   }
 
   /** Waits until every record queued so far has reached every sink. */

@@ -3,6 +3,8 @@ import { open, FileHandle } from 'node:fs/promises';
 interface Waiter {
   resolve: () => void;
   reject: (err: unknown) => void;
+  /** Resolved once written, whatever the file's durability (see `append`). */
+  written: boolean;
 }
 
 /**
@@ -56,13 +58,17 @@ export class GroupCommitFile {
     return new GroupCommitFile(path, fh, size, durability, onFlushError);
   }
 
-  /** Resolves once `data` (and everything appended before it) is durable as the file's durability says; rejects if that write failed. */
-  append(data: string): Promise<void> {
+  /**
+   * Resolves once `data` (and everything appended before it) is durable as the file's durability
+   * says, or, with `until: 'written'`, once the operating system has it, even on a `disk` file;
+   * rejects if that write failed.
+   */
+  append(data: string, until: 'durable' | 'written' = 'durable'): Promise<void> {
     if (this.closed) return Promise.reject(new Error(`journal file ${this.path} is closed`));
     this.pending.push(data);
     this.appended++;
     this.bytes += Buffer.byteLength(data);
-    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject, written: until === 'written' || this.durability === 'os' }));
     if (!this.running && !this.scheduled) {
       // Wait for the end of this turn of the event loop, so appends made in the same turn
       // (calls started together) share the group.
@@ -114,10 +120,11 @@ export class GroupCommitFile {
             const { bytesWritten } = await this.fh.write(data, off, data.length - off, null);
             off += bytesWritten;
           }
+          for (const w of waiters) if (w.written) w.resolve();
           if (this.durability === 'disk') await this.fh.datasync();
           this.stats.groups++;
           this.stats.entries += waiters.length;
-          waiters.forEach((w) => w.resolve());
+          for (const w of waiters) if (!w.written) w.resolve();
         } catch (err) {
           waiters.forEach((w) => w.reject(err));
         }

@@ -126,11 +126,15 @@ export class UsageJournal implements OnModuleInit, OnApplicationShutdown {
     );
   }
 
-  /** Journals a call's complete record; resolves as `started` does. Never rejects: a failed write is logged. */
+  /**
+   * Journals a call's complete record; resolves once the operating system has it (the disk
+   * follows with the next group), so a process killed after the call's answer went out replays
+   * the call as it ended, not as interrupted. Never rejects: a failed write is logged.
+   */
   ended(record: UsageRecord): Promise<void> {
     const seg = this.active;
     if (!seg?.file) return Promise.resolve();
-    return seg.file.append(encodeEntry({ t: 'end', record })).then(
+    return seg.file.append(encodeEntry({ t: 'end', record }), 'written').then(
       () => {
         const startSeg = this.startIn.get(record.id);
         if (startSeg) {
