@@ -374,6 +374,40 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
     }
   });
 
+  it('an output limit that is not a whole number >= 0 is a 400 naming the field, before the upstream; of two chat limits the larger is reserved', async () => {
+    const before = await recordCount();
+    for (const [field, value] of [['max_tokens', '100000'], ['max_tokens', -1], ['max_completion_tokens', 1.5], ['max_tokens', {}], ['max_tokens', true]] as const) {
+      const err = (await sdk(ALICE_KEY).chat.completions.create({ ...CHAT, [field]: value } as unknown as typeof CHAT).catch((e: unknown) => e)) as APIError;
+      expect(err, `${field}=${JSON.stringify(value)}`).toBeInstanceOf(APIError);
+      expect(err.status).toBe(400);
+      expect(err.param).toBe(field);
+      expect(err.type).toBe('invalid_request_error');
+      expect(err.message).toContain(`'${field}'`);
+    }
+    const responses = (await sdk(ALICE_KEY).responses.create({ model: MODEL, input: 'hi', max_output_tokens: '5' } as never).catch((e: unknown) => e)) as APIError;
+    expect(responses.status).toBe(400);
+    expect(responses.param).toBe('max_output_tokens');
+    expect(fake.chatRequests()).toHaveLength(0);
+    expect(fake.responsesRequests()).toHaveLength(0);
+    expect(await recordCount()).toBe(before);
+
+    // A 12,000-token quota: max_completion_tokens 10 alone fits, but beside max_tokens 100,000 the call may produce that much.
+    const rule = { id: 'gw-bob-output', scope: { user_id: 'bob' }, limit_tokens: 12_000, window: 'day', action: 'block' };
+    const created = await t.app.inject({ method: 'POST', url: '/api/v1/quotas', payload: rule, headers: bearer(ADMIN_KEY) });
+    expect(created.statusCode, created.body).toBe(201);
+    try {
+      const both = (await sdk(BOB_KEY).chat.completions.create({ ...CHAT, max_tokens: 100_000, max_completion_tokens: 10 }).catch((e: unknown) => e)) as APIError;
+      expect(both.status).toBe(429);
+      expect(both.message).toContain('quota rule "gw-bob-output"');
+      expect(fake.chatRequests()).toHaveLength(0);
+      fake.enqueue({ content: 'ok', usage: { prompt_tokens: 11, completion_tokens: 1 } });
+      const ok = await sdk(BOB_KEY).chat.completions.create({ ...CHAT, max_completion_tokens: 10 });
+      expect(ok.choices[0].message.content).toBe('ok');
+    } finally {
+      await t.app.inject({ method: 'DELETE', url: '/api/v1/quotas/gw-bob-output', headers: bearer(ADMIN_KEY) });
+    }
+  });
+
   it('a stream the client abandons stops the upstream call and is recorded as abandoned, with estimated tokens', async () => {
     const words = Array.from({ length: 40 }, (_, i) => `word${i}`).join(' ');
     fake.enqueue({ content: words, chunkDelayMs: 100 });

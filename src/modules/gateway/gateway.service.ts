@@ -77,6 +77,7 @@ export class GatewayService {
     if (!isJsonObject(body)) throw invalid('the request body must be a JSON object', null);
     const model = body.model;
     if (typeof model !== 'string' || model.trim() === '') throw invalid('you must provide a model parameter (a non-empty string)', 'model');
+    const outputAllowance = maxOutputTokens(endpoint, body); // refuses a malformed output limit before anything else
     const who = await this.attribution(req, principal);
     const route = this.upstreams.resolve(model);
     if (!route) {
@@ -110,7 +111,7 @@ export class GatewayService {
         operation: endpoint, // the gateway's endpoints are named as the operations they record
         model: route.upstreamModel,
         prompt: promptCountJob(endpoint, body, route.upstreamModel),
-        maxOutputTokens: maxOutputTokens(endpoint, body),
+        maxOutputTokens: outputAllowance,
         streamed,
         params: upstreamBody,
       },
