@@ -73,6 +73,40 @@ async function startDrippingUpstream(): Promise<{ baseUrl: string; closedEarly: 
   };
 }
 
+/**
+ * POSTs `body` with Transfer-Encoding: chunked (no length) in 64 KiB writes, as fast as the socket
+ * takes them, and resolves with the answer, which may come (with the connection closed) before the
+ * whole body was sent.
+ */
+function postChunked(url: string, key: string, body: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    let answered = false;
+    const req = httpRequest(url, { method: 'POST', headers: { ...bearer(key), 'content-type': 'application/json', 'transfer-encoding': 'chunked' } }, (res) => {
+      answered = true;
+      let text = '';
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode!, text }));
+      res.on('error', reject);
+    });
+    req.on('error', (err) => {
+      if (!answered) reject(err); // writing after the refusal may meet the closed connection
+    });
+    let offset = 0;
+    const write = () => {
+      while (offset < body.length && !answered) {
+        const piece = body.slice(offset, offset + 65_536);
+        offset += piece.length;
+        if (!req.write(piece)) {
+          req.once('drain', write);
+          return;
+        }
+      }
+      if (!answered) req.end();
+    };
+    write();
+  });
+}
+
 async function until<T>(what: string, probe: () => Promise<T | null | undefined>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -347,6 +381,26 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
     });
     expect(chunked.status).toBe(413);
     expect(JSON.parse(chunked.text).message).toBe("the request body is larger than this endpoint's limit of 1 MiB");
+  });
+
+  it('a chunked body (no length) over the largest limit gets the 413 naming its route\'s limit, not Fastify\'s own, and the upstream is never called', async () => {
+    const origin = baseURL.replace(/\/v1$/, '');
+    const gateway = await postChunked(`${baseURL}/chat/completions`, ALICE_KEY, JSON.stringify({ ...CHAT, messages: [{ role: 'user', content: 'a'.repeat(4 * MIB) }] }));
+    expect(gateway.status).toBe(413);
+    expect(JSON.parse(gateway.text)).toMatchObject({
+      error: { type: 'invalid_request_error', message: "the request body is larger than this endpoint's limit of 3 MiB (GATEWAY_MAX_BODY_BYTES)" },
+    });
+    expect(fake.chatRequests()).toHaveLength(0);
+    const api = await postChunked(`${origin}/api/v1/quotas`, ADMIN_KEY, JSON.stringify({ id: 'huge', scope: {}, limit_usd: '1', window: 'day', note: 'n'.repeat(4 * MIB) }));
+    expect(api.status).toBe(413);
+    expect(JSON.parse(api.text)).toMatchObject({ statusCode: 413, message: "the request body is larger than this endpoint's limit of 1 MiB" });
+    // Under the limit, a chunked body passes whole; and the connections closed after the refusals left the service answering.
+    fake.enqueue({ content: 'still here' });
+    const content = 'b'.repeat(2 * MIB);
+    const ok = await postChunked(`${baseURL}/chat/completions`, ALICE_KEY, JSON.stringify({ ...CHAT, messages: [{ role: 'user', content }] }));
+    expect(ok.status, ok.text).toBe(200);
+    expect(JSON.parse(ok.text).choices[0].message.content).toBe('still here');
+    expect(fake.chatRequests()[0].body).toMatchObject({ messages: [{ role: 'user', content }] });
   });
 
   it('a gateway call reserves its prompt\'s UTF-8 bound plus its output allowance on a token quota, as the agent\'s calls do', async () => {
