@@ -462,6 +462,30 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
     }
   });
 
+  it('a model name longer than the usage columns take (128 characters) is a 400 naming model, before the upstream; 128 are recorded whole, a longer response model cut', async () => {
+    const before = await recordCount();
+    for (const model of [`gpt-${'x'.repeat(125)}`, `gpt-${'x'.repeat(60_000)}`]) {
+      const err = (await sdk(ALICE_KEY).chat.completions.create({ ...CHAT, model }).catch((e: unknown) => e)) as APIError;
+      expect(err).toBeInstanceOf(APIError);
+      expect(err.status).toBe(400);
+      expect(err.param).toBe('model');
+      expect(err.type).toBe('invalid_request_error');
+      expect(err.message).toContain(`at most 128 characters (got ${model.length})`);
+    }
+    const embeddings = (await sdk(ALICE_KEY).embeddings.create({ model: `gpt-${'x'.repeat(125)}`, input: 'hi' }).catch((e: unknown) => e)) as APIError;
+    expect(embeddings.status).toBe(400);
+    expect(fake.requests).toHaveLength(0);
+    expect(await recordCount()).toBe(before);
+
+    // The longest name is taken and stored whole; an upstream answering with a longer model name still leaves its record.
+    const longest = `gpt-${'x'.repeat(124)}`;
+    fake.enqueue({ content: 'ok', model: 'r'.repeat(300) });
+    const ok = await sdk(ALICE_KEY).chat.completions.create({ ...CHAT, model: longest }).withResponse();
+    expect(ok.data.model).toBe('r'.repeat(300));
+    const [record] = await recordsWithId(ok.response.headers.get('x-asa-request-id')!);
+    expect(record).toMatchObject({ status: 'success', requestedModel: longest, responseModel: 'r'.repeat(128) });
+  });
+
   it('a stream the client abandons stops the upstream call and is recorded as abandoned, with estimated tokens', async () => {
     const words = Array.from({ length: 40 }, (_, i) => `word${i}`).join(' ');
     fake.enqueue({ content: words, chunkDelayMs: 100 });
