@@ -59,7 +59,7 @@ describe('alert notifier plugins and notifier settings', () => {
 
   it('refuses a missing secret file naming the variable, without its content', async () => {
     await expect(createTestApp({ env: { SLACK_WEBHOOK_URL_FILE: join(dir, 'missing') } })).rejects.toThrow(
-      /SLACK_WEBHOOK_URL_FILE=".*missing": the file cannot be read \(ENOENT\)/,
+      /SLACK_WEBHOOK_URL_FILE=".*missing": does not exist \(ENOENT\)/,
     );
   });
 });

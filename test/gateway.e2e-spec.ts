@@ -75,6 +75,40 @@ async function startDrippingUpstream(): Promise<{ baseUrl: string; closedEarly: 
   };
 }
 
+/**
+ * POSTs `body` with Transfer-Encoding: chunked (no length) in 64 KiB writes, as fast as the socket
+ * takes them, and resolves with the answer, which may come (with the connection closed) before the
+ * whole body was sent.
+ */
+function postChunked(url: string, key: string, body: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    let answered = false;
+    const req = httpRequest(url, { method: 'POST', headers: { ...bearer(key), 'content-type': 'application/json', 'transfer-encoding': 'chunked' } }, (res) => {
+      answered = true;
+      let text = '';
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode!, text }));
+      res.on('error', reject);
+    });
+    req.on('error', (err) => {
+      if (!answered) reject(err); // writing after the refusal may meet the closed connection
+    });
+    let offset = 0;
+    const write = () => {
+      while (offset < body.length && !answered) {
+        const piece = body.slice(offset, offset + 65_536);
+        offset += piece.length;
+        if (!req.write(piece)) {
+          req.once('drain', write);
+          return;
+        }
+      }
+      if (!answered) req.end();
+    };
+    write();
+  });
+}
+
 async function until<T>(what: string, probe: () => Promise<T | null | undefined>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -351,6 +385,26 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
     expect(JSON.parse(chunked.text).message).toBe("the request body is larger than this endpoint's limit of 1 MiB");
   });
 
+  it('a chunked body (no length) over the largest limit gets the 413 naming its route\'s limit, not Fastify\'s own, and the upstream is never called', async () => {
+    const origin = baseURL.replace(/\/v1$/, '');
+    const gateway = await postChunked(`${baseURL}/chat/completions`, ALICE_KEY, JSON.stringify({ ...CHAT, messages: [{ role: 'user', content: 'a'.repeat(4 * MIB) }] }));
+    expect(gateway.status).toBe(413);
+    expect(JSON.parse(gateway.text)).toMatchObject({
+      error: { type: 'invalid_request_error', message: "the request body is larger than this endpoint's limit of 3 MiB (GATEWAY_MAX_BODY_BYTES)" },
+    });
+    expect(fake.chatRequests()).toHaveLength(0);
+    const api = await postChunked(`${origin}/api/v1/quotas`, ADMIN_KEY, JSON.stringify({ id: 'huge', scope: {}, limit_usd: '1', window: 'day', note: 'n'.repeat(4 * MIB) }));
+    expect(api.status).toBe(413);
+    expect(JSON.parse(api.text)).toMatchObject({ statusCode: 413, message: "the request body is larger than this endpoint's limit of 1 MiB" });
+    // Under the limit, a chunked body passes whole; and the connections closed after the refusals left the service answering.
+    fake.enqueue({ content: 'still here' });
+    const content = 'b'.repeat(2 * MIB);
+    const ok = await postChunked(`${baseURL}/chat/completions`, ALICE_KEY, JSON.stringify({ ...CHAT, messages: [{ role: 'user', content }] }));
+    expect(ok.status, ok.text).toBe(200);
+    expect(JSON.parse(ok.text).choices[0].message.content).toBe('still here');
+    expect(fake.chatRequests()[0].body).toMatchObject({ messages: [{ role: 'user', content }] });
+  });
+
   it('a gateway call reserves its prompt\'s UTF-8 bound plus its output allowance on a token quota, as the agent\'s calls do', async () => {
     // 24,000 bytes that are about 8,000 tokens: a 12,000-token quota admits the exact count but not the bound.
     const prompt = 'ab '.repeat(8_000);
@@ -374,6 +428,64 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
     } finally {
       await t.app.inject({ method: 'DELETE', url: '/api/v1/quotas/gw-bob-tokens', headers: bearer(ADMIN_KEY) });
     }
+  });
+
+  it('an output limit that is not a whole number >= 0 is a 400 naming the field, before the upstream; of two chat limits the larger is reserved', async () => {
+    const before = await recordCount();
+    for (const [field, value] of [['max_tokens', '100000'], ['max_tokens', -1], ['max_completion_tokens', 1.5], ['max_tokens', {}], ['max_tokens', true]] as const) {
+      const err = (await sdk(ALICE_KEY).chat.completions.create({ ...CHAT, [field]: value } as unknown as typeof CHAT).catch((e: unknown) => e)) as APIError;
+      expect(err, `${field}=${JSON.stringify(value)}`).toBeInstanceOf(APIError);
+      expect(err.status).toBe(400);
+      expect(err.param).toBe(field);
+      expect(err.type).toBe('invalid_request_error');
+      expect(err.message).toContain(`'${field}'`);
+    }
+    const responses = (await sdk(ALICE_KEY).responses.create({ model: MODEL, input: 'hi', max_output_tokens: '5' } as never).catch((e: unknown) => e)) as APIError;
+    expect(responses.status).toBe(400);
+    expect(responses.param).toBe('max_output_tokens');
+    expect(fake.chatRequests()).toHaveLength(0);
+    expect(fake.responsesRequests()).toHaveLength(0);
+    expect(await recordCount()).toBe(before);
+
+    // A 12,000-token quota: max_completion_tokens 10 alone fits, but beside max_tokens 100,000 the call may produce that much.
+    const rule = { id: 'gw-bob-output', scope: { user_id: 'bob' }, limit_tokens: 12_000, window: 'day', action: 'block' };
+    const created = await t.app.inject({ method: 'POST', url: '/api/v1/quotas', payload: rule, headers: bearer(ADMIN_KEY) });
+    expect(created.statusCode, created.body).toBe(201);
+    try {
+      const both = (await sdk(BOB_KEY).chat.completions.create({ ...CHAT, max_tokens: 100_000, max_completion_tokens: 10 }).catch((e: unknown) => e)) as APIError;
+      expect(both.status).toBe(429);
+      expect(both.message).toContain('quota rule "gw-bob-output"');
+      expect(fake.chatRequests()).toHaveLength(0);
+      fake.enqueue({ content: 'ok', usage: { prompt_tokens: 11, completion_tokens: 1 } });
+      const ok = await sdk(BOB_KEY).chat.completions.create({ ...CHAT, max_completion_tokens: 10 });
+      expect(ok.choices[0].message.content).toBe('ok');
+    } finally {
+      await t.app.inject({ method: 'DELETE', url: '/api/v1/quotas/gw-bob-output', headers: bearer(ADMIN_KEY) });
+    }
+  });
+
+  it('a model name longer than the usage columns take (128 characters) is a 400 naming model, before the upstream; 128 are recorded whole, a longer response model cut', async () => {
+    const before = await recordCount();
+    for (const model of [`gpt-${'x'.repeat(125)}`, `gpt-${'x'.repeat(60_000)}`]) {
+      const err = (await sdk(ALICE_KEY).chat.completions.create({ ...CHAT, model }).catch((e: unknown) => e)) as APIError;
+      expect(err).toBeInstanceOf(APIError);
+      expect(err.status).toBe(400);
+      expect(err.param).toBe('model');
+      expect(err.type).toBe('invalid_request_error');
+      expect(err.message).toContain(`at most 128 characters (got ${model.length})`);
+    }
+    const embeddings = (await sdk(ALICE_KEY).embeddings.create({ model: `gpt-${'x'.repeat(125)}`, input: 'hi' }).catch((e: unknown) => e)) as APIError;
+    expect(embeddings.status).toBe(400);
+    expect(fake.requests).toHaveLength(0);
+    expect(await recordCount()).toBe(before);
+
+    // The longest name is taken and stored whole; an upstream answering with a longer model name still leaves its record.
+    const longest = `gpt-${'x'.repeat(124)}`;
+    fake.enqueue({ content: 'ok', model: 'r'.repeat(300) });
+    const ok = await sdk(ALICE_KEY).chat.completions.create({ ...CHAT, model: longest }).withResponse();
+    expect(ok.data.model).toBe('r'.repeat(300));
+    const [record] = await recordsWithId(ok.response.headers.get('x-asa-request-id')!);
+    expect(record).toMatchObject({ status: 'success', requestedModel: longest, responseModel: 'r'.repeat(128) });
   });
 
   it('a stream the client abandons stops the upstream call and is recorded as abandoned, with estimated tokens', async () => {

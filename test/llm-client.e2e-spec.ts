@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { DomainException } from '../src/common/domain.exception';
 import { LlmClientFactory } from '../src/modules/llm/llm-client.factory';
-import { LlmBudgetExceededException } from '../src/modules/llm/llm.exceptions';
+import { LlmBudgetExceededException, LlmInvalidArgumentException } from '../src/modules/llm/llm.exceptions';
 import { CATALOG_VERSION } from '../src/modules/llm/pricing/pricing.service';
 import { LlmUsage } from '../src/modules/usage/entities/llm-usage.entity';
 import { TokenEstimator } from '../src/modules/llm/token-estimator';
@@ -492,6 +492,27 @@ describe('LlmClient through the real openai SDK against the simulator', () => {
     } finally {
       spy.mockRestore();
     }
+  });
+
+  it('refuses a model name longer than the usage columns take (128 characters) before admission or the provider; 128 is taken whole', async () => {
+    const before = fake.requests.length;
+    const long = 'm'.repeat(129);
+    for (const call of [
+      () => llm.forTask('t-long-model').chat({ model: long, messages: USER_HI }),
+      () => llm.forTask('t-long-model').embed({ model: long, input: 'hi' }),
+      () => llm.forTask('t-long-model').track({ operation: 'chat', model: long, prompt: { kind: 'chat', model: long, messages: [] }, maxOutputTokens: 1, streamed: false, params: {} }),
+    ]) {
+      const err = await call().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(LlmInvalidArgumentException);
+      expect((err as Error).message).toMatch(/^model must be at most 128 characters \(got 129\)/);
+    }
+    expect(fake.requests.length).toBe(before);
+    expect(policy.events.some((e) => e.kind === 'admit' && e.intent.model === long)).toBe(false);
+    expect(await rowsOf('t-long-model')).toHaveLength(0);
+
+    fake.enqueue({ content: 'ok' });
+    await llm.forTask('t-max-model').chat({ model: 'm'.repeat(128), messages: USER_HI });
+    expect((await oneRow('t-max-model')).requestedModel).toBe('m'.repeat(128));
   });
 
   it('refuses a negative budget with a clear error', () => {

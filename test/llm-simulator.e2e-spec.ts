@@ -1,5 +1,7 @@
 import OpenAI, { APIConnectionTimeoutError, APIError, RateLimitError, InternalServerError } from 'openai';
-import { SIMULATOR_FINGERPRINT, simulatedTokenCount } from '../src/simulator/openai-compatible-server';
+import { SIMULATOR_FINGERPRINT, SIMULATOR_MAX_BODY_BYTES, simulatedTokenCount } from '../src/simulator/openai-compatible-server';
+
+const MIB = 1_048_576;
 import { FakeOpenAi } from './fixtures/fake-openai';
 
 // The simulator is exercised through the official openai SDK, exactly as the service talks to a provider.
@@ -154,6 +156,49 @@ describe('OpenAI-compatible simulator', () => {
     const missing = await fetch(`${fake.baseUrl}/nothing`);
     expect(missing.status).toBe(404);
     expect(missing.headers.get('x-simulator')).toBe('asa-backend');
+  });
+
+  it('rejects chat messages that are not a non-empty array of objects with a string role with a 400 naming them, as OpenAI does', async () => {
+    for (const [messages, param] of [
+      [[null], 'messages[0]'],
+      [[{ role: 'user', content: 'ok' }, 'hi'], 'messages[1]'],
+      [[{ content: 'no role' }], 'messages[0]'],
+      [[{ role: 7, content: 'x' }], 'messages[0]'],
+      [[[]], 'messages[0]'],
+      [[], 'messages'],
+      ['hi', 'messages'],
+      [undefined, 'messages'],
+    ] as const) {
+      const err = await client.chat.completions.create({ model: 'm', messages } as never).catch((e: unknown) => e);
+      expect(err, JSON.stringify(messages)).toBeInstanceOf(APIError);
+      expect((err as APIError).status).toBe(400);
+      expect((err as APIError).param).toBe(param);
+      expect((err as APIError).type).toBe('invalid_request_error');
+    }
+    const streamed = await client.chat.completions.create({ model: 'm', messages: [null], stream: true } as never).catch((e: unknown) => e);
+    expect((streamed as APIError).status).toBe(400);
+  });
+
+  it('rejects a Responses call without usable input with a 400 naming input', async () => {
+    for (const [input, param] of [[undefined, 'input'], [null, 'input'], ['', 'input'], [[], 'input'], [42, 'input'], [[null], 'input[0]'], [['text'], 'input[0]']] as const) {
+      const err = await client.responses.create({ model: 'm', input } as never).catch((e: unknown) => e);
+      expect(err, JSON.stringify(input)).toBeInstanceOf(APIError);
+      expect((err as APIError).status).toBe(400);
+      expect((err as APIError).param).toBe(param);
+    }
+    fake.enqueue({ content: 'fine' }, { content: 'also fine' });
+    expect((await client.responses.create({ model: 'm', input: 'hi' })).output_text).toBe('fine');
+    expect((await client.responses.create({ model: 'm', input: [{ role: 'user', content: 'hi' }] })).output_text).toBe('also fine');
+  });
+
+  it(`takes bodies up to ${SIMULATOR_MAX_BODY_BYTES / MIB} MiB (past the gateway's default 20 MiB) and answers a larger one 413 rather than dropping the connection`, async () => {
+    fake.enqueue({ content: 'big one read' });
+    const big = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'a'.repeat(21 * MIB) }] });
+    expect(big.choices[0].message.content).toBe('big one read');
+    const tooBig = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'a'.repeat(SIMULATOR_MAX_BODY_BYTES) }] }).catch((e: unknown) => e);
+    expect(tooBig).toBeInstanceOf(APIError);
+    expect((tooBig as APIError).status).toBe(413);
+    expect((tooBig as APIError).message).toContain(`limit of ${SIMULATOR_MAX_BODY_BYTES / MIB} MiB`);
   });
 
   it('delays answers (the SDK times out) and can break a stream midway', async () => {

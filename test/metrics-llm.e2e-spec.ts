@@ -1,5 +1,5 @@
 import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
-import { LLM_LATENCY_BUCKETS, LLM_TTFT_BUCKETS, PrometheusUsageSink } from '../src/plugins/sinks/prometheus-usage.sink';
+import { LLM_LATENCY_BUCKETS, LLM_TTFT_BUCKETS, OTHER_MODELS_LABEL, PrometheusUsageSink } from '../src/plugins/sinks/prometheus-usage.sink';
 import type { UsageRecord } from '../src/plugins/sdk';
 import { createTestApp, TestApp } from './support/create-app';
 import { usageRecord } from './support/usage-records';
@@ -213,3 +213,87 @@ describe('series of models no longer used', () => {
   });
 });
 
+
+describe('distinct models on the LLM metrics (METRICS_MAX_MODELS)', () => {
+  const HOUR = 3_600_000;
+  const modelsIn = (body: string) => new Set([...body.matchAll(/^llm_\w+\{[^}]*model="([^"]*)"/gm)].map((m) => m[1]));
+  const total = (body: string, metric: string) =>
+    body
+      .split('\n')
+      .filter((l) => l.startsWith(`${metric}{`))
+      .reduce((sum, l) => sum + Number(l.slice(l.indexOf('} ') + 2).split(' ')[0]), 0);
+  const call = (model: string, n: number) =>
+    record({ requestedModel: model, inputTokens: n, outputTokens: 1, totalTokens: n + 1, costNanos: 1_000 * n, latencyMs: 100 });
+
+  it('past the limit, new models are counted under model="(other)": every sum stays exact, one warning per period; a swept model frees its slot', async () => {
+    const t = await createTestApp({ env: { METRICS_MAX_MODELS: '3', METRICS_MODEL_SERIES_TTL_HOURS: '24' } });
+    try {
+      const recorder = t.app.get(UsageRecorder);
+      const sink = t.app.get(PrometheusUsageSink);
+      const warn = vi.spyOn((sink as unknown as { logger: { warn: (m: string) => void } }).logger, 'warn');
+      let clock = Date.parse('2026-11-01T00:00:00Z');
+      sink.now = () => clock;
+      const models = ['m-1', 'm-2', 'm-3', 'm-4', 'm-5', 'm-6'];
+      for (const [i, model] of models.entries()) await recorder.record(call(model, i + 1));
+      await recorder.record(record({ requestedModel: 'm-7', status: 'error', errorType: 'http_404', latencyMs: 5 }));
+      await recorder.record(call('m-1', 10)); // a model with a slot keeps it
+      await recorder.flush();
+
+      const body = await scrape(t);
+      expect(modelsIn(body)).toEqual(new Set(['m-1', 'm-2', 'm-3', OTHER_MODELS_LABEL]));
+      expect(sample(body, `llm_requests_total{model="${OTHER_MODELS_LABEL}",provider="openai",status="success"}`)).toBe(3);
+      expect(sample(body, `llm_requests_total{model="${OTHER_MODELS_LABEL}",provider="openai",status="error"}`)).toBe(1);
+      expect(sample(body, `llm_request_errors_total{model="${OTHER_MODELS_LABEL}",provider="openai",error_type="http_404"}`)).toBe(1);
+      expect(sample(body, 'llm_requests_total{model="m-1",provider="openai",status="success"}')).toBe(2);
+      // Exact in sum: 8 calls, 1+2+...+6+10 input tokens, 8 output tokens, their costs.
+      expect(total(body, 'llm_requests_total')).toBe(8);
+      expect(total(body, 'llm_tokens_total')).toBe(31 + 7);
+      expect(total(body, 'llm_cost_usd_total')).toBeCloseTo(31 * 1e-6, 12);
+      expect(sample(body, `llm_latency_seconds_count{model="${OTHER_MODELS_LABEL}",provider="openai"}`)).toBe(4);
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(warn.mock.calls[0][0]).toContain('METRICS_MAX_MODELS=3');
+      expect(warn.mock.calls[0][0]).toContain('"m-4"');
+
+      // A stale model's series are removed and its slot goes to the next new model; m-2 and m-3 stay in use.
+      clock += 25 * HOUR;
+      await recorder.record(call('m-2', 1));
+      await recorder.record(call('m-3', 1));
+      await recorder.flush();
+      clock += 1;
+      expect((await sink.removeStaleSeries()).sort()).toEqual(['(other)', 'm-1']);
+      await recorder.record(call('m-8', 1));
+      await recorder.record(call('m-9', 1));
+      await recorder.flush();
+      const after = await scrape(t);
+      expect(modelsIn(after)).toEqual(new Set(['m-2', 'm-3', 'm-8', OTHER_MODELS_LABEL]));
+      expect(sample(after, 'llm_requests_total{model="m-8",provider="openai",status="success"}')).toBe(1);
+      expect(sample(after, `llm_requests_total{model="${OTHER_MODELS_LABEL}",provider="openai",status="success"}`)).toBe(1);
+      // A later period warns again, once.
+      expect(warn).toHaveBeenCalledTimes(2);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('keeps 200 models by default, and every model with METRICS_MAX_MODELS=0', async () => {
+    for (const [env, own] of [[{}, 200], [{ METRICS_MAX_MODELS: '0' }, 250]] as const) {
+      const t = await createTestApp({ env });
+      try {
+        const recorder = t.app.get(UsageRecorder);
+        for (let i = 0; i < 250; i++) await recorder.record(call(`model-${i}`, 1));
+        await recorder.flush();
+        const models = modelsIn(await scrape(t));
+        expect(models.size - (models.has(OTHER_MODELS_LABEL) ? 1 : 0)).toBe(own);
+        expect(models.has(OTHER_MODELS_LABEL)).toBe(own < 250);
+      } finally {
+        await t.close();
+      }
+    }
+  });
+
+  it('refuses a limit that is not a whole number of models, naming the variable', async () => {
+    for (const value of ['many', '-1', '1.5']) {
+      await expect(createTestApp({ env: { METRICS_MAX_MODELS: value } })).rejects.toThrow(/METRICS_MAX_MODELS must be a whole number of models/);
+    }
+  });
+});

@@ -83,6 +83,27 @@ describe('starting the built service', () => {
     expect(svc.output()).not.toMatch(/^\s+at /m);
     expect(svc.output()).not.toContain('FSTDEP'); // no deprecation warning on the way either
   }, 60_000);
+
+  // Each file a variable names that cannot be read stops the start with one plain line naming the variable or file, no stack.
+  it.each([
+    ['GATEWAY_FILE a directory', (d: string) => ({ GATEWAY_FILE: d }), (d: string) => `Gateway file ${d}: is a directory, not a file (EISDIR); GATEWAY_FILE names it`],
+    ['API_KEYS_FILE a directory', (d: string) => ({ API_KEYS_FILE: d }), (d: string) => `API keys file ${d}: is a directory, not a file (EISDIR)`],
+    ['SLACK_WEBHOOK_URL_FILE missing', (d: string) => ({ SLACK_WEBHOOK_URL_FILE: join(d, 'nonexistent') }), (d: string) => `SLACK_WEBHOOK_URL_FILE="${join(d, 'nonexistent')}": does not exist (ENOENT)`],
+    ['SLACK_WEBHOOK_URL_FILE a directory', (d: string) => ({ SLACK_WEBHOOK_URL_FILE: d }), (d: string) => `SLACK_WEBHOOK_URL_FILE="${d}": is a directory, not a file (EISDIR)`],
+    [
+      'SMTP_PASSWORD_FILE missing',
+      (d: string) => ({ SMTP_URL: 'smtp://alerts@127.0.0.1:2525', ALERT_EMAIL_FROM: 'asa@example.com', ALERT_EMAIL_TO: 'ops@example.com', SMTP_PASSWORD_FILE: join(d, 'nonexistent') }),
+      (d: string) => `SMTP_PASSWORD_FILE="${join(d, 'nonexistent')}": does not exist (ENOENT)`,
+    ],
+    ['QUOTAS_FILE a directory', (d: string) => ({ QUOTAS_FILE: d }), (d: string) => `QUOTAS_FILE ${d} is a directory, not a file (EISDIR)`],
+  ])('refuses to start when %s, with one plain line naming it, no stack trace', async (_case, env, line) => {
+    const svc = startService({ cwd: dir, env: { PORT: String(await freePort()), ...env(dir) } });
+    const { code } = await svc.exited;
+    expect(code).toBe(1);
+    expect(svc.errorOutput().trim().split('\n').pop()).toBe(line(dir));
+    expect(svc.output()).not.toMatch(/^\s+at /m);
+    expect(svc.output()).not.toContain('ExceptionHandler');
+  }, 60_000);
 });
 
 describePostgres('start-up report', () => {

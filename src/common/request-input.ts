@@ -1,6 +1,7 @@
 import { HttpStatus } from '@nestjs/common';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyRequest, RawServerDefault } from 'fastify';
+import { Transform } from 'node:stream';
 import { DomainException } from './domain.exception';
 import { bodyLimits, bodyTooLarge } from './body-limits';
 
@@ -136,6 +137,25 @@ export function installRequestInputChecks(app: NestFastifyApplication): void {
   const limits = bodyLimits();
   // A declared length over the route's limit is refused before the body is read.
   fastify.addHook('onRequest', (req, _reply, done) => done(bodyTooLarge(limits, req.url, Number(req.headers['content-length'] ?? 0))));
+  // A body sent without a length (chunked) is counted as it comes and refused at the route's own
+  // limit, with the message that names it: left to Fastify, it would be read up to the largest
+  // limit and refused there as "Request body is too large".
+  fastify.addHook('preParsing', (req, _reply, payload, done) => {
+    // Only a chunked body comes without a length (a request with neither has no body).
+    if (req.headers['transfer-encoding'] === undefined || req.headers['content-length'] !== undefined) {
+      done(null, payload);
+      return;
+    }
+    let received = 0;
+    const counted = new Transform({
+      transform(chunk: Buffer, _encoding, next) {
+        received += chunk.length;
+        next(bodyTooLarge(limits, req.url, received) ?? null, chunk);
+      },
+    });
+    payload.pipe(counted);
+    done(null, counted);
+  });
   app.useBodyParser<RawServerDefault>('application/json', { bodyLimit: fastify.initialConfig.bodyLimit }, (req, body, done) => {
     const tooLarge = bodyTooLarge(limits, req.url, body.length); // sent without a length (chunked)
     if (tooLarge) {

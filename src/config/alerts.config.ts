@@ -1,24 +1,22 @@
 import { registerAs } from '@nestjs/config';
-import { readFileSync } from 'node:fs';
+import { readConfigFile, StartConfigError } from '../common/start-config-error';
 import { validateEnv } from './env.validation';
 
-/** Reads a one-line secret file; the error names the variable, never the content. */
+/** An alerting setting the deployer must fix; one line naming the variable (and its file), never a secret. */
+export class AlertSettingError extends StartConfigError {}
+
+/** Reads a one-line secret file; the error names the variable and the file, never the content. */
 function readSecretFile(variable: string, path: string): string {
-  let value: string;
-  try {
-    value = readFileSync(path, 'utf8').trim();
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
-    throw new Error(`Invalid environment configuration:\n  ${variable}=${JSON.stringify(path)}: the file cannot be read (${code})`);
-  }
-  if (!value) throw new Error(`Invalid environment configuration:\n  ${variable}=${JSON.stringify(path)}: the file is empty`);
+  const where = `${variable}=${JSON.stringify(path)}`;
+  const value = readConfigFile(path, (problem) => new AlertSettingError(`${where}: ${problem}`)).trim();
+  if (!value) throw new AlertSettingError(`${where}: the file is empty`);
   return value;
 }
 
 function slackUrlFromFile(path: string): string {
   const url = readSecretFile('SLACK_WEBHOOK_URL_FILE', path);
   if (!/^https?:\/\/\S+$/.test(url)) {
-    throw new Error('Invalid environment configuration:\n  SLACK_WEBHOOK_URL_FILE: the file must hold one http(s) URL (the Slack incoming-webhook URL)');
+    throw new AlertSettingError(`SLACK_WEBHOOK_URL_FILE=${JSON.stringify(path)}: the file must hold one http(s) URL (the Slack incoming-webhook URL)`);
   }
   return url;
 }
@@ -34,7 +32,7 @@ export const alertsConfig = registerAs('alerts', () => {
   const backoffMs = env.ALERT_DELIVERY_BACKOFF_MS ?? 2_000;
   const smtpUser = env.SMTP_URL ? decodeURIComponent(new URL(env.SMTP_URL).username) : '';
   if (env.SMTP_PASSWORD_FILE && !smtpUser) {
-    throw new Error('Invalid environment configuration:\n  SMTP_PASSWORD_FILE is set but SMTP_URL names no user (smtp://user@host:port)');
+    throw new AlertSettingError('SMTP_PASSWORD_FILE is set but SMTP_URL names no user (smtp://user@host:port)');
   }
   return {
     /** Module paths of third-party notifiers, comma separated (see README, "Alerts and notifiers"). */

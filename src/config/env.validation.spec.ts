@@ -187,3 +187,18 @@ describe('validateEnv: alert notifiers', () => {
     ).not.toThrow();
   });
 });
+
+describe('model name and metrics model limits', () => {
+  it.each([
+    ['TASK_DEFAULT_MODEL', 'm'.repeat(129), 'TASK_DEFAULT_MODEL must be at most 128 characters'],
+    ['METRICS_MAX_MODELS', 'lots', 'METRICS_MAX_MODELS must be a whole number of models'],
+    ['METRICS_MAX_MODELS', '-5', 'METRICS_MAX_MODELS must be a whole number of models'],
+    ['METRICS_MAX_MODELS', '1000000', 'METRICS_MAX_MODELS must be at most 100000'],
+  ])('rejects %s=%s with a message naming it', (name, value, message) => {
+    expect(() => validateEnv({ [name]: value })).toThrow(message);
+  });
+
+  it('takes a 128-character default model and a limit of 0 (no limit)', () => {
+    expect(validateEnv({ TASK_DEFAULT_MODEL: 'm'.repeat(128), METRICS_MAX_MODELS: '0' })).toMatchObject({ TASK_DEFAULT_MODEL: 'm'.repeat(128), METRICS_MAX_MODELS: 0 });
+  });
+});

@@ -1,4 +1,5 @@
 import { plainToInstance, Transform } from 'class-transformer';
+import { MAX_MODEL_NAME_LENGTH } from '../common/model-name';
 import { relevantMessages } from '../common/validation-messages';
 import {
   IsBoolean,
@@ -14,6 +15,7 @@ import {
   Matches,
   Max,
   Min,
+  MaxLength,
   MinLength,
   NotEquals,
   ValidateIf,
@@ -175,6 +177,11 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(toInt) @IsInt({ message: 'METRICS_MODEL_SERIES_TTL_HOURS must be a whole number of hours (0 keeps every series)' }) @Min(0) @Max(87_600)
   METRICS_MODEL_SERIES_TTL_HOURS?: number;
 
+  @IsOptional() @Transform(toInt) @IsInt({ message: 'METRICS_MAX_MODELS must be a whole number of models (0: no limit)' })
+  @Min(0, { message: 'METRICS_MAX_MODELS must be a whole number of models (0: no limit)' })
+  @Max(100_000, { message: 'METRICS_MAX_MODELS must be at most 100000 (each model adds 17 or more series; 0: no limit)' })
+  METRICS_MAX_MODELS?: number;
+
   @IsOptional() @Transform(toBool) @IsBoolean()
   ENABLE_OPENTELEMETRY?: boolean;
 
@@ -270,6 +277,7 @@ export class EnvironmentVariables {
   TASK_POLL_INTERVAL_MS?: number;
 
   @IsOptional() @IsString() @Matches(/^\S+$/, { message: 'TASK_DEFAULT_MODEL must be a model name without spaces' })
+  @MaxLength(MAX_MODEL_NAME_LENGTH, { message: `TASK_DEFAULT_MODEL must be at most ${MAX_MODEL_NAME_LENGTH} characters` })
   TASK_DEFAULT_MODEL?: string;
 
   @IsOptional() @Transform(({ value }) => (value === undefined || value === '' ? undefined : /^\d+(\.\d+)?$/.test(String(value).trim()) ? Number(value) : value))

@@ -32,7 +32,7 @@ describe('gateway file', () => {
     ['a base URL that is not http(s)', { upstreams: { a: { base_url: 'ftp://x', provider: 'openai' } }, routes: [{ model: '*', upstream: 'a' }] }, /upstreams\.a\.base_url must be an http\(s\) URL/],
     ['a missing provider', { upstreams: { a: { base_url: 'http://x/v1' } }, routes: [{ model: '*', upstream: 'a' }] }, /upstreams\.a\.provider/],
     ['an unset key variable', { upstreams: { a: { base_url: 'http://x/v1', provider: 'p', api_key_env: 'NOT_SET' } }, routes: [{ model: '*', upstream: 'a' }] }, /the variable NOT_SET is not set/],
-    ['a missing key file', { upstreams: { a: { base_url: 'http://x/v1', provider: 'p', api_key_file: 'missing.key' } }, routes: [{ model: '*', upstream: 'a' }] }, /api_key_file: cannot read \/etc\/asa\/missing\.key \(ENOENT\)/],
+    ['a missing key file', { upstreams: { a: { base_url: 'http://x/v1', provider: 'p', api_key_file: 'missing.key' } }, routes: [{ model: '*', upstream: 'a' }] }, /api_key_file: \/etc\/asa\/missing\.key does not exist \(ENOENT\)/],
     ['both key sources', { upstreams: { a: { base_url: 'http://x/v1', provider: 'p', api_key_env: 'A', api_key_file: 'b' } }, routes: [{ model: '*', upstream: 'a' }] }, /not both/],
     ['a zero timeout', { upstreams: { a: { base_url: 'http://x/v1', provider: 'p', timeout_ms: 0 } }, routes: [{ model: '*', upstream: 'a' }] }, /timeout_ms must be a whole number/],
     ['an unknown upstream field', { upstreams: { a: { base_url: 'http://x/v1', provider: 'p', key: 'x' } }, routes: [{ model: '*', upstream: 'a' }] }, /unknown field "key"/],

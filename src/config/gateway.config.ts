@@ -1,8 +1,8 @@
 import { registerAs } from '@nestjs/config';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { validateEnv } from './env.validation';
-import { StartConfigError } from '../common/start-config-error';
+import { readConfigFile, StartConfigError } from '../common/start-config-error';
 
 export const DEFAULT_GATEWAY_FILE = 'config/gateway.json';
 /** The upstream every file may route to without declaring it: OPENAI_BASE_URL / OPENAI_API_KEY / LLM_PROVIDER. */
@@ -63,7 +63,8 @@ export const gatewayConfig = registerAs('gateway', () => {
     if (env.GATEWAY_FILE) throw new GatewayFileError(file, 'does not exist (GATEWAY_FILE names it; unset it to send every model to OPENAI_BASE_URL)');
     return { file: null as string | null, upstreams: [defaultUpstream], routes: [{ pattern: '*', upstream: DEFAULT_UPSTREAM }] as GatewayRoute[] };
   }
-  const { upstreams, routes } = parseGatewayFile(file, readFileSync(file, 'utf8'), defaultUpstream, (name) => process.env[name]);
+  const text = readConfigFile(file, (problem) => new GatewayFileError(file, `${problem}; GATEWAY_FILE names it`));
+  const { upstreams, routes } = parseGatewayFile(file, text, defaultUpstream, (name) => process.env[name]);
   return { file: file as string | null, upstreams, routes };
 });
 export type GatewayConfig = ReturnType<typeof gatewayConfig>;
@@ -110,11 +111,7 @@ export function parseGatewayFile(
     if (u.api_key_file !== undefined) {
       if (typeof u.api_key_file !== 'string' || u.api_key_file === '') throw new GatewayFileError(file, `${where}.api_key_file must be a path`);
       const keyFile = resolve(dirname(file), u.api_key_file);
-      try {
-        apiKey = readFileSync(keyFile, 'utf8').trim();
-      } catch (err) {
-        throw new GatewayFileError(file, `${where}.api_key_file: cannot read ${keyFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-      }
+      apiKey = readConfigFile(keyFile, (problem) => new GatewayFileError(file, `${where}.api_key_file: ${keyFile} ${problem}`)).trim();
       if (!apiKey) throw new GatewayFileError(file, `${where}.api_key_file: ${keyFile} is empty`);
     }
     const timeoutMs = u.timeout_ms ?? defaultUpstream.timeoutMs;

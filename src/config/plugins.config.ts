@@ -1,7 +1,8 @@
 import { registerAs } from '@nestjs/config';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { PluginStartError } from '../common/plugin-loader';
+import { readConfigFile } from '../common/start-config-error';
 import { validateEnv } from './env.validation';
 
 export const DEFAULT_PLUGINS_FILE = 'config/plugins.json';
@@ -33,9 +34,10 @@ export function readPluginsFile(file: string, required: boolean): ReadonlyMap<st
     if (required) throw new PluginsFileError(file, 'the file does not exist (PLUGINS_FILE names it)');
     return new Map();
   }
+  const text = readConfigFile(file, (problem) => new PluginsFileError(file, problem));
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
+    parsed = JSON.parse(text);
   } catch (err) {
     throw new PluginsFileError(file, `not valid JSON (${(err as Error).message})`);
   }

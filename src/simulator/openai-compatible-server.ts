@@ -63,7 +63,13 @@ export const SIMULATOR_FINGERPRINT = 'asa-simulator';
 const LISTED_MODELS = ['gpt-4o', 'gpt-4o-mini', 'text-embedding-3-small'];
 
 const DEFAULT_EMBEDDING_DIMENSIONS = 8;
-const MAX_BODY_BYTES = 10 * 1024 * 1024;
+/**
+ * Largest request body taken; past it the answer is a 413, as OpenAI's. Above the gateway's default
+ * GATEWAY_MAX_BODY_BYTES (20 MiB), so whatever a gateway with its defaults forwards can be tried
+ * here; not the 256 MiB the gateway may be set to: the body is held and parsed as one string, and a
+ * test tool that takes a gigabyte of memory for one call is worse than one that refuses it.
+ */
+export const SIMULATOR_MAX_BODY_BYTES = 32 * 1024 * 1024;
 
 export function startOpenAiCompatibleServer(opts: {
   respond: Responder;
@@ -118,7 +124,11 @@ export function startOpenAiCompatibleServer(opts: {
 
     let body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
     try {
-      body = JSON.parse((await readBody(req)) || 'null');
+      const text = await readBody(req);
+      if (text === null) {
+        return sendError(res, 413, `Request body is larger than the simulator's limit of ${SIMULATOR_MAX_BODY_BYTES / 1024 / 1024} MiB`, 'invalid_request_error');
+      }
+      body = JSON.parse(text || 'null');
     } catch (err) {
       return sendError(res, 400, `Request body is not valid JSON: ${(err as Error).message}`, 'invalid_request_error');
     }
@@ -128,8 +138,10 @@ export function startOpenAiCompatibleServer(opts: {
       return sendError(res, 400, 'you must provide a model parameter', 'invalid_request_error');
     }
     if (isEmbeddings && !isEmbeddingInput(body.input)) {
-      return sendError(res, 400, "'input' is required: a non-empty string, an array of strings, or an array of token ids", 'invalid_request_error');
+      return sendError(res, 400, "'input' is required: a non-empty string, an array of strings, or an array of token ids", 'invalid_request_error', 'input');
     }
+    const malformed = isChat ? malformedMessages(body.messages) : isResponses ? malformedResponsesInput(body.input) : null;
+    if (malformed) return sendError(res, 400, malformed.message, 'invalid_request_error', malformed.param);
     seenModels.add(body.model);
 
     let reply: SimulatedReply;
@@ -419,20 +431,21 @@ function deterministicVector(seed: string, dims: number): number[] {
 
 // --- plumbing ---------------------------------------------------------------------------------
 
-function readBody(req: IncomingMessage): Promise<string> {
+/**
+ * The request body, or null when it is over SIMULATOR_MAX_BODY_BYTES. The rest of an oversized
+ * body is still read (and dropped), so the client, still sending, gets the 413 rather than a
+ * connection closed under it.
+ */
+function readBody(req: IncomingMessage): Promise<string | null> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY_BYTES) {
-        reject(new Error('body too large'));
-        req.destroy();
-        return;
-      }
-      parts.push(c);
+      if (size > SIMULATOR_MAX_BODY_BYTES) parts.length = 0;
+      else parts.push(c);
     });
-    req.on('end', () => resolve(Buffer.concat(parts).toString('utf8')));
+    req.on('end', () => resolve(size > SIMULATOR_MAX_BODY_BYTES ? null : Buffer.concat(parts).toString('utf8')));
     req.on('error', reject);
   });
 }
@@ -444,8 +457,25 @@ function sendJson(res: ServerResponse, status: number, payload: unknown): void {
   res.end(text);
 }
 
-function sendError(res: ServerResponse, status: number, message: string, type: string): void {
-  sendJson(res, status, { error: { message, type, param: null, code: status === 429 ? 'rate_limit_exceeded' : null } });
+function sendError(res: ServerResponse, status: number, message: string, type: string, param: string | null = null): void {
+  sendJson(res, status, { error: { message, type, param, code: status === 429 ? 'rate_limit_exceeded' : null } });
+}
+
+/** Why chat `messages` cannot be answered, as OpenAI says it: not a non-empty array of objects with a string role. */
+function malformedMessages(messages: unknown): { message: string; param: string } | null {
+  if (!Array.isArray(messages)) return { message: "'messages' is required: an array of message objects", param: 'messages' };
+  if (messages.length === 0) return { message: "'messages' must not be empty", param: 'messages' };
+  const bad = messages.findIndex((m) => typeof m !== 'object' || m === null || Array.isArray(m) || typeof (m as { role?: unknown }).role !== 'string');
+  if (bad === -1) return null;
+  return { message: `Invalid 'messages[${bad}]': expected an object with a string 'role'`, param: `messages[${bad}]` };
+}
+
+/** Why a Responses call's `input` cannot be answered: neither a non-empty string nor a non-empty array of item objects. */
+function malformedResponsesInput(input: unknown): { message: string; param: string } | null {
+  if (typeof input === 'string' && input !== '') return null;
+  if (!Array.isArray(input) || input.length === 0) return { message: "'input' is required: a non-empty string or a non-empty array of input items", param: 'input' };
+  const bad = input.findIndex((item) => typeof item !== 'object' || item === null || Array.isArray(item));
+  return bad === -1 ? null : { message: `Invalid 'input[${bad}]': expected an input item object`, param: `input[${bad}]` };
 }
 
 function errorTypeFor(status: number): string {

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { StartConfigError } from '../../common/start-config-error';
+import { existsSync } from 'node:fs';
+import { readConfigFile, StartConfigError } from '../../common/start-config-error';
 
 /** One entry of the API keys file. Only the SHA-256 of a key is ever stored. */
 export interface ApiKeyEntry {
@@ -51,9 +51,10 @@ export function readApiKeyFile(file: string, { required = false } = {}): ApiKeyF
     if (required) throw new ApiKeyFileError(file, 'does not exist (API_KEYS_FILE names it; create keys with `npm run apikey`, or unset API_KEYS_FILE to run without keys)');
     return { keys: [] };
   }
+  const text = readConfigFile(file, (problem) => new ApiKeyFileError(file, problem));
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
+    parsed = JSON.parse(text);
   } catch (err) {
     throw new ApiKeyFileError(file, `not valid JSON (${err instanceof Error ? err.message : String(err)})`);
   }

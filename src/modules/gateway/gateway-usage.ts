@@ -1,3 +1,4 @@
+import { OpenAiErrorException, openAiError } from '../../common/openai-error';
 import type { TrackedOutcome } from '../llm/llm-client';
 import { DEFAULT_MAX_OUTPUT_TOKENS, tokensFromUsage } from '../llm/llm-client';
 import { MAX_REPORTED_TOKENS, trustedTokenCounts } from '../llm/reported-usage';
@@ -24,14 +25,43 @@ export function promptCountJob(endpoint: GatewayEndpoint, body: Json, model: str
   return { kind: 'responses', model, instructions: body.instructions, input: body.input, tools };
 }
 
-/** Output tokens the call may produce at most, for the worst-case cost that budgets and quotas reserve. */
+/** The output-limit fields each call kind takes; a client may give several (a chat's old and new names). */
+const OUTPUT_LIMIT_FIELDS: Record<GatewayEndpoint, readonly string[]> = {
+  chat: ['max_tokens', 'max_completion_tokens'],
+  responses: ['max_output_tokens'],
+  embeddings: [],
+};
+
+/**
+ * Output tokens the call may produce at most, for the worst-case cost that budgets and quotas
+ * reserve. An output limit given but not a whole number >= 0 is refused (OpenAI refuses it too):
+ * read as absent it would be reserved at the default while the upstream might read it otherwise.
+ * Several limits given: the largest is reserved, whichever one the upstream honours.
+ */
 export function maxOutputTokens(endpoint: GatewayEndpoint, body: Json): number {
   if (endpoint === 'embeddings') return 0;
-  const given = endpoint === 'chat' ? (body.max_completion_tokens ?? body.max_tokens) : body.max_output_tokens;
-  const perChoice = typeof given === 'number' && Number.isInteger(given) && given >= 0 ? given : DEFAULT_MAX_OUTPUT_TOKENS;
+  let perChoice: number | null = null;
+  for (const field of OUTPUT_LIMIT_FIELDS[endpoint]) {
+    const given = body[field];
+    if (given === undefined || given === null) continue; // null is the SDKs' "no limit"
+    if (typeof given !== 'number' || !Number.isInteger(given) || given < 0) {
+      throw new OpenAiErrorException(
+        400,
+        openAiError(400, `Invalid '${field}': expected a whole number of tokens >= 0, got ${describeJson(given)}`, { param: field, code: 'invalid_value' }),
+      );
+    }
+    perChoice = Math.max(perChoice ?? 0, given);
+  }
   // A chat asking for `n` choices may be billed `n` times the output: the worst case reserves them all.
   const choices = endpoint === 'chat' && typeof body.n === 'number' && Number.isInteger(body.n) && body.n > 1 ? body.n : 1;
-  return Math.min(perChoice * choices, MAX_REPORTED_TOKENS);
+  return Math.min((perChoice ?? DEFAULT_MAX_OUTPUT_TOKENS) * choices, MAX_REPORTED_TOKENS);
+}
+
+/** A value as an error message may show it: short, its type plain. */
+function describeJson(value: unknown): string {
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return Array.isArray(value) ? 'an array' : 'an object';
 }
 
 /** Token counts of a Responses API `usage` object. */

@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { MAX_MODEL_NAME_LENGTH } from '../../common/model-name';
 import { nanosToUsdExact } from '../../common/money';
 import { OpenAiErrorException, openAiError } from '../../common/openai-error';
 import { parseUsageTags, UsageTags } from '../../common/usage-tags';
@@ -77,6 +78,10 @@ export class GatewayService {
     if (!isJsonObject(body)) throw invalid('the request body must be a JSON object', null);
     const model = body.model;
     if (typeof model !== 'string' || model.trim() === '') throw invalid('you must provide a model parameter (a non-empty string)', 'model');
+    if (model.length > MAX_MODEL_NAME_LENGTH) {
+      throw invalid(`Invalid 'model': a model name is at most ${MAX_MODEL_NAME_LENGTH} characters (got ${model.length})`, 'model');
+    }
+    const outputAllowance = maxOutputTokens(endpoint, body); // refuses a malformed output limit before anything else
     const who = await this.attribution(req, principal);
     const route = this.upstreams.resolve(model);
     if (!route) {
@@ -110,7 +115,7 @@ export class GatewayService {
         operation: endpoint, // the gateway's endpoints are named as the operations they record
         model: route.upstreamModel,
         prompt: promptCountJob(endpoint, body, route.upstreamModel),
-        maxOutputTokens: maxOutputTokens(endpoint, body),
+        maxOutputTokens: outputAllowance,
         streamed,
         params: upstreamBody,
       },

@@ -29,6 +29,7 @@ import type { UsageRecorder } from '../usage/usage-recorder.service';
 import { LlmBudgetExceededException, LlmInvalidArgumentException, LlmNotConfiguredException, LlmUnpricedModelException, LlmAdmissionUnavailableException } from './llm.exceptions';
 import { MAX_REPORTED_TOKENS, trustedTokenCounts } from './reported-usage';
 import { ASA_ATTR, GEN_AI_ATTR, genAiOperationName, openAiApiType } from './llm-span-attributes';
+import { MAX_MODEL_NAME_LENGTH } from '../../common/model-name';
 import { nanosToUsd, nanosToUsdExact, usdToNanos as parseUsd } from '../../common/money';
 import type { PricingService, TokenCounts } from './pricing/pricing.service';
 import type { TaskSpendReader } from './task-spend.reader';
@@ -430,6 +431,9 @@ export class LlmClient implements AgentLlm {
     signal: AbortSignal | undefined,
   ): Promise<CallTracker> {
     if (typeof model !== 'string' || model.trim() === '') throw new LlmInvalidArgumentException('model is required: pass the model id, e.g. "gpt-4o"');
+    if (model.length > MAX_MODEL_NAME_LENGTH) {
+      throw new LlmInvalidArgumentException(`model must be at most ${MAX_MODEL_NAME_LENGTH} characters (got ${model.length}): "${model.slice(0, 40)}…"`);
+    }
     this.requireOpenAi(); // not configured: refuse before anything is reserved or recorded
     const provider = this.deps.config.provider;
     // The worst case needs only an upper bound of the prompt: no tokenizing on the event loop.

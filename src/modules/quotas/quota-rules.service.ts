@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnModuleInit, Optional } from '@nestjs/common';
 import { ConfigType } from '@nestjs/config';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { DataSource } from 'typeorm';
 import { quotasConfig } from '../../config/quotas.config';
 import { QUOTA_ALERTS, QuotaAlerts } from './quota-alerts.port';
@@ -9,6 +9,10 @@ import { parseQuotaRule, QuotaRule, RuleProblem, ruleToJson } from './quota-rule
 import { QuotaRuleExistsException, QuotaRuleInvalidException, QuotaRuleNotFoundException, QuotaRuleReadOnlyException } from './quotas.exceptions';
 import { InjectWriteDataSource } from '../../database/data-sources';
 import { databaseUnavailableReason } from '../../database/database-errors';
+import { readConfigFile, StartConfigError } from '../../common/start-config-error';
+
+/** A quotas file the deployer must fix: one line naming it and the problem. */
+export class QuotasFileError extends StartConfigError {}
 
 /** Rules from the API are re-read this often, so a rule created on one replica soon applies on all. */
 const API_RULES_TTL_MS = 2_000;
@@ -171,16 +175,17 @@ export class QuotaRulesService implements OnModuleInit {
   private loadFile(): QuotaRule[] {
     const file = this.config.file;
     if (!existsSync(file)) {
-      if (this.config.fileRequired) throw new Error(`QUOTAS_FILE ${file} does not exist`);
+      if (this.config.fileRequired) throw new QuotasFileError(`QUOTAS_FILE ${file} does not exist`);
       return [];
     }
+    const text = readConfigFile(file, (problem) => new QuotasFileError(`QUOTAS_FILE ${file} ${problem}`));
     let doc: unknown;
     try {
-      doc = JSON.parse(readFileSync(file, 'utf8'));
+      doc = JSON.parse(text);
     } catch (err) {
-      throw new Error(`QUOTAS_FILE ${file} is not valid JSON: ${(err as Error).message}`);
+      throw new QuotasFileError(`QUOTAS_FILE ${file} is not valid JSON: ${(err as Error).message}`);
     }
-    if (!isObject(doc) || !Array.isArray(doc.rules)) throw new Error(`QUOTAS_FILE ${file} must hold { "rules": [ ... ] }`);
+    if (!isObject(doc) || !Array.isArray(doc.rules)) throw new QuotasFileError(`QUOTAS_FILE ${file} must hold { "rules": [ ... ] }`);
     const names = this.notifierNames();
     const rules: QuotaRule[] = [];
     doc.rules.forEach((raw: unknown, i: number) => {
@@ -190,7 +195,7 @@ export class QuotaRulesService implements OnModuleInit {
         if (rules.some((r) => r.id === rule.id)) throw new RuleProblem('id', `"${rule.id}" is used by two rules`);
         rules.push(rule);
       } catch (err) {
-        if (err instanceof RuleProblem) throw new Error(`QUOTAS_FILE ${file}: ${label}: ${err.message}`);
+        if (err instanceof RuleProblem) throw new QuotasFileError(`QUOTAS_FILE ${file}: ${label}: ${err.message}`);
         throw err;
       }
     });

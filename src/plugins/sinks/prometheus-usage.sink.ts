@@ -15,6 +15,10 @@ export const LLM_LATENCY_BUCKETS = [0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120];
 export const LLM_TTFT_BUCKETS = [0.1, 0.25, 0.5, 1, 2, 5, 10, 30];
 /** How often series of models no longer used are looked for. */
 const STALE_SWEEP_INTERVAL_MS = 10 * 60_000;
+/** The `model` label value of the samples of models past METRICS_MAX_MODELS. */
+export const OTHER_MODELS_LABEL = '(other)';
+/** At most one warning per this period that models are folded into OTHER_MODELS_LABEL. */
+const FOLD_WARNING_INTERVAL_MS = 10 * 60_000;
 
 type Base = 'model';
 type WithUser<L extends string> = L | 'user';
@@ -36,7 +40,11 @@ export class PrometheusUsageSink implements UsageSink, OnModuleInit, OnModuleDes
   now: () => number = Date.now;
   private readonly logger = new Logger(PrometheusUsageSink.name);
   private readonly ttlMs: number;
+  /** Distinct `model` label values besides OTHER_MODELS_LABEL (0: no limit). */
+  private readonly maxModels: number;
+  /** Last use of each `model` label value in the metrics (the models with their own series, and OTHER_MODELS_LABEL). */
   private readonly lastUsed = new Map<string, number>();
+  private lastFoldWarningAt = -Infinity;
   private sweep: NodeJS.Timeout | null = null;
   // Increments are not idempotent: a failed batch is never retried (it cannot fail in practice: memory only).
   readonly policy: Partial<UsageSinkPolicy> = { onFailure: 'drop' };
@@ -56,6 +64,7 @@ export class PrometheusUsageSink implements UsageSink, OnModuleInit, OnModuleDes
   ) {
     this.withUser = config.extraLabels.includes('user');
     this.ttlMs = config.modelSeriesTtlMs;
+    this.maxModels = config.maxModels;
     const user = <L extends string>(labels: L[]): WithUser<L>[] => (this.withUser ? [...labels, 'user'] : labels);
     const registers = [registry];
     this.requests = new Counter({
@@ -123,9 +132,31 @@ export class PrometheusUsageSink implements UsageSink, OnModuleInit, OnModuleDes
   async write(records: readonly UsageRecord[]): Promise<void> {
     const now = this.now();
     for (const r of records) {
-      this.lastUsed.set(r.requestedModel, now);
-      this.observe(r);
+      const model = this.modelLabel(r.requestedModel, now);
+      this.lastUsed.set(model, now);
+      this.observe(r, model);
     }
+  }
+
+  /**
+   * The record's model as a label value: its own while it has a slot among METRICS_MAX_MODELS,
+   * else OTHER_MODELS_LABEL, so a client sending ever new model names cannot grow /metrics without
+   * bound (each model adds 17 or more series). Sums over models stay exact. A slot frees when the
+   * stale-series sweep removes a model's series.
+   */
+  private modelLabel(model: string, now: number): string {
+    if (this.maxModels <= 0 || this.lastUsed.has(model)) return model;
+    const slotsUsed = this.lastUsed.size - (this.lastUsed.has(OTHER_MODELS_LABEL) ? 1 : 0);
+    if (slotsUsed < this.maxModels) return model;
+    if (now - this.lastFoldWarningAt >= FOLD_WARNING_INTERVAL_MS) {
+      this.logger.warn(
+        `the LLM metrics have series for METRICS_MAX_MODELS=${this.maxModels} models: the calls of "${model.slice(0, 128)}" and of any ` +
+          `other model past them are counted under model="${OTHER_MODELS_LABEL}" until a model unused for METRICS_MODEL_SERIES_TTL_HOURS ` +
+          `frees its slot (this warning at most every ${FOLD_WARNING_INTERVAL_MS / 60_000} minutes)`,
+      );
+      this.lastFoldWarningAt = now;
+    }
+    return OTHER_MODELS_LABEL;
   }
 
   /**
@@ -161,8 +192,7 @@ export class PrometheusUsageSink implements UsageSink, OnModuleInit, OnModuleDes
     return [...removed];
   }
 
-  private observe(r: UsageRecord): void {
-    const model = r.requestedModel;
+  private observe(r: UsageRecord, model: string): void {
     const provider = r.provider;
     const userLabel = this.withUser ? { user: r.userId ?? '' } : {};
     const exemplar = traceExemplar(r.traceId);

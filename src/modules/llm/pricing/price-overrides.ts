@@ -1,7 +1,7 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { isAbsolute, relative } from 'node:path';
 import { Decimal, parseDecimal } from '../../../common/decimal';
-import { StartConfigError } from '../../../common/start-config-error';
+import { readConfigFile, StartConfigError } from '../../../common/start-config-error';
 
 /** A per-million-token rate: flat, or tiered by the call's input token count. */
 export type PriceRate = Decimal | TieredRate;
@@ -58,9 +58,10 @@ export function loadPriceOverrides(file: string, cwd = process.cwd()): PriceOver
   const rel = relative(cwd, file);
   const label = rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : file;
   if (!existsSync(file)) return { file, label, entries: [] };
+  const text = readConfigFile(file, (problem) => new PriceOverridesError(`Price overrides file ${file} ${problem}`));
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
+    raw = JSON.parse(text);
   } catch (err) {
     throw new PriceOverridesError(`Price overrides file ${file} is not valid JSON: ${(err as Error).message}`);
   }

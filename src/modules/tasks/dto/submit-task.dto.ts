@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsInt, IsNotEmpty, IsNumber, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
 import { USER_ID_PATTERN } from '../../auth/api-key-file';
+import { MAX_MODEL_NAME_LENGTH } from '../../../common/model-name';
 
 // The same user id rule as API keys and the usage API.
 export const USER_ID_MESSAGE = 'user_id must be 1-100 characters of letters, digits and . _ : @ -';
@@ -37,7 +38,7 @@ export class SubmitTaskDto {
   user_id?: string;
 
   @ApiPropertyOptional({ description: 'Model to use (default TASK_DEFAULT_MODEL).', example: 'gpt-4o-mini' })
-  @IsOptional() @IsString() @Matches(/^[A-Za-z0-9._:/@-]{1,128}$/, { message: 'model must be a model name of 1-128 characters without spaces' })
+  @IsOptional() @IsString() @Matches(new RegExp(`^[A-Za-z0-9._:/@-]{1,${MAX_MODEL_NAME_LENGTH}}$`), { message: `model must be a model name of 1-${MAX_MODEL_NAME_LENGTH} characters without spaces` })
   model?: string;
 
   @ApiPropertyOptional({ description: 'Budget of the task in USD (default TASK_MAX_COST_USD). The agent stops with budget_exceeded before a call that would pass it.', example: 0.5 })
