@@ -683,6 +683,17 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
     expect((await taskUsage(BOB_KEY)).json()).toMatchObject({ total_requests: 1 });
   });
 
+  it('a request refused as malformed or for an unrouted model claims no task id', async () => {
+    const unrouted = await sdk(BOB_KEY, { 'x-asa-task-id': 'unclaimed-task' }).chat.completions.create({ ...CHAT, model: 'no-such-model' }).catch((e: unknown) => e);
+    expect((unrouted as APIError).status).toBe(404);
+    const malformed = await sdk(BOB_KEY, { 'x-asa-task-id': 'unclaimed-task' }).chat.completions.create({ ...CHAT, max_tokens: -1 }).catch((e: unknown) => e);
+    expect((malformed as APIError).status).toBe(400);
+    fake.enqueue({});
+    const { response } = await sdk(ALICE_KEY, { 'x-asa-task-id': 'unclaimed-task' }).chat.completions.create(CHAT).withResponse();
+    const [r] = await recordsWithId(response.headers.get('x-asa-request-id')!);
+    expect(r).toMatchObject({ userId: 'alice', taskId: 'unclaimed-task' });
+  });
+
   it('first calls of two users racing for one new task id: one user gets it, every call of the other is refused, and no record of the loser is under it', async () => {
     const task = 'contested-task';
     const calls = [ALICE_KEY, BOB_KEY, ALICE_KEY, BOB_KEY, ALICE_KEY, BOB_KEY].map((key) =>

@@ -82,7 +82,6 @@ export class GatewayService {
       throw invalid(`Invalid 'model': a model name is at most ${MAX_MODEL_NAME_LENGTH} characters (got ${model.length})`, 'model');
     }
     const outputAllowance = maxOutputTokens(endpoint, body); // refuses a malformed output limit before anything else
-    const who = await this.attribution(req, principal);
     const route = this.upstreams.resolve(model);
     if (!route) {
       throw new OpenAiErrorException(
@@ -94,6 +93,8 @@ export class GatewayService {
         }),
       );
     }
+    // Last before admission: a task id is claimed here, so a request refused above claims nothing.
+    const who = await this.attribution(req, principal);
 
     const streamed = endpoint !== 'embeddings' && body.stream === true;
     let upstreamBody: Record<string, unknown> = route.upstreamModel === model ? body : { ...body, model: route.upstreamModel };
