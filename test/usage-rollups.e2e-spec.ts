@@ -145,6 +145,19 @@ async function expectWindowsExact(t: TestApp, records: UsageRecord[], seed: numb
   }
 }
 
+/** The per-task summary (read by the task metrics) holds each task's exact sums: one row per task. */
+async function expectTaskSummaryExact(ds: DataSource, records: UsageRecord[]): Promise<void> {
+  const rows: { task_id: string; requests: unknown; cost_nanos: unknown; first_at_ms: unknown }[] = await ds.query(
+    'SELECT task_id, requests, CAST(cost_nanos AS TEXT) AS cost_nanos, first_at_ms FROM llm_usage_task_summary ORDER BY task_id',
+  );
+  const byTask = new Map<string, UsageRecord[]>();
+  for (const r of records) if (r.taskId !== null) byTask.set(r.taskId, [...(byTask.get(r.taskId) ?? []), r]);
+  const expected = [...byTask.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([task_id, list]) => ({ task_id, requests: list.length, cost_nanos: String(costOf(list)), first_at_ms: Math.min(...list.map((r) => r.createdAtMs)) }));
+  expect(rows.map((r) => ({ task_id: r.task_id, requests: Number(r.requests), cost_nanos: String(r.cost_nanos), first_at_ms: Number(r.first_at_ms) }))).toEqual(expected);
+}
+
 function rollupSuite(env: () => Record<string, string>) {
   let t: TestApp;
   let keysDir: string;
@@ -184,7 +197,9 @@ function rollupSuite(env: () => Record<string, string>) {
       expect(await count(`SELECT SUM(requests) AS n FROM ${table}`)).toBe(records.length);
     }
     expect(before).toBe(records.length);
-    expect(await count('SELECT SUM(requests) AS n FROM llm_usage_task_totals')).toBe(records.filter((r) => r.taskId !== null).length);
+    for (const table of ['llm_usage_task_totals', 'llm_usage_task_summary']) {
+      expect(await count(`SELECT SUM(requests) AS n FROM ${table}`)).toBe(records.filter((r) => r.taskId !== null).length);
+    }
     await expectWindowsExact(t, records, 2, 4);
   });
 
@@ -194,11 +209,14 @@ function rollupSuite(env: () => Record<string, string>) {
       await ds.query(`UPDATE ${table} SET cost_nanos = cost_nanos + 1, requests = requests + 1`);
     }
     await ds.query('DELETE FROM llm_usage_task_totals');
+    await ds.query('UPDATE llm_usage_task_summary SET cost_nanos = cost_nanos + 1');
+    await ds.query(`DELETE FROM llm_usage_task_summary WHERE task_id = 'task-3'`);
     const damaged = (await t.app.inject({ method: 'GET', url: '/api/v1/usage/overall?days=30', headers: bearer(ADMIN_KEY) })).json();
     expect(damaged.total_requests).not.toBe(records.length);
     const r = await rebuildRollups(ds, null);
     expect(r.fromHourMs).toBe(Math.floor(Math.min(...records.map((x) => x.createdAtMs)) / HOUR_MS) * HOUR_MS);
     await expectWindowsExact(t, records, 3, 6);
+    await expectTaskSummaryExact(ds, records);
   });
 
   it('the migration builds the rollups from the rows already there', async () => {
@@ -209,6 +227,7 @@ function rollupSuite(env: () => Record<string, string>) {
     expect(await count('SELECT COUNT(*) AS n FROM llm_usage')).toBe(records.length);
     await ds.runMigrations({ transaction: 'each' });
     await expectWindowsExact(t, records, 4, 4);
+    await expectTaskSummaryExact(ds, records);
   });
 
   it('by_user names the top_users most expensive users and adds up the rest under "(others)"', async () => {
@@ -325,8 +344,8 @@ function retentionSuite(env: () => Record<string, string>) {
 
     // Task usage and a rebuild keep what the raw rows no longer hold.
     await rebuildRollups(t.app.get(DataSource), 4);
-    for (const table of ['llm_usage_hourly', 'llm_usage_daily_model', 'llm_usage_daily_user', 'llm_usage_weekly_user', 'llm_usage_task_totals']) {
-      const withTask = table === 'llm_usage_task_totals' ? records.filter((r) => r.taskId !== null) : records;
+    for (const table of ['llm_usage_hourly', 'llm_usage_daily_model', 'llm_usage_daily_user', 'llm_usage_weekly_user', 'llm_usage_task_totals', 'llm_usage_task_summary']) {
+      const withTask = table.startsWith('llm_usage_task_') ? records.filter((r) => r.taskId !== null) : records;
       expect(await count(`SELECT SUM(requests) AS n FROM ${table}`)).toBe(withTask.length);
     }
     await expectWindowsExact(t, records, 6, 6);

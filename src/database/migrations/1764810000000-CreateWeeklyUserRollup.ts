@@ -15,7 +15,7 @@ export class CreateWeeklyUserRollup1764810000000 implements MigrationInterface {
     const db = q.connection.options.type as DbType;
     await q.createTable(summaryTable(WEEKLY_USER));
     if (db === 'postgres') await q.query(`ALTER TABLE ${WEEKLY_USER.table} SET (fillfactor = 70)`);
-    await q.query(summariseFromFinerSql(db, WEEKLY_USER, DAILY_USER, 0));
+    await q.query(summariseFromFinerSql(db, WEEKLY_USER, DAILY_USER, '1 = 1'));
   }
 
   async down(q: QueryRunner): Promise<void> {

@@ -15,6 +15,7 @@ import {
   summariseFromHourlySql,
   summariseSql,
   TASK_TOTALS,
+  TASK_SUMMARY,
   TASK_TOTALS_TABLE,
   WEEKLY_USER,
 } from './rollup-schema';
@@ -60,12 +61,15 @@ export async function rebuildRollups(ds: DataSource, rawRetentionDays: number | 
     }
     const weekFrom = floorWeek(dayFrom);
     await q(`DELETE FROM ${WEEKLY_USER.table} WHERE week_ms >= ${weekFrom}`);
-    await q(summariseFromFinerSql(db, WEEKLY_USER, DAILY_USER, weekFrom));
+    await q(summariseFromFinerSql(db, WEEKLY_USER, DAILY_USER, `f.day_ms >= ${weekFrom}`));
     const f = String(from);
     // Tasks whose raw rows all lie in the rebuilt hours, and whose kept totals do not say they had older calls.
     const covered =
       `SELECT c.task_id FROM llm_usage c WHERE c.task_id IS NOT NULL GROUP BY c.task_id HAVING MIN(c.created_at_ms) >= ${f} ` +
       `EXCEPT SELECT k.task_id FROM ${TASK_TOTALS_TABLE} k WHERE k.${FIRST_AT} < ${f}`;
+    // The per-task summary first: `covered` reads the task totals' first calls as they were kept.
+    await q(`DELETE FROM ${TASK_SUMMARY.table} WHERE task_id IN (${covered})`);
+    await q(summariseSql(db, TASK_SUMMARY, `u.task_id IN (${covered})`));
     await q(`DELETE FROM ${TASK_TOTALS_TABLE} WHERE task_id IN (${covered})`);
     await q(summariseSql(db, TASK_TOTALS, `u.task_id IN (${covered})`));
     return { fromHourMs: from, hourlyRows: await count(q, HOURLY_TABLE), taskRows: await count(q, TASK_TOTALS_TABLE) };

@@ -15,7 +15,9 @@
  *   on a Thursday, 00:00 UTC): integer division on both databases, no calendar functions, and
  *   never exposed (the API has no weekly buckets).
  * - `llm_usage_task_totals`: one row per (task, requested model, user, provider, status), read by
- *   the task usage endpoint and the task metrics, so both stay exact after retention.
+ *   the task usage endpoint, so it stays exact after retention.
+ * - `llm_usage_task_summary`: one row per task, the same sums over all its models and statuses,
+ *   read by the task metrics (joined with the window's tasks: a third of the rows of the totals).
  *
  * All hold sums only (counts, tokens, integer nano-dollars, latency in whole microseconds), so
  * adding rows to them is exact and order-free. They are maintained in the usage sink's batch
@@ -28,6 +30,7 @@ export const DAILY_MODEL_TABLE = 'llm_usage_daily_model';
 export const DAILY_USER_TABLE = 'llm_usage_daily_user';
 export const WEEKLY_USER_TABLE = 'llm_usage_weekly_user';
 export const TASK_TOTALS_TABLE = 'llm_usage_task_totals';
+export const TASK_SUMMARY_TABLE = 'llm_usage_task_summary';
 export const HOUR_MS = 3_600_000;
 export const DAY_MS = 86_400_000;
 export const WEEK_MS = 7 * DAY_MS;
@@ -53,8 +56,9 @@ export const DAILY_MODEL: Summary = { table: DAILY_MODEL_TABLE, keys: ['day_ms',
 export const DAILY_USER: Summary = { table: DAILY_USER_TABLE, keys: ['day_ms', 'user_id'] };
 export const WEEKLY_USER: Summary = { table: WEEKLY_USER_TABLE, keys: ['week_ms', 'user_id'] };
 export const TASK_TOTALS: Summary = { table: TASK_TOTALS_TABLE, keys: ['task_id', 'requested_model', 'user_id', 'provider', 'status'], firstAt: true };
+export const TASK_SUMMARY: Summary = { table: TASK_SUMMARY_TABLE, keys: ['task_id'], firstAt: true };
 /** Every summary, in the order they are written. */
-export const SUMMARIES: readonly Summary[] = [HOURLY, DAILY_MODEL, DAILY_USER, WEEKLY_USER, TASK_TOTALS];
+export const SUMMARIES: readonly Summary[] = [HOURLY, DAILY_MODEL, DAILY_USER, WEEKLY_USER, TASK_TOTALS, TASK_SUMMARY];
 
 /** Width in ms of a summary's time column (its first key), or null for the task totals. */
 export function periodMs(s: Summary): number | null {
@@ -146,18 +150,21 @@ export function summariseSql(db: DbType, s: Summary, where: string, source = 'll
 }
 
 /**
- * Builds a coarser rollup from a finer one instead of the raw rows (a day from its hours, a week
- * from its days: every key of the coarser one is a key of the finer one, and sums of sums are the
- * same sums): a fraction of the rows to read. `fromMs` is a boundary of both periods.
+ * Builds a coarser summary from a finer one instead of the raw rows (a day from its hours, a week
+ * from its days, a task from its per-model totals: every key of the coarser one is a key of the
+ * finer one, and sums of sums are the same sums): a fraction of the rows to read. A time rollup's
+ * period is cut from the finer one's time column; `where` is over the finer rows `f` (for a time
+ * rollup, it must start on a boundary of both periods).
  */
-export function summariseFromFinerSql(db: DbType, s: Summary, finer: Summary, fromMs: number): string {
+export function summariseFromFinerSql(db: DbType, s: Summary, finer: Summary, where: string): string {
   const width = periodMs(s);
   const finerTime = finer.keys[0];
-  if (width === null || periodMs(finer) === null) throw new Error(`summariseFromFinerSql: ${s.table} from ${finer.table}: both must be time rollups`);
-  const keyExpr = (k: KeyColumn) => (k === s.keys[0] ? `(f.${finerTime} / ${width}) * ${width}` : `f.${k}`);
-  const select = [...s.keys.map(keyExpr), ...MEASURES.map((m) => `SUM(f.${m})`)];
+  if (width !== null && periodMs(finer) === null) throw new Error(`summariseFromFinerSql: ${s.table} from ${finer.table}: not a time rollup`);
+  if (s.firstAt && !finer.firstAt) throw new Error(`summariseFromFinerSql: ${finer.table} keeps no ${FIRST_AT} for ${s.table}`);
+  const keyExpr = (k: KeyColumn) => (width !== null && k === s.keys[0] ? `(f.${finerTime} / ${width}) * ${width}` : `f.${k}`);
+  const select = [...s.keys.map(keyExpr), ...MEASURES.map((m) => `SUM(f.${m})`), ...(s.firstAt ? [`MIN(f.${FIRST_AT})`] : [])];
   return (
-    `INSERT INTO ${s.table} (${columnsOf(s).join(', ')}) SELECT ${select.join(', ')} FROM ${finer.table} f WHERE f.${finerTime} >= ${Math.trunc(fromMs)} ` +
+    `INSERT INTO ${s.table} (${columnsOf(s).join(', ')}) SELECT ${select.join(', ')} FROM ${finer.table} f WHERE ${where} ` +
     `GROUP BY ${s.keys.map(keyExpr).join(', ')} ` +
     `ON CONFLICT (${s.keys.join(', ')}) DO UPDATE SET ${updates(db, s)}`
   );
@@ -165,7 +172,7 @@ export function summariseFromFinerSql(db: DbType, s: Summary, finer: Summary, fr
 
 /** A daily rollup from the hourly one (see summariseFromFinerSql). */
 export function summariseFromHourlySql(db: DbType, s: Summary, fromDayMs: number): string {
-  return summariseFromFinerSql(db, s, HOURLY, fromDayMs);
+  return summariseFromFinerSql(db, s, HOURLY, `f.hour_ms >= ${Math.trunc(fromDayMs)}`);
 }
 
 function updates(db: DbType, s: Summary): string {
