@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, Repository, SelectQueryBuilder } from 'typeorm';
-import { InjectReadDataSource } from '../../database/data-sources';
+import { InjectParallelReadDataSources, InjectReadDataSource } from '../../database/data-sources';
 import { TaskStatsDto } from './dto/task.dto';
 import { FINAL_TASK_STATUSES, Task, TASK_STATUSES, TaskStatus } from './entities/task.entity';
 import { divRoundHalfUp } from '../../common/decimal';
@@ -20,9 +20,12 @@ const perCount = (nanos: bigint, count: bigint): bigint => (count === 0n ? 0n : 
 @Injectable()
 export class TaskStatsService {
   private readonly repo: Repository<Task>;
+  /** Where the cost query runs, alongside the task counts (see PARALLEL_READ_DATA_SOURCES). */
+  private readonly costSide: DataSource;
 
-  constructor(@InjectReadDataSource() read: DataSource) {
+  constructor(@InjectReadDataSource() read: DataSource, @InjectParallelReadDataSources() reads: DataSource[] = [read]) {
     this.repo = read.getRepository(Task);
+    this.costSide = reads[1] ?? read;
   }
 
   async stats(w: TaskStatsWindow): Promise<TaskStatsDto> {
@@ -37,7 +40,7 @@ export class TaskStatsService {
     // Money is summed as integer nano-dollars in SQL, so totals are exact. From the per-task summary
     // the usage sink keeps with the raw rows (one row per task): the same sums as over llm_usage,
     // without reading a row per call.
-    const costQb = this.repo.manager
+    const costQb = this.costSide
       .createQueryBuilder()
       .from(TASK_SUMMARY_TABLE, 'u')
       .innerJoin('tasks', 't', 't.id = u.task_id')
@@ -45,7 +48,7 @@ export class TaskStatsService {
       .addSelect(`CAST(SUM(CASE WHEN t.status IN (${finishedList}) THEN u.cost_nanos ELSE 0 END) AS TEXT)`, 'finished_nanos');
 
     // Counts by status and failure reason, and the durations' count and sum, in one pass over the
-    // window's tasks; the money at the same time (on PostgreSQL on another pooled connection).
+    // window's tasks; the money at the same time, on another connection.
     const [groupRows, cost] = await Promise.all([
       scoped(this.repo.createQueryBuilder('t'))
         .select('t.status', 'status')

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { ConfigType } from '@nestjs/config';
 import { DataSource, SelectQueryBuilder } from 'typeorm';
 import { usageConfig } from '../../config/usage.config';
-import { InjectReadDataSource } from '../../database/data-sources';
+import { InjectParallelReadDataSources, InjectReadDataSource } from '../../database/data-sources';
 import { canAccessUser, Principal } from '../auth/principal';
 import {
   OverallUsageDto,
@@ -168,6 +168,7 @@ export class UsageQueryService {
   constructor(
     @InjectReadDataSource() private readonly read: DataSource,
     @Inject(usageConfig.KEY) private readonly config: ConfigType<typeof usageConfig>,
+    @InjectParallelReadDataSources() private readonly reads: DataSource[] = [read],
   ) {
     this.db = read.options.type === 'postgres' ? 'postgres' : 'sqlite';
   }
@@ -191,10 +192,11 @@ export class UsageQueryService {
     const w = this.window(days, Date.now(), tags);
     const userId = scopeUser(principal);
     // Independent statements, issued together: on PostgreSQL each on its own pooled connection; on
-    // SQLite's one read connection they queue, and one's rows are turned into groups while the next runs.
+    // SQLite the user grouping (the largest) on the second read connection, the others on the first.
+    const second = this.reads[1] ?? this.read;
     const [byModel, byUser, taskRate] = await Promise.all([
       this.windowGroups({ w, userId, groupBy: 'model', tags }),
-      this.windowGroups({ w, userId, groupBy: 'user', tags }),
+      this.windowGroups({ w, userId, groupBy: 'user', tags }, second),
       this.taskSuccessRate(w, principal),
     ]);
     const t = totals(byModel);
@@ -289,7 +291,7 @@ export class UsageQueryService {
    * Whole days need an unscoped query bucketed by day or not at all (the daily rollups have one
    * dimension each and no per-user index); whole weeks need the user grouping without buckets.
    */
-  private async windowGroups(q: WindowQuery): Promise<Group[]> {
+  private async windowGroups(q: WindowQuery, ds: DataSource = this.read): Promise<Group[]> {
     const { w } = q;
     let coarsest: 'hour' | 'day' | 'week' = 'hour';
     if (q.userId === undefined && (q.bucketMs === undefined || q.bucketMs === DAY_MS)) coarsest = q.groupBy === 'user' && q.bucketMs === undefined ? 'week' : 'day';
@@ -301,8 +303,8 @@ export class UsageQueryService {
     const bucket = q.bucketMs ? ', p.bucket' : '';
     const sql =
       `SELECT p.group_key${bucket}, ${OUTER_AGGREGATES} FROM (${selects.join(' UNION ALL ')}) p ` + `GROUP BY p.group_key${bucket}`;
-    const [query, values] = this.read.driver.escapeQueryWithParameters(sql, params, {});
-    const rows: RawRow[] = await this.read.query(query, values);
+    const [query, values] = ds.driver.escapeQueryWithParameters(sql, params, {});
+    const rows: RawRow[] = await ds.query(query, values);
     return rows.map((r) => toGroup(r, q.groupBy === 'user')).filter((g) => g.counts.requests > 0);
   }
 
