@@ -25,7 +25,8 @@ const USER_KEY = 'rollups-u1-key';
  * `count` records spread at random over the last SPAN_DAYS days (seeded): several models, users
  * (and none), providers, tasks, failures, unpriced and estimated calls, costs that use every
  * nano-dollar digit and fractional latencies; then records on and around each week edge of the
- * span (the weekly rollup's boundaries: a millisecond, an hour and a day either side). Ids are
+ * span (the weekly rollup's boundaries: a millisecond, an hour and a day either side), and two
+ * ahead of the clock (an hour and a half, and eight days). Ids are
  * derived from the seed, so a second call with the same seed gives the same records (a replay).
  */
 function generate(seed: number, count: number, nowMs: number): UsageRecord[] {
@@ -36,6 +37,8 @@ function generate(seed: number, count: number, nowMs: number): UsageRecord[] {
   for (let week = Math.ceil(spanStart / WEEK_MS) * WEEK_MS; week < nowMs - 60_000; week += WEEK_MS) {
     for (const d of [-DAY_MS, -HOUR_MS, -1, 0, 1, HOUR_MS - 1, DAY_MS]) if (week + d > spanStart && week + d < nowMs - 60_000) edgeTimes.push(week + d);
   }
+  // Stamped ahead of this process's clock (another replica's): a window ending now counts them too.
+  edgeTimes.push(nowMs + 90 * 60_000, nowMs + 8 * DAY_MS);
   const out: UsageRecord[] = [];
   for (let i = 0; i < count + edgeTimes.length; i++) {
     const unpriced = rnd() < 0.05;

@@ -94,7 +94,9 @@ function summaryPartSql(q: WindowQuery, summary: Summary, p: WindowPart): string
   const time = `r.${summary.keys[0]}`;
   const key = q.groupBy === 'model' ? 'r.requested_model' : 'r.user_id';
   const bucket = q.bucketMs ? `, (${time} / ${q.bucketMs}) * ${q.bucketMs} AS bucket` : '';
-  const where = [`${time} >= ${Math.trunc(p.fromMs)}`, `${time} < ${Math.trunc(p.toMs ?? p.fromMs)}`];
+  const where = [`${time} >= ${Math.trunc(p.fromMs)}`];
+  // Open: the rollup's rows from the part's start on hold exactly the raw rows from there on.
+  if (p.toMs !== null) where.push(`${time} < ${Math.trunc(p.toMs)}`);
   if (q.userId !== undefined) where.push('r.user_id = :userId');
   return `SELECT ${key} AS group_key${bucket}, ${SUMMARY_PART_MEASURES} FROM ${summary.table} r WHERE ${where.join(' AND ')}`;
 }
@@ -284,10 +286,12 @@ export class UsageQueryService {
   }
 
   /**
-   * Groups of a window, in one statement: the parts of `windowParts` (raw rows for the partial
-   * hours at each end, then the hourly, daily and weekly rollups for whole hours, days and weeks,
-   * as coarse as the query allows) as one UNION ALL of their rows, summed by (key, bucket) in the
-   * database. The parts never overlap: each is split from the next on the same boundary.
+   * Groups of a window, in one statement: the parts of `windowParts` (raw rows for partial hours,
+   * the hourly, daily and weekly rollups for whole hours, days and weeks, as coarse as the query
+   * allows, and for a window ending now the coarsest from its first whole period on) as one
+   * UNION ALL of their rows, summed by (key, bucket) in the database. One statement reads one
+   * snapshot, so the parts agree with each other; they never overlap: each is split from the next
+   * on the same boundary.
    * Whole days need an unscoped query bucketed by day or not at all (the daily rollups have one
    * dimension each and no per-user index); whole weeks need the user grouping without buckets.
    */
@@ -296,7 +300,7 @@ export class UsageQueryService {
     let coarsest: 'hour' | 'day' | 'week' = 'hour';
     if (q.userId === undefined && (q.bucketMs === undefined || q.bucketMs === DAY_MS)) coarsest = q.groupBy === 'user' && q.bucketMs === undefined ? 'week' : 'day';
     // A tags filter reads raw rows alone (the rollups keep no tags).
-    const parts: WindowPart[] = q.tags !== null ? [{ source: 'raw', fromMs: w.sinceMs, toMs: w.untilMs }] : windowParts(w.sinceMs, w.nowMs, w.untilMs, coarsest);
+    const parts: WindowPart[] = q.tags !== null ? [{ source: 'raw', fromMs: w.sinceMs, toMs: w.untilMs }] : windowParts(w.sinceMs, w.untilMs, coarsest);
     const params: Record<string, unknown> = {};
     if (q.userId !== undefined) params.userId = q.userId;
     const selects = parts.map((p) => (p.source === 'raw' ? this.rawPartSql(q, p, params) : summaryPartSql(q, partSummary(p.source, q.groupBy), p)));

@@ -11,23 +11,44 @@ export interface WindowPart {
 }
 
 /**
- * Splits the window `[sinceMs, end)` into parts that tile it without overlap, each read from the
- * coarsest source that holds it whole, never coarser than `coarsest`: raw rows for the partial
- * hours at each end, hours up to the first whole day and from the last, days up to the first whole
- * week and from the last, whole weeks in between. Every boundary is one of the two periods'
- * boundaries, so a row belongs to exactly one part. `untilMs` null: the window is open at
- * `nowMs` (its last raw part keeps every row from its start on, even one written after `nowMs`,
- * as a window ending now does); otherwise the window ends at `untilMs`.
+ * Splits the window from `sinceMs` into parts that tile it without overlap, each read from the
+ * coarsest source that holds it whole, never coarser than `coarsest`. Every boundary is a
+ * boundary of the periods on both sides, so a row belongs to exactly one part.
+ *
+ * `untilMs` null: the window ends now and is open (it counts every row from `sinceMs` on, even
+ * one stamped after now by another replica's clock). A rollup's rows from a period's start
+ * on then hold exactly the raw rows from that start on, so after the partial periods at the start
+ * (raw rows for the partial hour, hours up to the first whole day, days up to the first whole
+ * week) one open part of the coarsest rollup holds the rest: no raw rows at the end.
+ *
+ * Otherwise the window ends at `untilMs`: raw rows for the partial hours at each end, hours up to
+ * the first whole day and from the last, days up to the first whole week and from the last,
+ * whole weeks in between.
  */
-export function windowParts(sinceMs: number, nowMs: number, untilMs: number | null, coarsest: Exclude<PartSource, 'raw'>): WindowPart[] {
-  const end = untilMs ?? nowMs;
-  const h0 = ceilHour(sinceMs);
-  const h1 = floorHour(end);
-  if (h0 >= h1) return [{ source: 'raw', fromMs: sinceMs, toMs: untilMs }];
+export function windowParts(sinceMs: number, untilMs: number | null, coarsest: Exclude<PartSource, 'raw'>): WindowPart[] {
   const parts: WindowPart[] = [];
   const add = (source: PartSource, fromMs: number, toMs: number) => {
     if (fromMs < toMs) parts.push({ source, fromMs, toMs });
   };
+  const h0 = ceilHour(sinceMs);
+  if (untilMs === null) {
+    add('raw', sinceMs, h0);
+    let from = h0;
+    if (coarsest !== 'hour') {
+      const d0 = ceilDay(h0);
+      add('hour', h0, d0);
+      from = d0;
+      if (coarsest === 'week') {
+        const w0 = ceilWeek(d0);
+        add('day', d0, w0);
+        from = w0;
+      }
+    }
+    parts.push({ source: coarsest, fromMs: from, toMs: null });
+    return parts;
+  }
+  const h1 = floorHour(untilMs);
+  if (h0 >= h1) return [{ source: 'raw', fromMs: sinceMs, toMs: untilMs }];
   add('raw', sinceMs, h0);
   const d0 = ceilDay(h0);
   const d1 = floorDay(h1);
@@ -46,6 +67,6 @@ export function windowParts(sinceMs: number, nowMs: number, untilMs: number | nu
   } else {
     add('hour', h0, h1);
   }
-  if (untilMs === null || h1 < untilMs) parts.push({ source: 'raw', fromMs: h1, toMs: untilMs });
+  add('raw', h1, untilMs);
   return parts;
 }
