@@ -363,19 +363,21 @@ export class UsageQueryService {
    * falls back to the LLM call success rate.
    */
   private async taskSuccessRate(w: Window, principal: Principal): Promise<number | null> {
-    // Both counts in one statement: two index ranges (idx_tasks_status_created, or the user's index), not a scan of the window's tasks.
+    // Both counts in one statement over two index ranges (idx_tasks_status_created, or the user's
+    // index), not a scan of the window's tasks; FILTER rather than GROUP BY status: no grouping step.
     const qb = this.read
       .createQueryBuilder()
       .from('tasks', 't')
-      .select('t.status', 'status')
-      .addSelect('COUNT(*)', 'n')
-      .where('t.status IN (:...statuses) AND t.created_at_ms >= :since', { statuses: ['succeeded', 'failed'], since: w.sinceMs })
-      .groupBy('t.status');
+      .select("COUNT(*) FILTER (WHERE t.status = 'succeeded')", 'succeeded')
+      .addSelect("COUNT(*) FILTER (WHERE t.status = 'failed')", 'failed')
+      .where('t.status IN (:...statuses) AND t.created_at_ms >= :since', { statuses: ['succeeded', 'failed'], since: w.sinceMs });
     if (principal.scope !== 'admin') qb.andWhere('t.user_id = :scopeUserId', { scopeUserId: principal.userId });
-    const n = { succeeded: 0, failed: 0 };
-    for (const r of await qb.getRawMany<{ status: 'succeeded' | 'failed'; n: unknown }>()) n[r.status] = Number(r.n);
-    return n.succeeded + n.failed === 0 ? null : Math.round((n.succeeded / (n.succeeded + n.failed)) * 10_000) / 100;
+    const r = await qb.getRawOne<{ succeeded: unknown; failed: unknown }>();
+    const ok = Number(r?.succeeded ?? 0);
+    const failed = Number(r?.failed ?? 0);
+    return ok + failed === 0 ? null : Math.round((ok / (ok + failed)) * 10_000) / 100;
   }
+
 
 }
 
