@@ -121,8 +121,9 @@ async function main() {
     const [ref, now] = results.map((m) => quantiles(m.get(query) ?? []));
     return { query, base: { p50Ms: ref.p50, p99Ms: ref.p99, n: ref.n }, tree: { p50Ms: now.p50, p99Ms: now.p99, n: now.n }, ratioP50: now.p50 / ref.p50, ratioP99: now.p99 / ref.p99 };
   });
+  // The table on stderr (as the other benches report progress); stdout is the JSON result alone.
   for (const row of rows) {
-    console.log(
+    console.error(
       `${row.query}: base p50 ${row.base.p50Ms.toFixed(1)} / p99 ${row.base.p99Ms.toFixed(1)} ms, working tree ${row.tree.p50Ms.toFixed(1)} / ${row.tree.p99Ms.toFixed(1)} ms ` +
         `(n=${row.tree.n}; ratio p50 ${row.ratioP50.toFixed(2)}, p99 ${row.ratioP99.toFixed(2)})`,
     );
