@@ -23,7 +23,7 @@ export class TaskStatsService {
   /** Where the cost query runs, alongside the task counts (see PARALLEL_READ_DATA_SOURCES). */
   private readonly costSide: DataSource;
 
-  constructor(@InjectReadDataSource() read: DataSource, @InjectParallelReadDataSources() reads: DataSource[] = [read]) {
+  constructor(@InjectReadDataSource() read: DataSource, @InjectParallelReadDataSources() reads: DataSource[]) {
     this.repo = read.getRepository(Task);
     this.costSide = reads[1] ?? read;
   }
@@ -70,7 +70,7 @@ export class TaskStatsService {
       if (r.status in byStatus) byStatus[r.status] += Number(r.n);
       if (r.status === 'failed') failureReasons[r.reason ?? 'unknown'] = (failureReasons[r.reason ?? 'unknown'] ?? 0) + Number(r.n);
       ranCount += Number(r.ran ?? 0);
-      ranMs += parseNanos(r.ran_ms);
+      ranMs += parseNanos(r.ran_ms); // an integer sum as text, parsed as exactly as the money
     }
     const total = Object.values(byStatus).reduce((a, b) => a + b, 0);
 

@@ -158,9 +158,9 @@ export const DEFAULT_TOP_USERS = 100;
  * user-scope rules here (not in the controller), so no path can forget them.
  *
  * Windows are answered from the weekly, daily and hourly rollups for their whole weeks, days and
- * hours and from raw rows only for the partial hours at each end (see windowParts); task usage
- * from the per-task totals. The summaries are kept in
- * the transaction that writes the raw rows, so every answer is exact to the nano-dollar.
+ * hours and from raw rows only for partial hours (see windowParts); task usage from the per-task
+ * totals. The summaries are kept in the transaction that writes the raw rows, so every answer is
+ * exact to the nano-dollar.
  */
 @Injectable()
 export class UsageQueryService {
@@ -170,7 +170,7 @@ export class UsageQueryService {
   constructor(
     @InjectReadDataSource() private readonly read: DataSource,
     @Inject(usageConfig.KEY) private readonly config: ConfigType<typeof usageConfig>,
-    @InjectParallelReadDataSources() private readonly reads: DataSource[] = [read],
+    @InjectParallelReadDataSources() private readonly reads: DataSource[],
   ) {
     this.db = read.options.type === 'postgres' ? 'postgres' : 'sqlite';
   }
