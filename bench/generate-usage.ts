@@ -1,7 +1,7 @@
 /**
  * Deterministic usage data for benchmarks: `rows` LLM calls over the last `days` days (default 90),
  * made by `tasks` tasks (100,000) of `users` users (1,000) on `models` models (50), plus the tasks
- * themselves and the rollups the usage sink would have kept (hourly and per task). The database
+ * themselves and the rollups the usage sink would have kept (hourly, daily, weekly, per task). The database
  * computes every row from its index and the seed (integer hashes), so the same options give the
  * same rows (ids included) on SQLite and PostgreSQL, and no row is shipped as SQL text:
  * `generate_series` on PostgreSQL, a recursive CTE on SQLite, in chunks of one transaction each.
@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { DataSource } from 'typeorm';
 import { parseDatabaseUrl } from '../src/config/database.config';
 import { buildTypeOrmOptions } from '../src/database/typeorm-options';
-import { DAILY_MODEL, DAILY_USER, DAY_MS, DbType, HOURLY, summariseFromHourlySql, summariseSql, TASK_TOTALS } from '../src/modules/usage/rollups/rollup-schema';
+import { DAILY_MODEL, DAILY_USER, DAY_MS, DbType, HOURLY, summariseFromFinerSql, summariseFromHourlySql, summariseSql, TASK_SUMMARY, TASK_TOTALS, WEEKLY_USER, WEEK_MS } from '../src/modules/usage/rollups/rollup-schema';
 
 export interface GenerateUsageOptions {
   rows: number;
@@ -73,7 +73,9 @@ export async function generateUsage(ds: DataSource, opts: GenerateUsageOptions):
     const where = `u.created_at_ms >= ${fromMs}`;
     await m.query(summariseSql(db, HOURLY, where));
     for (const s of [DAILY_MODEL, DAILY_USER]) await m.query(summariseFromHourlySql(db, s, Math.floor(fromMs / DAY_MS) * DAY_MS));
+    await m.query(summariseFromFinerSql(db, WEEKLY_USER, DAILY_USER, `f.day_ms >= ${Math.floor(fromMs / WEEK_MS) * WEEK_MS}`));
     await m.query(summariseSql(db, TASK_TOTALS, `${where} AND u.task_id IS NOT NULL`));
+    await m.query(summariseFromFinerSql(db, TASK_SUMMARY, TASK_TOTALS, '1 = 1'));
   });
   const rollupsDone = Date.now();
   // Fresh statistics, as a database that grew over months would have (PostgreSQL's autovacuum has not run yet).

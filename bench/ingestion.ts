@@ -1,6 +1,6 @@
 /**
  * Benchmark: usage ingestion through the database sink (DatabaseUsageSink.write, batches of 500 as
- * the recorder sends them: raw rows + the four summaries of rollup-schema.ts in one transaction)
+ * the recorder sends them: raw rows + the summaries of rollup-schema.ts in one transaction)
  * against the bare driver (sqlite3 / pg) on the same schema, in two ways:
  *
  * - `driver`, the reference: the same rows the sink writes. One transaction per batch, multi-row

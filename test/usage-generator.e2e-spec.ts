@@ -58,6 +58,19 @@ function generatorSuite(env: () => Record<string, string>) {
     const body = (await t.app.inject({ method: 'GET', url: '/api/v1/usage/overall?days=3650' })).json();
     expect(body.total_requests).toBe(20_000);
     expect(body.total_cost_usd_exact.replace('.', '').replace(/^0+/, '')).toBe(String(raw.nanos));
+
+    // Task metrics over every generated task: counts, mean and p95 duration (nearest rank) and the
+    // exact cost, as computed here from the rows themselves.
+    const tasks: { d: unknown; status: string }[] = await ds.query('SELECT finished_at_ms - started_at_ms AS d, status FROM tasks');
+    const durations = tasks.map((x) => Number(x.d)).sort((a, b) => a - b);
+    const metrics = (await t.app.inject({ method: 'GET', url: '/api/v1/usage/metrics/tasks?days=3650' })).json();
+    expect(metrics).toMatchObject({
+      total_tasks: 2_000,
+      by_status: { succeeded: tasks.filter((x) => x.status === 'succeeded').length, failed: tasks.filter((x) => x.status === 'failed').length },
+      avg_duration_seconds: Math.round(durations.reduce((a, b) => a + b, 0) / durations.length) / 1000,
+      p95_duration_seconds: durations[Math.ceil(0.95 * durations.length) - 1] / 1000,
+    });
+    expect(metrics.total_cost_usd_exact.replace('.', '').replace(/^0+/, '')).toBe(String(raw.nanos));
   });
 }
 

@@ -5,7 +5,7 @@ import { DataSource } from 'typeorm';
 import { MIGRATIONS } from '../src/database/migration-list';
 import { CreateUsageRollups1764600000000 } from '../src/database/migrations/1764600000000-CreateUsageRollups';
 import { rebuildRollups } from '../src/modules/usage/rollups/rollup-rebuild';
-import { HOUR_MS } from '../src/modules/usage/rollups/rollup-schema';
+import { HOUR_MS, WEEK_MS } from '../src/modules/usage/rollups/rollup-schema';
 import { JobLeaseService } from '../src/database/job-lease.service';
 import { RETENTION_LEASE, UsageRetentionService } from '../src/modules/usage/rollups/usage-retention.service';
 import { UsageRecorder } from '../src/modules/usage/usage-recorder.service';
@@ -16,28 +16,38 @@ import { waitFor } from './support/pipeline';
 import { createScratchPostgres, describePostgres, ScratchDatabase } from './support/postgres';
 import { DAY_MS, expectedGroups, expectedTotals, recordAll, seededRandom, usageRecord } from './support/usage-records';
 
-const SPAN_DAYS = 13;
+// Long enough that most windows hold whole weeks of the weekly rollup, and their edges.
+const SPAN_DAYS = 24;
 const ADMIN_KEY = 'rollups-admin-key';
 const USER_KEY = 'rollups-u1-key';
 
 /**
  * `count` records spread at random over the last SPAN_DAYS days (seeded): several models, users
  * (and none), providers, tasks, failures, unpriced and estimated calls, costs that use every
- * nano-dollar digit and fractional latencies. Ids are derived from the seed, so a second call
- * with the same seed gives the same records (a replay).
+ * nano-dollar digit and fractional latencies; then records on and around each week edge of the
+ * span (the weekly rollup's boundaries: a millisecond, an hour and a day either side), and two
+ * ahead of the clock (an hour and a half, and eight days). Ids are
+ * derived from the seed, so a second call with the same seed gives the same records (a replay).
  */
 function generate(seed: number, count: number, nowMs: number): UsageRecord[] {
   const rnd = seededRandom(seed);
   const pick = <T>(list: readonly T[]) => list[Math.floor(rnd() * list.length)];
+  const spanStart = nowMs - 60_000 - SPAN_DAYS * DAY_MS;
+  const edgeTimes: number[] = [];
+  for (let week = Math.ceil(spanStart / WEEK_MS) * WEEK_MS; week < nowMs - 60_000; week += WEEK_MS) {
+    for (const d of [-DAY_MS, -HOUR_MS, -1, 0, 1, HOUR_MS - 1, DAY_MS]) if (week + d > spanStart && week + d < nowMs - 60_000) edgeTimes.push(week + d);
+  }
+  // Stamped ahead of this process's clock (another replica's): a window ending now counts them too.
+  edgeTimes.push(nowMs + 90 * 60_000, nowMs + 8 * DAY_MS);
   const out: UsageRecord[] = [];
-  for (let i = 0; i < count; i++) {
+  for (let i = 0; i < count + edgeTimes.length; i++) {
     const unpriced = rnd() < 0.05;
     const input = Math.floor(rnd() * 5000);
     const output = Math.floor(rnd() * 2000);
     out.push(
       usageRecord({
         id: `00000000-0000-4000-8000-${seed.toString(16).padStart(4, '0')}${i.toString(16).padStart(8, '0')}`,
-        createdAtMs: nowMs - 60_000 - Math.floor(rnd() * SPAN_DAYS * DAY_MS),
+        createdAtMs: i < count ? nowMs - 60_000 - Math.floor(rnd() * SPAN_DAYS * DAY_MS) : edgeTimes[i - count],
         taskId: rnd() < 0.2 ? null : `task-${Math.floor(rnd() * 40)}`,
         userId: pick(['u0', 'u1', 'u2', 'u3', 'u4', 'u5', 'u6', 'u7', 'u8', null]),
         provider: pick(['openai', 'anthropic']),
@@ -138,6 +148,19 @@ async function expectWindowsExact(t: TestApp, records: UsageRecord[], seed: numb
   }
 }
 
+/** The per-task summary (read by the task metrics) holds each task's exact sums: one row per task. */
+async function expectTaskSummaryExact(ds: DataSource, records: UsageRecord[]): Promise<void> {
+  const rows: { task_id: string; requests: unknown; cost_nanos: unknown; first_at_ms: unknown }[] = await ds.query(
+    'SELECT task_id, requests, CAST(cost_nanos AS TEXT) AS cost_nanos, first_at_ms FROM llm_usage_task_summary ORDER BY task_id',
+  );
+  const byTask = new Map<string, UsageRecord[]>();
+  for (const r of records) if (r.taskId !== null) byTask.set(r.taskId, [...(byTask.get(r.taskId) ?? []), r]);
+  const expected = [...byTask.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([task_id, list]) => ({ task_id, requests: list.length, cost_nanos: String(costOf(list)), first_at_ms: Math.min(...list.map((r) => r.createdAtMs)) }));
+  expect(rows.map((r) => ({ task_id: r.task_id, requests: Number(r.requests), cost_nanos: String(r.cost_nanos), first_at_ms: Number(r.first_at_ms) }))).toEqual(expected);
+}
+
 function rollupSuite(env: () => Record<string, string>) {
   let t: TestApp;
   let keysDir: string;
@@ -173,25 +196,30 @@ function rollupSuite(env: () => Record<string, string>) {
     for (const r of [...records.slice(0, 700)].reverse()) await recorder.record(r);
     await recorder.flush();
     expect(await count('SELECT COUNT(*) AS n FROM llm_usage')).toBe(records.length);
-    for (const table of ['llm_usage_hourly', 'llm_usage_daily_model', 'llm_usage_daily_user']) {
+    for (const table of ['llm_usage_hourly', 'llm_usage_daily_model', 'llm_usage_daily_user', 'llm_usage_weekly_user']) {
       expect(await count(`SELECT SUM(requests) AS n FROM ${table}`)).toBe(records.length);
     }
     expect(before).toBe(records.length);
-    expect(await count('SELECT SUM(requests) AS n FROM llm_usage_task_totals')).toBe(records.filter((r) => r.taskId !== null).length);
+    for (const table of ['llm_usage_task_totals', 'llm_usage_task_summary']) {
+      expect(await count(`SELECT SUM(requests) AS n FROM ${table}`)).toBe(records.filter((r) => r.taskId !== null).length);
+    }
     await expectWindowsExact(t, records, 2, 4);
   });
 
   it('npm run rollups:rebuild (rebuildRollups) restores lost or damaged rollups exactly', async () => {
     const ds = t.app.get(DataSource);
-    for (const table of ['llm_usage_hourly', 'llm_usage_daily_model', 'llm_usage_daily_user']) {
+    for (const table of ['llm_usage_hourly', 'llm_usage_daily_model', 'llm_usage_daily_user', 'llm_usage_weekly_user']) {
       await ds.query(`UPDATE ${table} SET cost_nanos = cost_nanos + 1, requests = requests + 1`);
     }
     await ds.query('DELETE FROM llm_usage_task_totals');
+    await ds.query('UPDATE llm_usage_task_summary SET cost_nanos = cost_nanos + 1');
+    await ds.query(`DELETE FROM llm_usage_task_summary WHERE task_id = 'task-3'`);
     const damaged = (await t.app.inject({ method: 'GET', url: '/api/v1/usage/overall?days=30', headers: bearer(ADMIN_KEY) })).json();
     expect(damaged.total_requests).not.toBe(records.length);
     const r = await rebuildRollups(ds, null);
     expect(r.fromHourMs).toBe(Math.floor(Math.min(...records.map((x) => x.createdAtMs)) / HOUR_MS) * HOUR_MS);
     await expectWindowsExact(t, records, 3, 6);
+    await expectTaskSummaryExact(ds, records);
   });
 
   it('the migration builds the rollups from the rows already there', async () => {
@@ -202,6 +230,7 @@ function rollupSuite(env: () => Record<string, string>) {
     expect(await count('SELECT COUNT(*) AS n FROM llm_usage')).toBe(records.length);
     await ds.runMigrations({ transaction: 'each' });
     await expectWindowsExact(t, records, 4, 4);
+    await expectTaskSummaryExact(ds, records);
   });
 
   it('by_user names the top_users most expensive users and adds up the rest under "(others)"', async () => {
@@ -307,7 +336,7 @@ function retentionSuite(env: () => Record<string, string>) {
     expect(result.deleted).toBe(old);
     expect(await count('SELECT COUNT(*) AS n FROM llm_usage')).toBe(records.length - old);
     expect(await count(`SELECT COUNT(*) AS n FROM llm_usage WHERE created_at_ms < ${horizon}`)).toBe(0);
-    for (const table of ['llm_usage_hourly', 'llm_usage_daily_model', 'llm_usage_daily_user']) {
+    for (const table of ['llm_usage_hourly', 'llm_usage_daily_model', 'llm_usage_daily_user', 'llm_usage_weekly_user']) {
       expect(await count(`SELECT SUM(requests) AS n FROM ${table}`)).toBe(records.length);
     }
 
@@ -318,8 +347,8 @@ function retentionSuite(env: () => Record<string, string>) {
 
     // Task usage and a rebuild keep what the raw rows no longer hold.
     await rebuildRollups(t.app.get(DataSource), 4);
-    for (const table of ['llm_usage_hourly', 'llm_usage_daily_model', 'llm_usage_daily_user', 'llm_usage_task_totals']) {
-      const withTask = table === 'llm_usage_task_totals' ? records.filter((r) => r.taskId !== null) : records;
+    for (const table of ['llm_usage_hourly', 'llm_usage_daily_model', 'llm_usage_daily_user', 'llm_usage_weekly_user', 'llm_usage_task_totals', 'llm_usage_task_summary']) {
+      const withTask = table.startsWith('llm_usage_task_') ? records.filter((r) => r.taskId !== null) : records;
       expect(await count(`SELECT SUM(requests) AS n FROM ${table}`)).toBe(withTask.length);
     }
     await expectWindowsExact(t, records, 6, 6);

@@ -28,7 +28,17 @@ export const READ_DATA_SOURCE = Symbol('READ_DATA_SOURCE');
  */
 export const WRITE_DATA_SOURCE = Symbol('WRITE_DATA_SOURCE');
 
+/**
+ * Read DataSources for the statements one request issues together (the usage overview's groupings,
+ * the task metrics): the read side first. On SQLite one connection runs one statement at a time
+ * (see `oneStatementAtATime`), so a second read-only connection lets two statements run at once on
+ * libuv's thread pool; a read-only connection in WAL mode never waits for a lock, so it holds a
+ * thread only while it reads. On PostgreSQL the read side alone: its pool already runs them at once.
+ */
+export const PARALLEL_READ_DATA_SOURCES = Symbol('PARALLEL_READ_DATA_SOURCES');
+
 export const InjectReadDataSource = (): ParameterDecorator => Inject(READ_DATA_SOURCE);
+export const InjectParallelReadDataSources = (): ParameterDecorator => Inject(PARALLEL_READ_DATA_SOURCES);
 export const InjectWriteDataSource = (): ParameterDecorator => Inject(WRITE_DATA_SOURCE);
 
 /**
@@ -74,16 +84,23 @@ async function openSqlite(main: DataSource, db: DatabaseConfig, name: string, fl
 export const openReadDataSource = (main: DataSource, db: DatabaseConfig) => openSqlite(main, db, 'read', OPEN_READONLY);
 export const openWriteDataSource = (main: DataSource, db: DatabaseConfig) => openSqlite(main, db, 'write', OPEN_READWRITE);
 
+/** See PARALLEL_READ_DATA_SOURCES: `read`, and on a SQLite file a second read-only connection. */
+export async function openParallelReadDataSources(main: DataSource, db: DatabaseConfig, read: DataSource): Promise<DataSource[]> {
+  const second = await openSqlite(main, db, 'read-2', OPEN_READONLY);
+  return second === main ? [read] : [read, second];
+}
+
 /** Closes the extra SQLite connections with the application (after the main one's last use). */
 @Injectable()
 export class DataSourcesLifecycle implements OnApplicationShutdown {
   constructor(
     @InjectReadDataSource() private readonly read: DataSource,
     @InjectWriteDataSource() private readonly write: DataSource,
+    @InjectParallelReadDataSources() private readonly reads: DataSource[],
     @InjectDataSource() private readonly main: DataSource,
   ) {}
 
   async onApplicationShutdown(): Promise<void> {
-    for (const ds of [this.read, this.write]) if (ds !== this.main && ds.isInitialized) await ds.destroy();
+    for (const ds of new Set([this.read, this.write, ...this.reads])) if (ds !== this.main && ds.isInitialized) await ds.destroy();
   }
 }

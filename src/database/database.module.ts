@@ -3,7 +3,7 @@ import { ConfigType } from '@nestjs/config';
 import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { databaseConfig } from '../config/database.config';
-import { DataSourcesLifecycle, openMainDataSource, openReadDataSource, openWriteDataSource, READ_DATA_SOURCE, WRITE_DATA_SOURCE } from './data-sources';
+import { DataSourcesLifecycle, openMainDataSource, openParallelReadDataSources, openReadDataSource, openWriteDataSource, PARALLEL_READ_DATA_SOURCES, READ_DATA_SOURCE, WRITE_DATA_SOURCE } from './data-sources';
 import { buildTypeOrmOptions } from './typeorm-options';
 
 // Global like TypeORM's own DataSource: every module may inject the read and write sides.
@@ -33,8 +33,13 @@ import { buildTypeOrmOptions } from './typeorm-options';
       inject: [getDataSourceToken(), databaseConfig.KEY],
       useFactory: (main: DataSource, db: ConfigType<typeof databaseConfig>) => openWriteDataSource(main, db),
     },
+    {
+      provide: PARALLEL_READ_DATA_SOURCES,
+      inject: [getDataSourceToken(), databaseConfig.KEY, READ_DATA_SOURCE],
+      useFactory: (main: DataSource, db: ConfigType<typeof databaseConfig>, read: DataSource) => openParallelReadDataSources(main, db, read),
+    },
     DataSourcesLifecycle,
   ],
-  exports: [READ_DATA_SOURCE, WRITE_DATA_SOURCE],
+  exports: [READ_DATA_SOURCE, WRITE_DATA_SOURCE, PARALLEL_READ_DATA_SOURCES],
 })
 export class DatabaseModule {}

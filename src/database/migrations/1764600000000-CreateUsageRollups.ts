@@ -10,14 +10,14 @@ import {
   MEASURES,
   summariseFromHourlySql,
   summariseSql,
-  SUMMARIES,
   Summary,
   TASK_TOTALS,
 } from '../../modules/usage/rollups/rollup-schema';
 
-const KEY_COLUMNS: Record<KeyColumn, TableColumnOptions> = {
+export const KEY_COLUMNS: Record<KeyColumn, TableColumnOptions> = {
   hour_ms: { name: 'hour_ms', type: 'bigint' },
   day_ms: { name: 'day_ms', type: 'bigint' },
+  week_ms: { name: 'week_ms', type: 'bigint' },
   task_id: { name: 'task_id', type: 'varchar', length: '64' },
   requested_model: { name: 'requested_model', type: 'varchar', length: '128' },
   // '' for calls without a user: key columns of a unique index cannot be NULL.
@@ -26,7 +26,7 @@ const KEY_COLUMNS: Record<KeyColumn, TableColumnOptions> = {
   status: { name: 'status', type: 'varchar', length: '16' },
 };
 
-function summaryTable(s: Summary): Table {
+export function summaryTable(s: Summary): Table {
   return new Table({
     name: s.table,
     columns: [
@@ -44,9 +44,12 @@ function summaryTable(s: Summary): Table {
 export class CreateUsageRollups1764600000000 implements MigrationInterface {
   name = 'CreateUsageRollups1764600000000';
 
+  // The summaries of this migration, named (not SUMMARIES, which later migrations add to).
+  private readonly summaries = [HOURLY, DAILY_MODEL, DAILY_USER, TASK_TOTALS];
+
   async up(q: QueryRunner): Promise<void> {
     const db = q.connection.options.type as DbType;
-    for (const s of SUMMARIES) await q.createTable(summaryTable(s));
+    for (const s of this.summaries) await q.createTable(summaryTable(s));
     await q.query(summariseSql(db, HOURLY, '1 = 1'));
     for (const s of [DAILY_MODEL, DAILY_USER]) await q.query(summariseFromHourlySql(db, s, 0));
     await q.query(summariseSql(db, TASK_TOTALS, 'u.task_id IS NOT NULL'));
@@ -55,6 +58,6 @@ export class CreateUsageRollups1764600000000 implements MigrationInterface {
   }
 
   async down(q: QueryRunner): Promise<void> {
-    for (const s of [...SUMMARIES].reverse()) await q.dropTable(s.table);
+    for (const s of [...this.summaries].reverse()) await q.dropTable(s.table);
   }
 }

@@ -1,5 +1,8 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
-import { SUMMARIES } from '../../modules/usage/rollups/rollup-schema';
+import { DAILY_MODEL, DAILY_USER, HOURLY, TASK_TOTALS } from '../../modules/usage/rollups/rollup-schema';
+
+/** The summaries that existed when this migration was written (later ones set their own fill factor). */
+const SUMMARIES = [HOURLY, DAILY_MODEL, DAILY_USER, TASK_TOTALS];
 
 /**
  * PostgreSQL: the usage sink updates rollup rows in place with every batch that touches their key.

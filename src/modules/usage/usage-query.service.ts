@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { ConfigType } from '@nestjs/config';
 import { DataSource, SelectQueryBuilder } from 'typeorm';
 import { usageConfig } from '../../config/usage.config';
-import { InjectReadDataSource } from '../../database/data-sources';
+import { InjectParallelReadDataSources, InjectReadDataSource } from '../../database/data-sources';
 import { canAccessUser, Principal } from '../auth/principal';
 import {
   OverallUsageDto,
@@ -17,13 +17,10 @@ import {
 import { UsageAccessDeniedException, UsageCursorInvalidException, UsageTaskNotFoundException } from './usage.exceptions';
 import { nanosToUsd, nanosToUsdExact, parseNanos } from '../../common/money';
 import {
-  ceilDay,
-  ceilHour,
   DAILY_MODEL,
   DAILY_USER,
   DAY_MS,
   DbType,
-  floorDay,
   floorHour,
   HOUR_MS,
   HOURLY,
@@ -32,7 +29,9 @@ import {
   rawHorizonMs,
   Summary,
   TASK_TOTALS_TABLE,
+  WEEKLY_USER,
 } from './rollups/rollup-schema';
+import { PartSource, WindowPart, windowParts } from './window-parts';
 import { decodeUserCursor, encodeUserCursor, UserCursor } from './user-cursor';
 import { tagLikePattern, UsageTags } from '../../common/usage-tags';
 
@@ -42,26 +41,64 @@ export const NO_USER_KEY = '(none)';
 export const OTHER_USERS_KEY = '(others)';
 
 /**
- * What every query selects, over raw rows (`u`) or over a summary table (`r`: the hourly rollup or
- * the task totals, whose columns are sums of the same things). Money is summed in SQL over integer
- * nano-dollars and cast to text, so no float ever touches it; latency is summed in whole
- * microseconds (see rollup-schema.ts), so both paths agree exactly. Same SQL on SQLite and PostgreSQL.
+ * The measures of one raw row (`u`) as a part of a window selects them: the same quantities the
+ * summaries sum (see rollup-schema.ts), so raw rows and rollup rows can be summed together. Money
+ * is integer nano-dollars and latency whole microseconds, so no float ever touches a sum. Same SQL
+ * on SQLite and PostgreSQL.
  */
-function rawAggregates(db: DbType): [expr: string, alias: string][] {
+function rawPartMeasures(db: DbType): string {
   return [
-    ['COUNT(*)', 'requests'],
-    ['COALESCE(SUM(u.total_tokens), 0)', 'tokens'],
-    ['COALESCE(SUM(u.input_tokens), 0)', 'input_tokens'],
-    ['COALESCE(SUM(u.output_tokens), 0)', 'output_tokens'],
-    ['COALESCE(SUM(u.cached_input_tokens), 0)', 'cached_input_tokens'],
-    ['COALESCE(SUM(u.cache_write_tokens), 0)', 'cache_write_tokens'],
-    ['COALESCE(SUM(u.reasoning_tokens), 0)', 'reasoning_tokens'],
-    ["SUM(CASE WHEN u.status = 'success' THEN 0 ELSE 1 END)", 'failed_requests'],
-    ['SUM(CASE WHEN u.unpriced THEN 1 ELSE 0 END)', 'unpriced_requests'],
-    ['SUM(CASE WHEN u.estimated THEN 1 ELSE 0 END)', 'estimated_requests'],
-    ['CAST(SUM(u.cost_nanos) AS TEXT)', 'cost_nanos'],
-    [`CAST(COALESCE(SUM(${latencyUsExpr(db)}), 0) AS TEXT)`, 'latency_us'],
-  ];
+    '1 AS requests',
+    'u.total_tokens AS tokens',
+    'u.input_tokens AS input_tokens',
+    'u.output_tokens AS output_tokens',
+    'u.cached_input_tokens AS cached_input_tokens',
+    'u.cache_write_tokens AS cache_write_tokens',
+    'u.reasoning_tokens AS reasoning_tokens',
+    "CASE WHEN u.status = 'success' THEN 0 ELSE 1 END AS failed_requests",
+    'CASE WHEN u.unpriced THEN 1 ELSE 0 END AS unpriced_requests',
+    'CASE WHEN u.estimated THEN 1 ELSE 0 END AS estimated_requests',
+    'u.cost_nanos AS cost_nanos',
+    `${latencyUsExpr(db)} AS latency_us`,
+  ].join(', ');
+}
+
+/** The same measures from a summary row (`r`), already sums. */
+const SUMMARY_PART_MEASURES = [
+  'r.requests AS requests',
+  'r.total_tokens AS tokens',
+  ...['input_tokens', 'output_tokens', 'cached_input_tokens', 'cache_write_tokens', 'reasoning_tokens', 'failed_requests', 'unpriced_requests', 'estimated_requests', 'cost_nanos', 'latency_us'].map(
+    (m) => `r.${m} AS ${m}`,
+  ),
+].join(', ');
+
+/** Sums of the parts' rows `p` (money and latency as text: exact beyond 2^53). A NULL cost (unpriced calls only) reads as 0. */
+const OUTER_AGGREGATES = [
+  ...['requests', 'tokens', 'input_tokens', 'output_tokens', 'cached_input_tokens', 'cache_write_tokens', 'reasoning_tokens', 'failed_requests', 'unpriced_requests', 'estimated_requests'].map(
+    (m) => `SUM(p.${m}) AS ${m}`,
+  ),
+  'CAST(SUM(p.cost_nanos) AS TEXT) AS cost_nanos',
+  'CAST(SUM(p.latency_us) AS TEXT) AS latency_us',
+].join(', ');
+
+/** The rollup a window part of `source` is read from, for a grouping (weeks: by user only, see windowGroups). */
+function partSummary(source: Exclude<PartSource, 'raw'>, groupBy: GroupBy): Summary {
+  if (source === 'hour') return HOURLY;
+  if (source === 'day') return groupBy === 'model' ? DAILY_MODEL : DAILY_USER;
+  if (groupBy === 'user') return WEEKLY_USER;
+  throw new Error('no weekly rollup by model');
+}
+
+/** The rows of a rollup over a part `[fromMs, toMs)` (boundaries of its time column). */
+function summaryPartSql(q: WindowQuery, summary: Summary, p: WindowPart): string {
+  const time = `r.${summary.keys[0]}`;
+  const key = q.groupBy === 'model' ? 'r.requested_model' : 'r.user_id';
+  const bucket = q.bucketMs ? `, (${time} / ${q.bucketMs}) * ${q.bucketMs} AS bucket` : '';
+  const where = [`${time} >= ${Math.trunc(p.fromMs)}`];
+  // Open: the rollup's rows from the part's start on hold exactly the raw rows from there on.
+  if (p.toMs !== null) where.push(`${time} < ${Math.trunc(p.toMs)}`);
+  if (q.userId !== undefined) where.push('r.user_id = :userId');
+  return `SELECT ${key} AS group_key${bucket}, ${SUMMARY_PART_MEASURES} FROM ${summary.table} r WHERE ${where.join(' AND ')}`;
 }
 
 const SUMMARY_AGGREGATES: [expr: string, alias: string][] = [
@@ -120,9 +157,10 @@ export const DEFAULT_TOP_USERS = 100;
  * Read side of the usage API. Every method takes the caller's principal and applies the
  * user-scope rules here (not in the controller), so no path can forget them.
  *
- * Windows are answered from the daily and hourly rollups for their whole days and hours and from
- * raw rows only for the partial hours at each end; task usage from the per-task totals. Both summaries are kept in
- * the transaction that writes the raw rows, so every answer is exact to the nano-dollar.
+ * Windows are answered from the weekly, daily and hourly rollups for their whole weeks, days and
+ * hours and from raw rows only for partial hours (see windowParts); task usage from the per-task
+ * totals. The summaries are kept in the transaction that writes the raw rows, so every answer is
+ * exact to the nano-dollar.
  */
 @Injectable()
 export class UsageQueryService {
@@ -132,6 +170,7 @@ export class UsageQueryService {
   constructor(
     @InjectReadDataSource() private readonly read: DataSource,
     @Inject(usageConfig.KEY) private readonly config: ConfigType<typeof usageConfig>,
+    @InjectParallelReadDataSources() private readonly reads: DataSource[],
   ) {
     this.db = read.options.type === 'postgres' ? 'postgres' : 'sqlite';
   }
@@ -154,13 +193,19 @@ export class UsageQueryService {
   async overallUsage(days: number, principal: Principal, topUsers = DEFAULT_TOP_USERS, tags: UsageTags | null = null): Promise<OverallUsageDto> {
     const w = this.window(days, Date.now(), tags);
     const userId = scopeUser(principal);
-    const byModel = await this.windowGroups({ w, userId, groupBy: 'model', tags });
-    const byUser = await this.windowGroups({ w, userId, groupBy: 'user', tags });
+    // Independent statements, issued together: on PostgreSQL each on its own pooled connection; on
+    // SQLite the user grouping (the largest) on the second read connection, the others on the first.
+    const second = this.reads[1] ?? this.read;
+    const [byModel, byUser, taskRate] = await Promise.all([
+      this.windowGroups({ w, userId, groupBy: 'model', tags }),
+      this.windowGroups({ w, userId, groupBy: 'user', tags }, second),
+      this.taskSuccessRate(w, principal),
+    ]);
     const t = totals(byModel);
     return {
       ...windowFields(w),
       ...t,
-      success_rate_percent: (await this.taskSuccessRate(w, principal)) ?? successRate(t),
+      success_rate_percent: taskRate ?? successRate(t),
       by_model: byKey(byModel),
       by_user: topWithOthers(byUser, topUsers),
     };
@@ -241,62 +286,45 @@ export class UsageQueryService {
   }
 
   /**
-   * Groups of a window: the partial hours at each end from raw rows; whole hours from the hourly
-   * rollup; and, when the query is not limited to one user and buckets are days (or none), whole
-   * UTC days from the daily rollup of its grouping (a row per model or user a day), hours only for
-   * the partial days around them. Merged by (key, bucket). The parts never overlap: each is split
-   * from the next on the same hour or day boundary.
+   * Groups of a window, in one statement: the parts of `windowParts` (raw rows for partial hours,
+   * the hourly, daily and weekly rollups for whole hours, days and weeks, as coarse as the query
+   * allows, and for a window ending now the coarsest from its first whole period on) as one
+   * UNION ALL of their rows, summed by (key, bucket) in the database. One statement reads one
+   * snapshot, so the parts agree with each other; they never overlap: each is split from the next
+   * on the same boundary.
+   * Whole days need an unscoped query bucketed by day or not at all (the daily rollups have one
+   * dimension each and no per-user index); whole weeks need the user grouping without buckets.
    */
-  private async windowGroups(q: WindowQuery): Promise<Group[]> {
+  private async windowGroups(q: WindowQuery, ds: DataSource = this.read): Promise<Group[]> {
     const { w } = q;
-    const end = w.untilMs ?? w.nowMs;
-    const h0 = ceilHour(w.sinceMs);
-    const h1 = floorHour(end);
-    if (h0 >= h1 || q.tags !== null) return merge(await this.rawGroups(q, w.sinceMs, w.untilMs));
-    const parts: Group[][] = [];
-    if (w.sinceMs < h0) parts.push(await this.rawGroups(q, w.sinceMs, h0));
-    parts.push(await this.rawGroups(q, h1, w.untilMs));
-    const daily = q.userId === undefined && (q.bucketMs === undefined || q.bucketMs === DAY_MS) ? (q.groupBy === 'model' ? DAILY_MODEL : DAILY_USER) : null;
-    const d0 = ceilDay(h0);
-    const d1 = floorDay(h1);
-    if (daily && d0 < d1) {
-      parts.push(await this.rollupGroups(q, daily, d0, d1));
-      if (h0 < d0) parts.push(await this.rollupGroups(q, HOURLY, h0, d0));
-      if (d1 < h1) parts.push(await this.rollupGroups(q, HOURLY, d1, h1));
-    } else {
-      parts.push(await this.rollupGroups(q, HOURLY, h0, h1));
-    }
-    return merge(parts.flat());
+    let coarsest: 'hour' | 'day' | 'week' = 'hour';
+    if (q.userId === undefined && (q.bucketMs === undefined || q.bucketMs === DAY_MS)) coarsest = q.groupBy === 'user' && q.bucketMs === undefined ? 'week' : 'day';
+    // A tags filter reads raw rows alone (the rollups keep no tags).
+    const parts: WindowPart[] = q.tags !== null ? [{ source: 'raw', fromMs: w.sinceMs, toMs: w.untilMs }] : windowParts(w.sinceMs, w.untilMs, coarsest);
+    const params: Record<string, unknown> = {};
+    if (q.userId !== undefined) params.userId = q.userId;
+    const selects = parts.map((p) => (p.source === 'raw' ? this.rawPartSql(q, p, params) : summaryPartSql(q, partSummary(p.source, q.groupBy), p)));
+    const bucket = q.bucketMs ? ', p.bucket' : '';
+    const sql =
+      `SELECT p.group_key${bucket}, ${OUTER_AGGREGATES} FROM (${selects.join(' UNION ALL ')}) p ` + `GROUP BY p.group_key${bucket}`;
+    const [query, values] = ds.driver.escapeQueryWithParameters(sql, params, {});
+    const rows: RawRow[] = await ds.query(query, values);
+    return rows.map((r) => toGroup(r, q.groupBy === 'user')).filter((g) => g.counts.requests > 0);
   }
 
-  /** Groups of a rollup over `[fromMs, toMs)` (boundaries of its time column). */
-  private async rollupGroups(q: WindowQuery, summary: Summary, fromMs: number, toMs: number): Promise<Group[]> {
-    const time = `r.${summary.keys[0]}`;
-    const key = q.groupBy === 'model' ? 'r.requested_model' : 'r.user_id';
-    const qb = this.summary(summary.table, key, q.bucketMs ? `(${time} / ${q.bucketMs}) * ${q.bucketMs}` : undefined).where(
-      `${time} >= :fromMs AND ${time} < :toMs`,
-      { fromMs, toMs },
-    );
-    if (q.userId !== undefined) qb.andWhere('r.user_id = :userId', { userId: q.userId });
-    return (await qb.getRawMany<RawRow>()).map((r) => toGroup(r, q.groupBy === 'user'));
-  }
-
-  private async rawGroups(q: WindowQuery, fromMs: number, toMs: number | null): Promise<Group[]> {
+  /** The raw rows of a part, one output row per call (the measures as the summaries count them). */
+  private rawPartSql(q: WindowQuery, p: WindowPart, params: Record<string, unknown>): string {
     const key = q.groupBy === 'model' ? 'u.requested_model' : `COALESCE(u.user_id, '${NO_USER}')`;
-    // `bucketMs` is one of two constants, never user text.
-    const bucket = q.bucketMs ? `(u.created_at_ms / ${q.bucketMs}) * ${q.bucketMs}` : undefined;
-    let qb = this.read.createQueryBuilder().from('llm_usage', 'u').select(key, 'group_key');
-    if (bucket) qb = qb.addSelect(bucket, 'bucket');
-    for (const [expr, alias] of rawAggregates(this.db)) qb = qb.addSelect(expr, alias);
-    qb = qb.where('u.created_at_ms >= :fromMs', { fromMs });
-    if (toMs !== null) qb = qb.andWhere('u.created_at_ms < :toMs', { toMs });
-    if (q.userId !== undefined) qb = qb.andWhere('u.user_id = :userId', { userId: q.userId });
+    // `bucketMs` is one of two constants and the times are whole numbers computed here, never user text.
+    const bucket = q.bucketMs ? `, (u.created_at_ms / ${q.bucketMs}) * ${q.bucketMs} AS bucket` : '';
+    const where = [`u.created_at_ms >= ${Math.trunc(p.fromMs)}`];
+    if (p.toMs !== null) where.push(`u.created_at_ms < ${Math.trunc(p.toMs)}`);
+    if (q.userId !== undefined) where.push('u.user_id = :userId');
     Object.entries(q.tags ?? {}).forEach(([k, value], i) => {
-      qb = qb.andWhere(`u.tags LIKE :tag${i} ESCAPE '\\'`, { [`tag${i}`]: tagLikePattern(k, value) });
+      params[`tag${i}`] = tagLikePattern(k, value);
+      where.push(`u.tags LIKE :tag${i} ESCAPE '\\'`);
     });
-    qb = qb.groupBy(key);
-    if (bucket) qb = qb.addGroupBy(bucket);
-    return (await qb.getRawMany<RawRow>()).map((r) => toGroup(r, q.groupBy === 'user'));
+    return `SELECT ${key} AS group_key${bucket}, ${rawPartMeasures(this.db)} FROM llm_usage u WHERE ${where.join(' AND ')}`;
   }
 
   /** SELECT key[, bucket], the summed measures FROM a summary table `r` GROUP BY key[, bucket]. */
@@ -338,20 +366,22 @@ export class UsageQueryService {
    * falls back to the LLM call success rate.
    */
   private async taskSuccessRate(w: Window, principal: Principal): Promise<number | null> {
-    // One COUNT per status: each an index range (idx_tasks_status_created, or the user's index), not a scan of the window's tasks.
-    const count = async (status: string) => {
-      const qb = this.read
-        .createQueryBuilder()
-        .from('tasks', 't')
-        .select('COUNT(*)', 'n')
-        .where('t.status = :status AND t.created_at_ms >= :since', { status, since: w.sinceMs });
-      if (principal.scope !== 'admin') qb.andWhere('t.user_id = :scopeUserId', { scopeUserId: principal.userId });
-      return Number((await qb.getRawOne<{ n: unknown }>())?.n ?? 0);
-    };
-    const ok = await count('succeeded');
-    const failed = await count('failed');
+    // Both counts in one statement over two index ranges (idx_tasks_status_created, or the user's
+    // index), not a scan of the window's tasks; FILTER rather than GROUP BY status: no grouping step.
+    const qb = this.read
+      .createQueryBuilder()
+      .from('tasks', 't')
+      .select("COUNT(*) FILTER (WHERE t.status = 'succeeded')", 'succeeded')
+      .addSelect("COUNT(*) FILTER (WHERE t.status = 'failed')", 'failed')
+      .where('t.status IN (:...statuses) AND t.created_at_ms >= :since', { statuses: ['succeeded', 'failed'], since: w.sinceMs });
+    if (principal.scope !== 'admin') qb.andWhere('t.user_id = :scopeUserId', { scopeUserId: principal.userId });
+    const r = await qb.getRawOne<{ succeeded: unknown; failed: unknown }>();
+    const ok = Number(r?.succeeded ?? 0);
+    const failed = Number(r?.failed ?? 0);
     return ok + failed === 0 ? null : Math.round((ok / (ok + failed)) * 10_000) / 100;
   }
+
+
 }
 
 /** The user a principal is limited to, or undefined for an admin key ('(none)' matches no row: a user key without a user sees nothing). */
@@ -419,18 +449,6 @@ function sum(groups: Group[]): Group {
   const acc = emptyGroup(null, null);
   for (const g of groups) addInto(acc, g);
   return acc;
-}
-
-/** One group per (key, bucket): the rollup part and the raw edges of the same group added up. */
-function merge(groups: Group[]): Group[] {
-  const out = new Map<string, Group>();
-  for (const g of groups) {
-    const id = `${g.key === null ? '\u0000' : g.key}\u0001${g.bucket ?? ''}`;
-    let acc = out.get(id);
-    if (!acc) out.set(id, (acc = emptyGroup(g.key, g.bucket)));
-    addInto(acc, g);
-  }
-  return [...out.values()].filter((g) => g.counts.requests > 0);
 }
 
 function breakdown(g: Group): UsageBreakdownDto {

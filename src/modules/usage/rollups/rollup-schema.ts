@@ -8,8 +8,16 @@
  *   one dimension each, so a day holds at most a row per model or per user however
  *   many calls it had (a model x user table grows with the tasks, not with the calls). Unscoped
  *   windows read them for whole days.
+ * - `llm_usage_weekly_user` (week, user): the same per-user sums a week at a time, for the whole
+ *   weeks of an unscoped window, ranked by user (`by_user` of /usage/overall, the user list). A
+ *   90-day window is then about 13 rows per user instead of 90, plus at most 6 days at each end
+ *   from the daily rollup. Weeks are fixed 7-day epochs counted from the Unix epoch (they start
+ *   on a Thursday, 00:00 UTC): integer division on both databases, no calendar functions, and
+ *   never exposed (the API has no weekly buckets).
  * - `llm_usage_task_totals`: one row per (task, requested model, user, provider, status), read by
- *   the task usage endpoint and the task metrics, so both stay exact after retention.
+ *   the task usage endpoint, so it stays exact after retention.
+ * - `llm_usage_task_summary`: one row per task, the same sums over all its models and statuses,
+ *   read by the task metrics (joined with the window's tasks: a third of the rows of the totals).
  *
  * All hold sums only (counts, tokens, integer nano-dollars, latency in whole microseconds), so
  * adding rows to them is exact and order-free. They are maintained in the usage sink's batch
@@ -20,16 +28,19 @@
 export const HOURLY_TABLE = 'llm_usage_hourly';
 export const DAILY_MODEL_TABLE = 'llm_usage_daily_model';
 export const DAILY_USER_TABLE = 'llm_usage_daily_user';
+export const WEEKLY_USER_TABLE = 'llm_usage_weekly_user';
 export const TASK_TOTALS_TABLE = 'llm_usage_task_totals';
+export const TASK_SUMMARY_TABLE = 'llm_usage_task_summary';
 export const HOUR_MS = 3_600_000;
 export const DAY_MS = 86_400_000;
+export const WEEK_MS = 7 * DAY_MS;
 
 /** Calls without a user are kept under '' in the summaries (a key column cannot be NULL in a unique index). */
 export const NO_USER = '';
 
 export type DbType = 'sqlite' | 'postgres';
 
-export type KeyColumn = 'hour_ms' | 'day_ms' | 'task_id' | 'requested_model' | 'user_id' | 'provider' | 'status';
+export type KeyColumn = 'hour_ms' | 'day_ms' | 'week_ms' | 'task_id' | 'requested_model' | 'user_id' | 'provider' | 'status';
 
 export interface Summary {
   table: string;
@@ -43,9 +54,17 @@ export const HOURLY: Summary = { table: HOURLY_TABLE, keys: ['hour_ms', 'request
 // No status in the daily keys: failed_requests is a sum of its own, so a day has one row per model or user.
 export const DAILY_MODEL: Summary = { table: DAILY_MODEL_TABLE, keys: ['day_ms', 'requested_model', 'provider'] };
 export const DAILY_USER: Summary = { table: DAILY_USER_TABLE, keys: ['day_ms', 'user_id'] };
+export const WEEKLY_USER: Summary = { table: WEEKLY_USER_TABLE, keys: ['week_ms', 'user_id'] };
 export const TASK_TOTALS: Summary = { table: TASK_TOTALS_TABLE, keys: ['task_id', 'requested_model', 'user_id', 'provider', 'status'], firstAt: true };
+export const TASK_SUMMARY: Summary = { table: TASK_SUMMARY_TABLE, keys: ['task_id'], firstAt: true };
 /** Every summary, in the order they are written. */
-export const SUMMARIES: readonly Summary[] = [HOURLY, DAILY_MODEL, DAILY_USER, TASK_TOTALS];
+export const SUMMARIES: readonly Summary[] = [HOURLY, DAILY_MODEL, DAILY_USER, WEEKLY_USER, TASK_TOTALS, TASK_SUMMARY];
+
+/** Width in ms of a summary's time column (its first key), or null for the task totals. */
+export function periodMs(s: Summary): number | null {
+  const time = s.keys[0];
+  return time === 'hour_ms' ? HOUR_MS : time === 'day_ms' ? DAY_MS : time === 'week_ms' ? WEEK_MS : null;
+}
 
 /** Summed columns, with the expression that computes each from raw rows aliased `u`. */
 export const MEASURES = [
@@ -94,6 +113,7 @@ export function rawMeasureExprs(db: DbType): Record<Measure, string> {
 export const RAW_KEY_EXPRS: Record<KeyColumn, string> = {
   hour_ms: `(u.created_at_ms / ${HOUR_MS}) * ${HOUR_MS}`,
   day_ms: `(u.created_at_ms / ${DAY_MS}) * ${DAY_MS}`,
+  week_ms: `(u.created_at_ms / ${WEEK_MS}) * ${WEEK_MS}`,
   task_id: 'u.task_id',
   requested_model: 'u.requested_model',
   user_id: `COALESCE(u.user_id, '${NO_USER}')`,
@@ -130,17 +150,29 @@ export function summariseSql(db: DbType, s: Summary, where: string, source = 'll
 }
 
 /**
- * Builds a daily rollup from the hourly one instead of the raw rows (its keys are all hourly
- * dimensions, and sums of sums are the same sums): a fraction of the rows to read.
+ * Builds a coarser summary from a finer one instead of the raw rows (a day from its hours, a week
+ * from its days, a task from its per-model totals: every key of the coarser one is a key of the
+ * finer one, and sums of sums are the same sums): a fraction of the rows to read. A time rollup's
+ * period is cut from the finer one's time column; `where` is over the finer rows `f` (for a time
+ * rollup, it must start on a boundary of both periods).
  */
-export function summariseFromHourlySql(db: DbType, s: Summary, fromDayMs: number): string {
-  const keyExpr = (k: KeyColumn) => (k === 'day_ms' ? `(h.hour_ms / ${DAY_MS}) * ${DAY_MS}` : `h.${k}`);
-  const select = [...s.keys.map(keyExpr), ...MEASURES.map((m) => `SUM(h.${m})`)];
+export function summariseFromFinerSql(db: DbType, s: Summary, finer: Summary, where: string): string {
+  const width = periodMs(s);
+  const finerTime = finer.keys[0];
+  if (width !== null && periodMs(finer) === null) throw new Error(`summariseFromFinerSql: ${s.table} from ${finer.table}: not a time rollup`);
+  if (s.firstAt && !finer.firstAt) throw new Error(`summariseFromFinerSql: ${finer.table} keeps no ${FIRST_AT} for ${s.table}`);
+  const keyExpr = (k: KeyColumn) => (width !== null && k === s.keys[0] ? `(f.${finerTime} / ${width}) * ${width}` : `f.${k}`);
+  const select = [...s.keys.map(keyExpr), ...MEASURES.map((m) => `SUM(f.${m})`), ...(s.firstAt ? [`MIN(f.${FIRST_AT})`] : [])];
   return (
-    `INSERT INTO ${s.table} (${columnsOf(s).join(', ')}) SELECT ${select.join(', ')} FROM ${HOURLY_TABLE} h WHERE h.hour_ms >= ${Math.trunc(fromDayMs)} ` +
+    `INSERT INTO ${s.table} (${columnsOf(s).join(', ')}) SELECT ${select.join(', ')} FROM ${finer.table} f WHERE ${where} ` +
     `GROUP BY ${s.keys.map(keyExpr).join(', ')} ` +
     `ON CONFLICT (${s.keys.join(', ')}) DO UPDATE SET ${updates(db, s)}`
   );
+}
+
+/** A daily rollup from the hourly one (see summariseFromFinerSql). */
+export function summariseFromHourlySql(db: DbType, s: Summary, fromDayMs: number): string {
+  return summariseFromFinerSql(db, s, HOURLY, `f.hour_ms >= ${Math.trunc(fromDayMs)}`);
 }
 
 function updates(db: DbType, s: Summary): string {
@@ -153,6 +185,8 @@ export const floorHour = (ms: number) => Math.floor(ms / HOUR_MS) * HOUR_MS;
 export const ceilHour = (ms: number) => Math.ceil(ms / HOUR_MS) * HOUR_MS;
 export const floorDay = (ms: number) => Math.floor(ms / DAY_MS) * DAY_MS;
 export const ceilDay = (ms: number) => Math.ceil(ms / DAY_MS) * DAY_MS;
+export const floorWeek = (ms: number) => Math.floor(ms / WEEK_MS) * WEEK_MS;
+export const ceilWeek = (ms: number) => Math.ceil(ms / WEEK_MS) * WEEK_MS;
 
 /**
  * Start of the raw rows retention keeps at `nowMs`: rows of earlier hours may be deleted (whole
