@@ -16,8 +16,9 @@
  *
  *   npx ts-node --transpile-only bench/ingestion.ts [--quick]
  *
- * SQLite on scratch files; PostgreSQL when BENCH_POSTGRES_URL (or TEST_DATABASE_URL) names a
- * server: scratch databases are created on it and dropped. Records arrive in time order, as live
+ * SQLite on scratch files; PostgreSQL on the server BENCH_POSTGRES_URL, TEST_DATABASE_URL or
+ * BENCH_POSTGRES_ADMIN_URL names (the local one, as bench/usage-queries.ts uses, when none is set):
+ * scratch databases are created on it and dropped. Records arrive in time order, as live
  * traffic does, in two shapes (see IngestionShape).
  */
 import 'reflect-metadata';
@@ -257,7 +258,8 @@ export async function run(opts: { quick: boolean; postgresUrl?: string }): Promi
   const rounds = opts.quick ? 1 : 3;
   const shapes: IngestionShape[] = ['tasks', 'scattered'];
   const dir = mkdtempSync(join(tmpdir(), 'asa-bench-ingest-'));
-  const server = opts.postgresUrl ?? process.env.BENCH_POSTGRES_URL ?? process.env.TEST_DATABASE_URL;
+  const server =
+    opts.postgresUrl ?? process.env.BENCH_POSTGRES_URL ?? process.env.TEST_DATABASE_URL ?? process.env.BENCH_POSTGRES_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
   const result: IngestionResult = { sqlite: {} as IngestionResult['sqlite'], postgres: server ? ({} as IngestionResult['sqlite']) : null };
   const order = (r: number) => WRITERS.map((_, i) => WRITERS[(i + r) % WRITERS.length]);
   try {

@@ -8,6 +8,9 @@
  *   npm run bench -- --quick      # everything at a small size, in under two minutes (CI):
  *                                 #   writes bench/results/quick.json only
  *   npm run bench -- --only call-overhead,metrics-scrape [--quick] [--docs]
+ *   npm run bench -- --only ingestion --merge   # re-runs those benchmarks in place in
+ *                                 #   bench/results/latest.json (the rest kept, the re-run named
+ *                                 #   with its date) and regenerates docs/performance.md from it
  *   BENCH_MAX_ROWS=1000000 npm run bench   # the query benchmark stops at 1 M rows
  *
  * Timing is never asserted: a run fails only when a benchmark itself fails.
@@ -48,7 +51,9 @@ async function main(): Promise<void> {
   const quick = argv.includes('--quick');
   const onlyAt = argv.indexOf('--only');
   const only = onlyAt >= 0 ? new Set(argv[onlyAt + 1].split(',')) : null;
-  const writeDocs = argv.includes('--docs') || (!quick && only === null);
+  const merge = argv.includes('--merge');
+  if (merge && (only === null || quick)) throw new Error('--merge re-runs the benchmarks named by --only at full size into bench/results/latest.json');
+  const writeDocs = argv.includes('--docs') || merge || (!quick && only === null);
   const env = ['BENCH_MAX_ROWS', 'BENCH_POSTGRES_ADMIN_URL'].filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]} `).join('');
   const command = `${env}npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
   const started = new Date();
@@ -81,7 +86,7 @@ async function main(): Promise<void> {
   rmSync(scratch, { recursive: true, force: true });
 
   const finished = new Date();
-  const result: BenchResult = {
+  let result: BenchResult = {
     command,
     quick,
     partial: only !== null,
@@ -93,10 +98,16 @@ async function main(): Promise<void> {
     sections,
     targets: [],
   };
-  result.targets = targetStatuses(result);
   const dir = join(ROOT, 'bench/results');
+  if (merge) {
+    // The last full run with these sections replaced; the header names what was re-run and when.
+    const latest = JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8')) as BenchResult;
+    const rerun = { sections: Object.keys(sections), command, startedAt: result.startedAt, finishedAt: result.finishedAt, loadAverage: [machineAtStart.loadAverage, result.loadAverageAtEnd], commit: machineAtStart.commit };
+    result = { ...latest, sections: { ...latest.sections, ...sections }, reruns: [...(latest.reruns ?? []), rerun] };
+  }
+  result.targets = targetStatuses(result);
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, only ? 'partial.json' : quick ? 'quick.json' : 'latest.json');
+  const file = join(dir, merge ? 'latest.json' : only ? 'partial.json' : quick ? 'quick.json' : 'latest.json');
   writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
   console.log(`\nwrote ${file} (${result.seconds} s)`);
   for (const t of result.targets) console.log(`  ${t.status.padEnd(8)} ${t.target}: ${t.measured}`);

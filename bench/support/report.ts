@@ -28,6 +28,18 @@ export interface BenchResult {
   readonly loadAverageAtEnd: number[];
   readonly sections: Record<string, SectionOutcome>;
   targets: TargetStatus[];
+  /** Benchmarks re-run later into this result (`--merge`), oldest first. */
+  readonly reruns?: readonly BenchRerun[];
+}
+
+export interface BenchRerun {
+  readonly sections: readonly string[];
+  readonly command: string;
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  /** At the start and at the end. */
+  readonly loadAverage: readonly (readonly number[])[];
+  readonly commit: string;
 }
 
 interface CallFigure {
@@ -176,6 +188,10 @@ function renderResult(r: BenchResult): string {
       `- **Machine**: ${m.cpu}, ${m.cores} cores, ${m.memoryGb} GB; load average ${m.loadAverage.join(' / ')} at the start, ${r.loadAverageAtEnd.join(' / ')} at the end (other work shares the machine)`,
       `- **Versions**: Node ${m.node}; ${Object.entries(m.packages).map(([p, v]) => `${p} ${v}`).join(', ')}; commit ${m.commit}`,
       `- **Command**: \`${r.command}\`; the full result: \`bench/results/latest.json\``,
+      ...(r.reruns ?? []).map(
+        (x) =>
+          `- **Re-run later into this result**: ${x.sections.map((n) => `\`${n}\``).join(', ')} from ${x.startedAt} to ${x.finishedAt} (\`${x.command}\`, commit ${x.commit}; load average ${x.loadAverage.map((l) => l.join(' / ')).join(' at the start, ')} at the end); its figures below replace that run's`,
+      ),
     ].join('\n'),
   );
   parts.push('### Targets in this run');
