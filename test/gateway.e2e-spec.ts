@@ -76,6 +76,39 @@ async function startDrippingUpstream(): Promise<{ baseUrl: string; closedEarly: 
 }
 
 /**
+ * An upstream that misbehaves as its request's `test_behaviour` says: `stall` (two chunks, then
+ * silence with the connection open), `done-then-hold` ([DONE], connection left open), `error-mid`
+ * (a chunk, then an error event), `html` (200 with an HTML page), `empty` (200 with no body),
+ * `plain-stall` (200, half a JSON body, then silence).
+ */
+async function startOddUpstream(): Promise<{ baseUrl: string; close: () => Promise<void> }> {
+  const chunk = (content: string) => `data: ${JSON.stringify({ id: 'odd', object: 'chat.completion.chunk', created: 0, model: 'odd-model', choices: [{ index: 0, delta: { content }, finish_reason: null }] })}\n\n`;
+  const server: Server = createHttpServer(async (req, res) => {
+    let text = '';
+    for await (const part of req) text += String(part);
+    const behaviour = (JSON.parse(text || '{}') as { test_behaviour?: string }).test_behaviour;
+    if (behaviour === 'html') return void res.writeHead(200, { 'content-type': 'text/html' }).end('<html><body>Bad gateway of some proxy</body></html>');
+    if (behaviour === 'empty') return void res.writeHead(200, { 'content-type': 'application/json' }).end();
+    if (behaviour === 'plain-stall') return void res.writeHead(200, { 'content-type': 'application/json' }).write('{"id":');
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write(chunk('one '));
+    if (behaviour === 'error-mid') return void res.end('data: {"error":{"message":"overloaded","type":"server_error"}}\n\n');
+    res.write(chunk('two '));
+    if (behaviour === 'done-then-hold') {
+      res.write(`data: ${JSON.stringify({ id: 'odd', object: 'chat.completion.chunk', created: 0, model: 'odd-model', choices: [], usage: { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11 } })}\n\n`);
+      res.write('data: [DONE]\n\n');
+    }
+    // stall and done-then-hold: the connection stays open
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    baseUrl: `http://127.0.0.1:${port}/v1`,
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
+}
+
+/**
  * POSTs `body` with Transfer-Encoding: chunked (no length) in 64 KiB writes, as fast as the socket
  * takes them, and resolves with the answer, which may come (with the connection closed) before the
  * whole body was sent.
@@ -128,6 +161,7 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
   let local: FakeOpenAi; // a second upstream behind the `local/*` prefix route
   let slow: FakeOpenAi; // behind an upstream with a short timeout
   let drip: Awaited<ReturnType<typeof startDrippingUpstream>>;
+  let odd: Awaited<ReturnType<typeof startOddUpstream>>;
   let t: TestApp;
   let pg: ScratchDatabase | undefined;
   let files: string;
@@ -158,6 +192,7 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
     local = await FakeOpenAi.start();
     slow = await FakeOpenAi.start({ defaultReply: { delayMs: 3_000 } });
     drip = await startDrippingUpstream();
+    odd = await startOddUpstream();
     files = mkdtempSync(join(tmpdir(), 'asa-gateway-'));
     writeFileSync(join(files, 'slow.key'), 'slow-key-from-file\n');
     writeFileSync(
@@ -168,12 +203,14 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
           slow: { base_url: slow.baseUrl, provider: 'openai', api_key_file: 'slow.key', timeout_ms: 300 },
           down: { base_url: `http://127.0.0.1:${await closedPort()}/v1`, provider: 'openai' },
           drip: { base_url: drip.baseUrl, provider: 'openai' },
+          odd: { base_url: odd.baseUrl, provider: 'openai', timeout_ms: 1_000 },
         },
         routes: [
           { model: 'local/*', upstream: 'local' },
           { model: 'slow-model', upstream: 'slow' },
           { model: 'down-model', upstream: 'down' },
           { model: 'drip-model', upstream: 'drip' },
+          { model: 'odd-model', upstream: 'odd' },
           { model: 'gpt-*', upstream: 'default' },
           { model: 'text-embedding-3-small', upstream: 'default' },
         ],
@@ -203,6 +240,7 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
     await local?.close();
     await slow?.close();
     await drip?.close();
+    await odd?.close();
     await pg?.drop();
     if (files) rmSync(files, { recursive: true, force: true });
   });
@@ -601,6 +639,53 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
       release();
       journal.ended = realEnded;
     }
+  });
+
+  describe('an upstream that misbehaves after its headers', () => {
+    const post = (behaviour: string, stream: boolean) =>
+      fetch(`${baseURL}/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ALICE_KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ ...CHAT, model: 'odd-model', stream, test_behaviour: behaviour }),
+      });
+    const recordOf = (res: Response) => until('its record', async () => (await recordsWithId(res.headers.get('x-asa-request-id')!))[0]);
+
+    it('a stream that goes quiet is ended after the upstream\'s timeout and recorded as a timeout', async () => {
+      const res = await post('stall', true);
+      expect(res.status).toBe(200);
+      const text = await res.text().catch(() => '(cut)');
+      expect(text).not.toContain('[DONE]');
+      expect(await recordOf(res)).toMatchObject({ status: 'error', errorType: 'timeout', estimated: true });
+    });
+
+    it('a plain answer that goes quiet halfway is a 504 and a timeout', async () => {
+      const res = await post('plain-stall', false);
+      expect(res.status).toBe(504);
+      expect(await res.json()).toMatchObject({ error: { code: 'upstream_timeout' } });
+      expect(await recordOf(res)).toMatchObject({ status: 'error', errorType: 'timeout' });
+    });
+
+    it('the stream\'s [DONE] reaches the client at once even if the upstream keeps the connection open', async () => {
+      const res = await post('done-then-hold', true);
+      const text = await res.text(); // ends: the gateway closes the stream after [DONE]
+      expect(text).toContain('data: [DONE]');
+      expect(await recordOf(res)).toMatchObject({ status: 'success', inputTokens: 9, outputTokens: 2, estimated: false });
+    });
+
+    it('an error the upstream sends inside a 200 stream is passed on and recorded as an error, not a success', async () => {
+      const res = await post('error-mid', true);
+      expect(await res.text()).toContain('overloaded');
+      expect(await recordOf(res)).toMatchObject({ status: 'error', errorType: 'provider_error', estimated: true });
+    });
+
+    it('a 200 whose body is not JSON (an HTML page, nothing), or a stream answered without SSE, is a 502 in OpenAI\'s shape and an invalid_response', async () => {
+      for (const [behaviour, stream] of [['html', false], ['empty', false], ['html', true]] as const) {
+        const res = await post(behaviour, stream);
+        expect(res.status, `${behaviour} ${stream}`).toBe(502);
+        expect(await res.json()).toMatchObject({ error: { code: 'upstream_invalid_response' } });
+        expect(await recordOf(res)).toMatchObject({ status: 'error', errorType: 'invalid_response' });
+      }
+    });
   });
 
   it('a quota refuses a gateway call with 429 budget_exceeded naming the rule, before the upstream is called, and SDKs do not retry it', async () => {

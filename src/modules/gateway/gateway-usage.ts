@@ -123,6 +123,15 @@ export interface EventSeen {
 
 const NOTHING: EventSeen = { content: false, usageOnly: false, final: false };
 
+/** The message of an error event: `{ "error": {...} }` (chat), `type: "error"` or `response.failed` (Responses); null for any other event. */
+function streamError(ev: Json): string | null {
+  const describe = (e: unknown, fallback: string) => (isJsonObject(e) && typeof e.message === 'string' ? e.message.slice(0, 500) : fallback);
+  if (ev.type === 'response.failed') return describe(isJsonObject(ev.response) ? ev.response.error : null, 'response.failed');
+  if (ev.type === 'error') return describe(ev, describe(ev.error, 'error event'));
+  if (ev.error !== undefined && ev.error !== null) return describe(ev.error, 'error in the stream');
+  return null;
+}
+
 /** The events a Responses API stream ends with, one of them (with the response's usage). */
 const RESPONSES_FINAL_EVENTS = new Set(['response.completed', 'response.incomplete', 'response.failed']);
 
@@ -132,6 +141,8 @@ export class StreamAccumulator {
   private id: string | null = null;
   private readonly finish: string[] = [];
   private tokens: TokenCounts | null = null;
+  /** An error the upstream reported inside the stream (a chat chunk's `error`, a Responses `error` or `response.failed` event). */
+  error: string | null = null;
 
   constructor(private readonly endpoint: 'chat' | 'responses') {}
 
@@ -150,6 +161,7 @@ export class StreamAccumulator {
       return NOTHING;
     }
     if (!isJsonObject(json)) return NOTHING;
+    if (this.error === null) this.error = streamError(json);
     return this.endpoint === 'chat' ? this.takeChat(json) : this.takeResponses(json);
   }
 

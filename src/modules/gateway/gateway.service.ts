@@ -110,6 +110,8 @@ export class GatewayService {
       if (!reply.raw.writableFinished) abort.abort();
     };
     reply.raw.once('close', onClose);
+    // An upstream that goes quiet once its headers came is stopped too (the SDK's timeout ends at the headers).
+    const stall = new AbortController();
 
     const call = await this.llm.forUpstream(route.upstream, who).track(
       {
@@ -126,7 +128,9 @@ export class GatewayService {
 
     let res: Response;
     try {
-      res = await call.run(() => call.openai.post(UPSTREAM_PATHS[endpoint], { body: upstreamBody, ...call.requestOptions }).asResponse());
+      res = await call.run(() =>
+        call.openai.post(UPSTREAM_PATHS[endpoint], { body: upstreamBody, ...call.requestOptions, signal: AbortSignal.any([abort.signal, stall.signal]) }).asResponse(),
+      );
     } catch (err) {
       if (abort.signal.aborted) {
         await call.abandon(LEFT_BEFORE_ANSWER); // nobody is left to answer
@@ -145,10 +149,16 @@ export class GatewayService {
       });
     };
 
+    const idleMs = call.openai.timeout;
+    const answer = () => bodyChunks(res, idleMs, stall);
+    if (streamed && !/^text\/event-stream\b/i.test(res.headers.get('content-type') ?? '')) {
+      // Not a stream: passing it on as one would leave the client's SDK with nothing it can read.
+      await this.refuseInvalidAnswer(call, `a stream was asked for, and the upstream answered ${res.status} with ${describeContentType(res)}`, answer);
+    }
     if (!streamed) {
       let text: string;
       try {
-        text = await res.text();
+        text = await readAll(answer());
       } catch (err) {
         if (abort.signal.aborted) {
           await call.abandon(LEFT_BEFORE_ANSWER);
@@ -162,11 +172,12 @@ export class GatewayService {
           openAiError(502, `The upstream's answer broke off before its end: ${(err as Error).message}`, { code: 'upstream_unreachable' }),
         );
       }
-      let json: unknown = null;
+      let json: unknown;
       try {
         json = JSON.parse(text);
       } catch {
-        // passed on as it came; its tokens are counted locally
+        // A 2xx whose body is not JSON (an HTML page of a proxy, nothing at all) is no answer: the client's SDK could not read it.
+        return this.refuseInvalidAnswer(call, `the upstream answered ${res.status} with ${text.length === 0 ? 'an empty body' : `a body that is not JSON (${describeContentType(res)})`}`);
       }
       passStatusAndHeaders();
       const record = await call.succeed(outcomeOfResponse(endpoint, json));
@@ -175,7 +186,14 @@ export class GatewayService {
       return;
     }
     passStatusAndHeaders();
-    await reply.send(Readable.from(this.relay(call, res, endpoint === 'chat' ? 'chat' : 'responses', !clientAskedUsage, abort.signal)));
+    await reply.send(Readable.from(this.relay(call, answer(), endpoint === 'chat' ? 'chat' : 'responses', !clientAskedUsage, abort.signal)));
+  }
+
+  /** Records an upstream answer no client could use as `invalid_response` and answers 502 in OpenAI's shape. */
+  private async refuseInvalidAnswer(call: TrackedCall, what: string, rest?: () => AsyncIterable<Uint8Array>): Promise<never> {
+    if (rest) await readAll(rest()).catch(() => undefined); // let the connection go back to the pool
+    await call.fail(new SyntaxError(what));
+    throw new OpenAiErrorException(502, openAiError(502, `The upstream's answer could not be used: ${what}`, { code: 'upstream_invalid_response' }));
   }
 
   /**
@@ -186,28 +204,36 @@ export class GatewayService {
    * killed right after. Ends the call's record: success, `abandoned` (the client left; tokens
    * estimated from what came), or a broken stream.
    */
-  private async *relay(call: TrackedCall, res: Response, kind: 'chat' | 'responses', holdUsage: boolean, clientGone: AbortSignal): AsyncGenerator<Buffer> {
+  private async *relay(call: TrackedCall, chunks: AsyncIterable<Uint8Array>, kind: 'chat' | 'responses', holdUsage: boolean, clientGone: AbortSignal): AsyncGenerator<Buffer> {
     const acc = new StreamAccumulator(kind);
     const splitter = new SseEventSplitter();
-    const last: Buffer[] = [];
+    let final: Buffer | null = null;
     let ended = false;
     try {
-      if (res.body) {
-        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-          for (const ev of splitter.push(chunk)) {
-            const seen = acc.take(ev);
-            if (seen.content) call.markFirstToken();
-            if (seen.usageOnly && holdUsage) continue;
-            if (seen.final || last.length > 0) last.push(ev.raw);
-            else yield ev.raw;
+      for await (const chunk of chunks) {
+        for (const ev of splitter.push(chunk)) {
+          const seen = acc.take(ev);
+          if (seen.content) call.markFirstToken();
+          if (seen.usageOnly && holdUsage) continue;
+          if (seen.final) {
+            final = ev.raw;
+            break;
           }
+          yield ev.raw;
         }
+        // The stream's last word came: the call is over, whether or not the upstream closes the connection.
+        if (final) break;
       }
-      const rest = splitter.rest();
-      if (rest.length > 0) last.push(rest);
+      const rest = final ? null : splitter.rest();
       ended = true;
-      await call.succeed(acc.outcome());
-      for (const raw of last) yield raw;
+      if (acc.error !== null) {
+        // An error the upstream reported inside a 200 stream: the client's SDK raises it; the record says so too.
+        await call.fail(new APIError(undefined, { message: acc.error }, `the upstream reported an error mid-stream: ${acc.error}`, undefined), acc.outcome());
+      } else {
+        await call.succeed(acc.outcome());
+      }
+      if (rest && rest.length > 0) yield rest;
+      if (final) yield final;
     } catch (err) {
       ended = true;
       if (clientGone.aborted) {
@@ -255,6 +281,47 @@ export class GatewayService {
     }
     return { userId: principal.userId, taskId: task, tags };
   }
+}
+
+/**
+ * The upstream's body, chunk by chunk. A pause longer than `idleMs` ends it with the SDK's timeout
+ * error (a 504, recorded `timeout`) and stops the request through `stall`; leaving early (the
+ * stream's last event came) closes it.
+ */
+async function* bodyChunks(res: Response, idleMs: number, stall: AbortController): AsyncGenerator<Uint8Array> {
+  if (!res.body) return;
+  const it = (res.body as unknown as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  let timer: NodeJS.Timeout | undefined;
+  let whole = false;
+  try {
+    for (;;) {
+      const quiet = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new APIConnectionTimeoutError({ message: `the upstream sent nothing for ${idleMs} ms` })), idleMs);
+      });
+      const next = await Promise.race([it.next(), quiet]).finally(() => clearTimeout(timer));
+      if (next.done) {
+        whole = true;
+        return;
+      }
+      yield next.value;
+    }
+  } finally {
+    clearTimeout(timer);
+    // Not read to its end (quiet too long, or nothing more needed): the request is stopped, so its connection is not held.
+    if (!whole) stall.abort();
+    void it.return?.().catch(() => undefined);
+  }
+}
+
+async function readAll(chunks: AsyncIterable<Uint8Array>): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const chunk of chunks) parts.push(Buffer.from(chunk));
+  return Buffer.concat(parts).toString('utf8');
+}
+
+function describeContentType(res: Response): string {
+  const type = res.headers.get('content-type');
+  return type ? `content type ${type.slice(0, 100)}` : 'no content type';
 }
 
 function header(req: FastifyRequest, name: string): string | null {
