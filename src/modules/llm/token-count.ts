@@ -36,9 +36,9 @@ export class TokenCounter {
   /**
    * Tokens of `text`. js-tiktoken merges each pre-token (a run of letters, of spaces, of
    * punctuation) in time quadratic in its length: 25,000 letters without a space took 58 s. Runs of
-   * LONG_RUN characters or more of one kind are therefore encoded in LONG_RUN-character slices:
-   * the same count for ordinary text, and for such runs one token more at most per slice, instead
-   * of a count that never ends.
+   * LONG_RUN characters or more of one kind are therefore encoded in slices of SLICE_BYTES UTF-8
+   * bytes: the same count for ordinary text, and for such runs one token more at most per slice,
+   * instead of a count that never ends.
    */
   countText(text: string, model: string): number {
     if (!text) return 0;
@@ -48,7 +48,7 @@ export class TokenCounter {
     let last = 0;
     for (const m of text.matchAll(LONG_RUNS)) {
       n += encode(text.slice(last, m.index));
-      for (const slice of slices(m[0], LONG_RUN)) n += encode(slice);
+      for (const slice of slices(m[0], SLICE_BYTES)) n += encode(slice);
       last = m.index + m[0].length;
     }
     return n + encode(text.slice(last));
@@ -101,14 +101,29 @@ export class TokenCounter {
 export const LONG_RUN = 64;
 const LONG_RUNS = new RegExp(`[\\p{L}\\p{M}]{${LONG_RUN},}|\\s{${LONG_RUN},}|[^\\s\\p{L}\\p{M}\\p{N}]{${LONG_RUN},}`, 'gu');
 
-/** `text` in pieces of `size` UTF-16 units, never splitting a surrogate pair. */
-function* slices(text: string, size: number): Generator<string> {
+/**
+ * UTF-8 bytes per slice of a long run. BPE works on bytes, so its cost follows a slice's bytes, not
+ * its characters: a slice of 64 CJK characters (192 bytes) cost nine times one of 64 letters.
+ */
+const SLICE_BYTES = 48;
+
+/** `text` in pieces of at most `maxBytes` UTF-8 bytes (at least one character), never splitting a surrogate pair. */
+function* slices(text: string, maxBytes: number): Generator<string> {
+  let start = 0;
+  let bytes = 0;
   for (let i = 0; i < text.length; ) {
-    let end = Math.min(text.length, i + size);
-    if (end < text.length && /[\udc00-\udfff]/.test(text[end])) end++;
-    yield text.slice(i, end);
-    i = end;
+    const code = text.codePointAt(i)!;
+    const units = code > 0xffff ? 2 : 1;
+    const size = code < 0x80 ? 1 : code < 0x800 ? 2 : code < 0x10000 ? 3 : 4;
+    if (bytes + size > maxBytes && i > start) {
+      yield text.slice(start, i);
+      start = i;
+      bytes = 0;
+    }
+    bytes += size;
+    i += units;
   }
+  if (start < text.length) yield text.slice(start);
 }
 
 /** What a worker thread runs for one count. */

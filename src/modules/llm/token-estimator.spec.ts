@@ -149,11 +149,15 @@ describe('TokenEstimator', () => {
     const enc = (text: string) => new Tiktoken(o200k).encode(text, 'all').length;
     const prose = 'The quick brown fox jumps over the lazy dog; Donaudampfschifffahrtsgesellschaft. '.repeat(300);
     expect(est.countText(prose, 'gpt-4o')).toBe(enc(prose));
-    // 1,562 slices of 64 letters (8 tokens each) and one of 32 (4 tokens); unsliced this took minutes.
-    expect(est.countText('x'.repeat(100_000), 'gpt-4o')).toBe(12_500);
+    // 2,083 slices of 48 letters (6 tokens each) and one of 16 (2 tokens); unsliced this took minutes.
+    expect(est.countText('x'.repeat(100_000), 'gpt-4o')).toBe(2_083 * 6 + 2);
     // A run in the middle of ordinary text: the text around it is encoded as it is.
-    const mixed = `before the run ${'-'.repeat(LONG_RUN * 3)} after the run`;
-    expect(est.countText(mixed, 'gpt-4o')).toBe(enc('before the run ') + 3 * enc('-'.repeat(LONG_RUN)) + enc(' after the run'));
+    const mixed = `before the run ${'-'.repeat(48 * 3)} after the run`;
+    expect(LONG_RUN).toBeLessThan(48 * 3);
+    expect(est.countText(mixed, 'gpt-4o')).toBe(enc('before the run ') + 3 * enc('-'.repeat(48)) + enc(' after the run'));
+    // Slices are cut by UTF-8 bytes, between characters: 16 three-byte characters, or 12 four-byte ones (surrogate pairs kept whole).
+    expect(est.countText('漢'.repeat(160), 'gpt-4o')).toBe(10 * enc('漢'.repeat(16)));
+    expect(est.countText('\u{1F600}'.repeat(120), 'gpt-4o')).toBe(10 * enc('\u{1F600}'.repeat(12)));
     for (const run of [' '.repeat(10_000), '\u{1F600}-'.repeat(5_000)]) expect(est.countText(run, 'gpt-4o')).toBeLessThanOrEqual(est.embeddingInputBound(run));
   });
 

@@ -133,11 +133,12 @@ export class TokenEstimator extends TokenCounter implements OnModuleDestroy {
 }
 
 /**
- * Largest prompt (in UTF-8 bytes, its upper bound) counted on the event loop when no worker can:
- * about 20 ms of ordinary text. Larger ones are recorded at their bound rather than stall every
+ * Largest prompt (in UTF-8 bytes, its upper bound) counted on the event loop when no worker can
+ * (the service is stopping, or the worker failed): a few milliseconds of ordinary text, under 100 ms
+ * of the slowest runs there are. Larger ones are recorded at their bound rather than hold every
  * request (and shutdown) while they are counted.
  */
-const EVENT_LOOP_COUNT_MAX_BYTES = 65_536;
+const EVENT_LOOP_COUNT_MAX_BYTES = 8_192;
 
 function textBytes(text: unknown): number {
   return typeof text === 'string' ? Buffer.byteLength(text, 'utf8') : 0;
