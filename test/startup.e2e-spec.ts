@@ -74,6 +74,14 @@ describe('starting the built service', () => {
     expect(svc.output()).not.toMatch(/^\s+at /m); // a message to act on, not a stack trace
   }, 60_000);
 
+  it('refuses to start on a PRICING_FILE that does not exist, naming it (a typo must not drop negotiated prices silently)', async () => {
+    const svc = startService({ cwd: dir, env: { PORT: String(await freePort()), PRICING_FILE: join(dir, 'no-such-pricing.json') } });
+    const { code } = await svc.exited;
+    expect(code).toBe(1);
+    expect(svc.errorOutput().trim().split('\n').pop()).toBe(`PRICING_FILE ${join(dir, 'no-such-pricing.json')} does not exist (unset PRICING_FILE to use config/pricing.json when it is there, else the built-in catalog alone)`);
+    expect(svc.output()).not.toMatch(/^\s+at /m);
+  }, 60_000);
+
   it('refuses to start on a gateway file that is not JSON with one plain line naming the file, no stack trace', async () => {
     writeFileSync(join(dir, 'gateway.json'), '{ "routes": ');
     const svc = startService({ cwd: dir, env: { PORT: String(await freePort()), GATEWAY_FILE: join(dir, 'gateway.json') } });

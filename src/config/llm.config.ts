@@ -12,6 +12,8 @@ export const llmConfig = registerAs('llm', () => {
     /** Provider id used for price look-ups when the base URL does not identify one. */
     provider: env.LLM_PROVIDER ?? 'openai',
     pricingFile: resolve(env.PRICING_FILE ?? 'config/pricing.json'),
+    /** PRICING_FILE was set: a file that is not there stops the start (a typo would drop negotiated prices silently). */
+    pricingFileRequired: env.PRICING_FILE !== undefined,
     /**
      * `refuse` (default): a call to a model with no known price is refused when a budget applies to
      * it, since its cost could not be held to the budget. `allow`: such calls pass (cost unknown).

@@ -54,10 +54,13 @@ const TOP_FIELDS = new Set(['models', '$comment', '$schema']);
  * Reads and validates the price overrides file. A missing file means "no overrides"; a file that
  * is there but wrong stops the boot with a message naming the file, the entry and the field.
  */
-export function loadPriceOverrides(file: string, cwd = process.cwd()): PriceOverrides {
+export function loadPriceOverrides(file: string, cwd = process.cwd(), required = false): PriceOverrides {
   const rel = relative(cwd, file);
   const label = rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : file;
-  if (!existsSync(file)) return { file, label, entries: [] };
+  if (!existsSync(file)) {
+    if (required) throw new PriceOverridesError(`PRICING_FILE ${file} does not exist (unset PRICING_FILE to use config/pricing.json when it is there, else the built-in catalog alone)`);
+    return { file, label, entries: [] };
+  }
   const text = readConfigFile(file, (problem) => new PriceOverridesError(`Price overrides file ${file} ${problem}`));
   let raw: unknown;
   try {

@@ -68,8 +68,8 @@ export class PricingService {
   private readonly overrideCache = new Map<string, ResolvedPrice | null>();
   private readonly catalogCache = new Map<string, ResolvedPrice | null>();
 
-  constructor(@Inject(llmConfig.KEY) private readonly config: Pick<LlmConfig, 'provider' | 'pricingFile'>) {
-    this.overrides = loadPriceOverrides(config.pricingFile);
+  constructor(@Inject(llmConfig.KEY) private readonly config: Pick<LlmConfig, 'provider' | 'pricingFile'> & Partial<Pick<LlmConfig, 'pricingFileRequired'>>) {
+    this.overrides = loadPriceOverrides(config.pricingFile, process.cwd(), config.pricingFileRequired === true);
     if (this.overrides.entries.length > 0) {
       this.logger.log(`${this.overrides.entries.length} price overrides from ${this.overrides.label}`);
     }
