@@ -117,7 +117,7 @@ async function calls(baseURL: string, mode: JournalMode, concurrency: number, ro
   const recorder = { record: async (r: Parameters<UsageRecorder['record']>[0]) => void journal.ended(r) } as unknown as UsageRecorder;
   const deps: LlmClientDeps = {
     openai: new OpenAI({ apiKey: 'bench', baseURL, maxRetries: 0 }),
-    config: { apiKey: 'bench', baseUrl: baseURL, timeoutMs: 30_000, maxRetries: 0, provider: 'openai', pricingFile: '/nonexistent', unpricedUnderBudget: 'refuse' },
+    config: { apiKey: 'bench', baseUrl: baseURL, timeoutMs: 30_000, maxRetries: 0, provider: 'openai', pricingFile: '/nonexistent', pricingFileRequired: false, unpricedUnderBudget: 'refuse' },
     pricing: new PricingService({ provider: 'openai', pricingFile: '/nonexistent' }),
     estimator,
     recorder,
