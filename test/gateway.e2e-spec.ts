@@ -916,7 +916,7 @@ const gatewaySuite = (database: 'sqlite' | 'postgres') => () => {
   it('GET /v1/models lists the exact routes and what the wildcard routes\' upstreams offer', async () => {
     const models = await sdk(ALICE_KEY).models.list();
     const ids = models.data.map((m) => m.id);
-    const exact = ['slow-model', 'down-model', 'drip-model', 'text-embedding-3-small'];
+    const exact = ['slow-model', 'down-model', 'drip-model', 'odd-model', 'text-embedding-3-small'];
     expect(ids).toEqual(expect.arrayContaining([...exact, 'local/gpt-4o', 'gpt-4o-mini']));
     // the wildcard routes list only what they take: local/* the local upstream's models, gpt-* the default's gpt- ones
     expect(ids.filter((id) => !exact.includes(id) && !id.startsWith('local/') && !id.startsWith('gpt-'))).toEqual([]);
