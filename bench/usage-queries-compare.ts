@@ -13,13 +13,13 @@
  * Hold the machine's benchmark lock (`flock /work/bench.lock ...`) when others share it.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Bench } from 'tinybench';
 import { buildService, freePort, startService, waitForHttp } from '../test/support/service-process';
-import { quantiles, ROOT } from './support/common';
+import { quantiles, queryServiceEnv, ROOT } from './support/common';
 
 const QUERIES: Record<string, string> = {
   'overall 30 d': '/api/v1/usage/overall?days=30',
@@ -53,21 +53,8 @@ function buildCommit(commit: string): string {
 
 async function sampleBuild(main: string, databaseUrl: string, samples: number, only: RegExp | null, into: Map<string, number[]>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'asa-compare-svc-'));
-  writeFileSync(join(dir, 'keys.json'), '{ "keys": [] }\n');
-  mkdirSync(join(dir, 'workspaces'));
   const port = await freePort();
-  const env = {
-    PORT: String(port),
-    DATABASE_URL: databaseUrl,
-    API_KEYS_FILE: join(dir, 'keys.json'),
-    USAGE_JOURNAL_DIR: join(dir, 'journal'),
-    BILLING_EXPORT_DIR: join(dir, 'exports'),
-    BILLING_DAILY_CRON: '',
-    BILLING_MONTHLY_CRON: '',
-    TASK_WORKSPACE_DIR: join(dir, 'workspaces'),
-    TASK_SANDBOX: 'none',
-    LOG_LEVEL: 'warn',
-  };
+  const env = queryServiceEnv(dir, port, databaseUrl);
   const base = `http://127.0.0.1:${port}`;
   const svc = startService({ cwd: dir, env, main });
   try {

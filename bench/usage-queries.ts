@@ -14,7 +14,7 @@
  * (default postgres://postgres@127.0.0.1:5432/postgres) and dropped at the end; unreachable, the
  * PostgreSQL half is skipped and says why.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,7 +25,7 @@ import { DataSource } from 'typeorm';
 import { parseDatabaseUrl } from '../src/config/database.config';
 import { buildTypeOrmOptions } from '../src/database/typeorm-options';
 import { buildService, freePort, startService, waitForHttp, type ServiceProcess } from '../test/support/service-process';
-import { ROOT, round, rssMb, rssSampler, runSection } from './support/common';
+import { queryServiceEnv, ROOT, round, rssMb, rssSampler, runSection } from './support/common';
 import { generateUsage } from './generate-usage';
 
 /** The generator's defaults (bench/generate-usage.ts): the data set the issue names. */
@@ -138,21 +138,8 @@ async function main(quick: boolean) {
       // A database that fails (say, PostgreSQL restarted by other work on the machine) is reported
       // in the notes; the other figures stand.
       const dir = mkdtempSync(join(tmpdir(), 'asa-bench-svc-'));
-      writeFileSync(join(dir, 'keys.json'), '{ "keys": [] }\n');
-      mkdirSync(join(dir, 'workspaces'));
       const port = await freePort();
-      const env = {
-        PORT: String(port),
-        DATABASE_URL: db.url,
-        API_KEYS_FILE: join(dir, 'keys.json'),
-        USAGE_JOURNAL_DIR: join(dir, 'journal'),
-        BILLING_EXPORT_DIR: join(dir, 'exports'),
-        BILLING_DAILY_CRON: '',
-        BILLING_MONTHLY_CRON: '',
-        TASK_WORKSPACE_DIR: join(dir, 'workspaces'),
-        TASK_SANDBOX: 'none',
-        LOG_LEVEL: 'warn',
-      };
+      const env = queryServiceEnv(dir, port, db.url);
       const base = `http://127.0.0.1:${port}`;
       const boot = async (): Promise<ServiceProcess> => {
         const svc = startService({ cwd: dir, env, main });

@@ -1,5 +1,5 @@
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -7,6 +7,27 @@ import { createInterface } from 'node:readline';
 export const ROOT = resolve(__dirname, '../..');
 
 /** p50/p99/mean of milliseconds (nearest rank). */
+/**
+ * The environment of the service (`node main.js`) under a query benchmark, its scratch files in
+ * `dir`: no API keys, no scheduled exports, no sandbox (no task runs), warnings only.
+ */
+export function queryServiceEnv(dir: string, port: number, databaseUrl: string): Record<string, string> {
+  writeFileSync(join(dir, 'keys.json'), '{ "keys": [] }\n');
+  mkdirSync(join(dir, 'workspaces'), { recursive: true });
+  return {
+    PORT: String(port),
+    DATABASE_URL: databaseUrl,
+    API_KEYS_FILE: join(dir, 'keys.json'),
+    USAGE_JOURNAL_DIR: join(dir, 'journal'),
+    BILLING_EXPORT_DIR: join(dir, 'exports'),
+    BILLING_DAILY_CRON: '',
+    BILLING_MONTHLY_CRON: '',
+    TASK_WORKSPACE_DIR: join(dir, 'workspaces'),
+    TASK_SANDBOX: 'none',
+    LOG_LEVEL: 'warn',
+  };
+}
+
 export interface Quantiles {
   readonly n: number;
   readonly p50: number;
