@@ -8,6 +8,7 @@ import {
   HOURLY_TABLE,
   KeyColumn,
   MEASURES,
+  summariseFromFinerSql,
   summariseFromHourlySql,
   summariseSql,
   Summary,
@@ -35,6 +36,19 @@ export function summaryTable(s: Summary): Table {
       ...(s.firstAt ? [{ name: FIRST_AT, type: 'bigint' }] : []),
     ],
   });
+}
+
+/**
+ * Creates a summary added after this migration and fills it from a finer summary that already
+ * holds every call (retention deletes raw rows, never summary rows), in the migration's
+ * transaction; on PostgreSQL with the fill factor of the others (see RollupsFillfactor1764700000000:
+ * the usage sink updates summary rows in place).
+ */
+export async function createSummaryFrom(q: QueryRunner, summary: Summary, finer: Summary): Promise<void> {
+  const db = q.connection.options.type as DbType;
+  await q.createTable(summaryTable(summary));
+  if (db === 'postgres') await q.query(`ALTER TABLE ${summary.table} SET (fillfactor = 70)`);
+  await q.query(summariseFromFinerSql(db, summary, finer, '1 = 1'));
 }
 
 /**

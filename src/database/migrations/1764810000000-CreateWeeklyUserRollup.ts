@@ -1,6 +1,6 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
-import { DAILY_USER, DbType, summariseFromFinerSql, WEEKLY_USER } from '../../modules/usage/rollups/rollup-schema';
-import { summaryTable } from './1764600000000-CreateUsageRollups';
+import { DAILY_USER, WEEKLY_USER } from '../../modules/usage/rollups/rollup-schema';
+import { createSummaryFrom } from './1764600000000-CreateUsageRollups';
 
 /**
  * The weekly per-user rollup (see rollup-schema.ts), filled from the daily per-user one in the
@@ -12,10 +12,7 @@ export class CreateWeeklyUserRollup1764810000000 implements MigrationInterface {
   name = 'CreateWeeklyUserRollup1764810000000';
 
   async up(q: QueryRunner): Promise<void> {
-    const db = q.connection.options.type as DbType;
-    await q.createTable(summaryTable(WEEKLY_USER));
-    if (db === 'postgres') await q.query(`ALTER TABLE ${WEEKLY_USER.table} SET (fillfactor = 70)`);
-    await q.query(summariseFromFinerSql(db, WEEKLY_USER, DAILY_USER, '1 = 1'));
+    await createSummaryFrom(q, WEEKLY_USER, DAILY_USER);
   }
 
   async down(q: QueryRunner): Promise<void> {

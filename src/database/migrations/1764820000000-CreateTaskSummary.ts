@@ -1,6 +1,6 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
-import { DbType, summariseFromFinerSql, TASK_SUMMARY, TASK_TOTALS } from '../../modules/usage/rollups/rollup-schema';
-import { summaryTable } from './1764600000000-CreateUsageRollups';
+import { TASK_SUMMARY, TASK_TOTALS } from '../../modules/usage/rollups/rollup-schema';
+import { createSummaryFrom } from './1764600000000-CreateUsageRollups';
 
 /**
  * The per-task summary (one row per task, see rollup-schema.ts), filled from the per-task totals
@@ -11,10 +11,7 @@ export class CreateTaskSummary1764820000000 implements MigrationInterface {
   name = 'CreateTaskSummary1764820000000';
 
   async up(q: QueryRunner): Promise<void> {
-    const db = q.connection.options.type as DbType;
-    await q.createTable(summaryTable(TASK_SUMMARY));
-    if (db === 'postgres') await q.query(`ALTER TABLE ${TASK_SUMMARY.table} SET (fillfactor = 70)`);
-    await q.query(summariseFromFinerSql(db, TASK_SUMMARY, TASK_TOTALS, '1 = 1'));
+    await createSummaryFrom(q, TASK_SUMMARY, TASK_TOTALS);
   }
 
   async down(q: QueryRunner): Promise<void> {
