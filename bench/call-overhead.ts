@@ -70,10 +70,7 @@ async function main(quick: boolean) {
   writeFileSync(join(dir, 'keys.json'), '{ "keys": [] }\n');
   // Read when the app's configuration loads, at boot.
   Object.assign(process.env, {
-    USAGE_JOURNAL: 'on',
-    DATABASE_URL: `sqlite:${join(dir, 'bench.db')}`,
     API_KEYS_FILE: join(dir, 'keys.json'),
-    USAGE_JOURNAL_DIR: join(dir, 'journal'),
     BILLING_EXPORT_DIR: join(dir, 'exports'),
     BILLING_DAILY_CRON: '',
     BILLING_MONTHLY_CRON: '',
@@ -88,15 +85,19 @@ async function main(quick: boolean) {
   const { default: OpenAI } = await import('openai');
   const { AppModule } = await import('../src/app.module');
   const { LlmClientFactory } = await import('../src/modules/llm/llm-client.factory');
-  const app = await NestFactory.createApplicationContext(AppModule, { logger: ['error', 'warn'] });
-  const client = app.get(LlmClientFactory).forUser('bench-user');
-  Object.assign(process.env, { USAGE_JOURNAL_SYNC: 'os', DATABASE_URL: `sqlite:${join(dir, 'bench-os-journal.db')}`, USAGE_JOURNAL_DIR: join(dir, 'journal-os') });
-  const appOsJournal = await NestFactory.createApplicationContext(AppModule, { logger: ['error'] });
-  const osJournal = appOsJournal.get(LlmClientFactory).forUser('bench-user');
-  Object.assign(process.env, { USAGE_JOURNAL: 'off', USAGE_JOURNAL_SYNC: 'disk', DATABASE_URL: `sqlite:${join(dir, 'bench-no-journal.db')}`, USAGE_JOURNAL_DIR: join(dir, 'journal-off') });
-  const appNoJournal = await NestFactory.createApplicationContext(AppModule, { logger: ['error'] });
-  const noJournal = appNoJournal.get(LlmClientFactory).forUser('bench-user');
-  const clients = { client, osJournal, noJournal };
+  // One app per journal setting, each on its own SQLite file and journal folder.
+  const apps: { close(): Promise<void> }[] = [];
+  const appWith = async (name: string, journal: Record<string, string>, logger: ('error' | 'warn')[]) => {
+    Object.assign(process.env, journal, { DATABASE_URL: `sqlite:${join(dir, `${name}.db`)}`, USAGE_JOURNAL_DIR: join(dir, `journal-${name}`) });
+    const app = await NestFactory.createApplicationContext(AppModule, { logger });
+    apps.push(app);
+    return app.get(LlmClientFactory).forUser('bench-user');
+  };
+  const clients = {
+    client: await appWith('bench', { USAGE_JOURNAL: 'on', USAGE_JOURNAL_SYNC: 'disk' }, ['error', 'warn']),
+    osJournal: await appWith('bench-os-journal', { USAGE_JOURNAL: 'on', USAGE_JOURNAL_SYNC: 'os' }, ['error']),
+    noJournal: await appWith('bench-no-journal', { USAGE_JOURNAL: 'off' }, ['error']),
+  };
   const sdk = new OpenAI({ apiKey: 'sk-bench', baseURL: baseUrl, maxRetries: 0 });
   const rssIdle = rssMb();
 
@@ -187,9 +188,7 @@ async function main(quick: boolean) {
     }
   }
   const rssAfter = rssMb();
-  await app.close();
-  await appOsJournal.close();
-  await appNoJournal.close();
+  for (const app of apps) await app.close();
   server.kill('SIGTERM');
   rmSync(dir, { recursive: true, force: true });
   return { concurrency: CONCURRENCY, largePromptChars: LARGE_PROMPT_CHARS, model, rounds, figures, rssMb: { idle: rssIdle, underLoad: rssUnderLoad, after: rssAfter } };
