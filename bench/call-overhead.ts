@@ -12,12 +12,12 @@
  *   npx ts-node --transpile-only bench/call-overhead.ts [--quick] [--out result.json]
  */
 import 'reflect-metadata';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Bench } from 'tinybench';
-import { firstJsonLine, median, round, rssMb, runSection, spawnTs } from './support/common';
+import { benchServiceEnv, firstJsonLine, median, round, rssMb, runSection, spawnTs } from './support/common';
 
 const CONCURRENCY = 50;
 const LARGE_PROMPT_CHARS = 80_000;
@@ -67,20 +67,8 @@ async function main(quick: boolean) {
   const dir = mkdtempSync(join(tmpdir(), 'asa-bench-calls-'));
   const server = spawnTs('bench/support/fake-llm.ts');
   const { baseUrl } = await firstJsonLine<{ baseUrl: string }>(server);
-  writeFileSync(join(dir, 'keys.json'), '{ "keys": [] }\n');
   // Read when the app's configuration loads, at boot.
-  Object.assign(process.env, {
-    API_KEYS_FILE: join(dir, 'keys.json'),
-    BILLING_EXPORT_DIR: join(dir, 'exports'),
-    BILLING_DAILY_CRON: '',
-    BILLING_MONTHLY_CRON: '',
-    OPENAI_BASE_URL: baseUrl,
-    OPENAI_API_KEY: 'sk-bench',
-    OPENAI_MAX_RETRIES: '0',
-    TASK_WORKSPACE_DIR: join(dir, 'workspaces'),
-    TASK_SANDBOX: 'none', // no task runs here
-    LOG_FORMAT: 'pretty',
-  });
+  Object.assign(process.env, benchServiceEnv(dir), { OPENAI_BASE_URL: baseUrl, OPENAI_API_KEY: 'sk-bench', OPENAI_MAX_RETRIES: '0', LOG_FORMAT: 'pretty' });
   const { NestFactory } = await import('@nestjs/core');
   const { default: OpenAI } = await import('openai');
   const { AppModule } = await import('../src/app.module');

@@ -8,12 +8,12 @@
  */
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Bench } from 'tinybench';
 import type { UsageRecord } from '../src/plugins/sdk';
-import { round, rssMb, runSection } from './support/common';
+import { benchServiceEnv, round, rssMb, runSection } from './support/common';
 
 const OPENMETRICS = 'application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1';
 
@@ -65,18 +65,7 @@ function records(model: string): UsageRecord[] {
 
 async function main(quick: boolean) {
   const dir = mkdtempSync(join(tmpdir(), 'asa-bench-metrics-'));
-  writeFileSync(join(dir, 'keys.json'), '{ "keys": [] }\n');
-  Object.assign(process.env, {
-    DATABASE_URL: `sqlite:${join(dir, 'bench.db')}`,
-    API_KEYS_FILE: join(dir, 'keys.json'),
-    USAGE_JOURNAL_DIR: join(dir, 'journal'),
-    BILLING_EXPORT_DIR: join(dir, 'exports'),
-    BILLING_DAILY_CRON: '',
-    BILLING_MONTHLY_CRON: '',
-    TASK_WORKSPACE_DIR: join(dir, 'workspaces'),
-    TASK_SANDBOX: 'none',
-    LOG_FORMAT: 'pretty',
-  });
+  Object.assign(process.env, benchServiceEnv(dir), { DATABASE_URL: `sqlite:${join(dir, 'bench.db')}`, LOG_FORMAT: 'pretty' });
   const { NestFactory } = await import('@nestjs/core');
   const { FastifyAdapter } = await import('@nestjs/platform-fastify');
   const { AppModule } = await import('../src/app.module');

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Bench } from 'tinybench';
 import { buildService, freePort, startService, waitForHttp } from '../test/support/service-process';
-import { quantiles, queryServiceEnv, ROOT } from './support/common';
+import { quantiles, benchServiceEnv, ROOT } from './support/common';
 
 const QUERIES: Record<string, string> = {
   'overall 30 d': '/api/v1/usage/overall?days=30',
@@ -54,7 +54,7 @@ function buildCommit(commit: string): string {
 async function sampleBuild(main: string, databaseUrl: string, samples: number, only: RegExp | null, into: Map<string, number[]>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'asa-compare-svc-'));
   const port = await freePort();
-  const env = queryServiceEnv(dir, port, databaseUrl);
+  const env = { ...benchServiceEnv(dir), PORT: String(port), DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' };
   const base = `http://127.0.0.1:${port}`;
   const svc = startService({ cwd: dir, env, main });
   try {

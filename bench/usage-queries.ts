@@ -25,7 +25,7 @@ import { DataSource } from 'typeorm';
 import { parseDatabaseUrl } from '../src/config/database.config';
 import { buildTypeOrmOptions } from '../src/database/typeorm-options';
 import { buildService, freePort, startService, waitForHttp, type ServiceProcess } from '../test/support/service-process';
-import { queryServiceEnv, ROOT, round, rssMb, rssSampler, runSection } from './support/common';
+import { benchServiceEnv, ROOT, round, rssMb, rssSampler, runSection } from './support/common';
 import { generateUsage } from './generate-usage';
 
 /** The generator's defaults (bench/generate-usage.ts): the data set the issue names. */
@@ -139,7 +139,7 @@ async function main(quick: boolean) {
       // in the notes; the other figures stand.
       const dir = mkdtempSync(join(tmpdir(), 'asa-bench-svc-'));
       const port = await freePort();
-      const env = queryServiceEnv(dir, port, db.url);
+      const env = { ...benchServiceEnv(dir), PORT: String(port), DATABASE_URL: db.url, LOG_LEVEL: 'warn' };
       const base = `http://127.0.0.1:${port}`;
       const boot = async (): Promise<ServiceProcess> => {
         const svc = startService({ cwd: dir, env, main });

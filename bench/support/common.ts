@@ -8,15 +8,13 @@ export const ROOT = resolve(__dirname, '../..');
 
 /** p50/p99/mean of milliseconds (nearest rank). */
 /**
- * The environment of the service (`node main.js`) under a query benchmark, its scratch files in
- * `dir`: no API keys, no scheduled exports, no sandbox (no task runs), warnings only.
+ * The environment every benchmark gives the service, its scratch files in `dir`: no API keys, no
+ * scheduled exports, no sandbox (no task runs). Each benchmark adds its database, port and logging.
  */
-export function queryServiceEnv(dir: string, port: number, databaseUrl: string): Record<string, string> {
+export function benchServiceEnv(dir: string): Record<string, string> {
   writeFileSync(join(dir, 'keys.json'), '{ "keys": [] }\n');
   mkdirSync(join(dir, 'workspaces'), { recursive: true });
   return {
-    PORT: String(port),
-    DATABASE_URL: databaseUrl,
     API_KEYS_FILE: join(dir, 'keys.json'),
     USAGE_JOURNAL_DIR: join(dir, 'journal'),
     BILLING_EXPORT_DIR: join(dir, 'exports'),
@@ -24,7 +22,6 @@ export function queryServiceEnv(dir: string, port: number, databaseUrl: string):
     BILLING_MONTHLY_CRON: '',
     TASK_WORKSPACE_DIR: join(dir, 'workspaces'),
     TASK_SANDBOX: 'none',
-    LOG_LEVEL: 'warn',
   };
 }
 
